@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.PHONY: venv demo test lint bench sample demo-model clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx]'
+	touch $(STAMP)
+
+## Replay the bundled sample recording through the whole pipeline; writes $(OUT)/demo.mp4
+demo: venv
+	mkdir -p $(OUT)
+	$(VENV)/bin/kinect-occlusion replay recordings/sample.mkv --save-video $(OUT)/demo.mp4
+
+## Run the test suite (and the linters)
+test: venv
+	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check kinect_occlusion tools tests
+
+lint: venv
+	$(VENV)/bin/ruff check kinect_occlusion tools tests
+	$(VENV)/bin/ruff format --check kinect_occlusion tools tests
+	$(VENV)/bin/mypy kinect_occlusion
+
+bench: venv
+	$(PY) tools/bench.py --out docs/BENCHMARKS.md
+
+sample: venv
+	$(PY) tools/make_sample_recording.py --out recordings/sample.mkv
+
+demo-model: venv
+	$(PY) tools/train_demo_model.py --out recordings/demo_model.pt
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,323 @@
+"""ZeroMQ transport: an XSUB/XPUB proxy, publishers and latest-wins subscribers.
+
+Workers only connect; the supervisor's proxy binds both ends. Every receive has a timeout,
+a malformed message is counted and dropped, and nothing here ever blocks a publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import messages as m
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- security
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CURVE key material for tcp:// endpoints (None fields: plain text)."""
+
+    server_public: bytes
+    server_secret: bytes | None = None
+    client_public: bytes | None = None
+    client_secret: bytes | None = None
+    authorized_dir: str | None = None
+
+
+def load_curve(keys_dir: str, server_key: str, client_key: str, authorized_dir: str, *, server: bool) -> CurveKeys:
+    """Read key files made by ``kinect-occlusion keys generate``; one clear error when missing."""
+    import zmq.auth
+
+    base = Path(keys_dir)
+
+    def read(name: str) -> tuple[bytes, bytes | None]:
+        path = base / name
+        try:
+            return zmq.auth.load_certificate(str(path))
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"bus.curve: cannot read key {path} ({exc}); run 'kinect-occlusion keys generate {base}'"
+            ) from None
+
+    server_pub, server_sec = read(server_key if server else server_key.replace("_secret", ""))
+    client_pub, client_sec = (None, None) if server else read(client_key)
+    auth = str(base / authorized_dir) if server else None
+    return CurveKeys(server_pub, server_sec if server else None, client_pub, client_sec, auth)
+
+
+def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
+    if keys is None or not endpoint.startswith("tcp://"):
+        return
+    sock.curve_serverkey = keys.server_public
+    sock.curve_publickey = keys.client_public
+    sock.curve_secretkey = keys.client_secret
+
+
+def _prepare_ipc(endpoint: str) -> str | None:
+    """Create the folder of an ipc:// endpoint owner-only; return the socket path."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = Path(endpoint[len("ipc://") :])
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- proxy
+
+
+class Proxy:
+    """XSUB (frontend, publishers connect) ⇄ XPUB (backend, subscribers connect), in a thread.
+
+    Args:
+        frontend, backend: endpoints to bind.
+        hwm: high-water mark of both proxy sockets (messages).
+        curve: server keys; with them every tcp:// side requires CURVE from an authorised key.
+    """
+
+    def __init__(self, frontend: str, backend: str, hwm: int = 4, curve: CurveKeys | None = None) -> None:
+        self.frontend, self.backend, self.hwm, self.curve = frontend, backend, hwm, curve
+        self._ctx = zmq.Context()
+        self._thread: threading.Thread | None = None
+        self._control_addr = f"inproc://proxy-control-{id(self)}"
+        self._auth: Any = None
+
+    def start(self) -> Proxy:
+        """Bind both sides (raising UserError if an endpoint cannot be bound) and start forwarding."""
+        if self.curve is not None:
+            self._start_auth()
+        xsub = self._bind(zmq.XSUB, self.frontend)
+        xpub = self._bind(zmq.XPUB, self.backend)
+        control = self._ctx.socket(zmq.PAIR)
+        control.bind(self._control_addr)
+        self._thread = threading.Thread(target=self._run, args=(xsub, xpub, control), name="proxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_auth(self) -> None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        self._auth = ThreadAuthenticator(self._ctx)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=self.curve.authorized_dir)  # type: ignore[union-attr]
+
+    def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.linger = 0
+        sock.sndhwm = sock.rcvhwm = self.hwm
+        if self.curve is not None and endpoint.startswith("tcp://"):
+            sock.curve_server = True
+            sock.curve_secretkey = self.curve.server_secret
+            sock.curve_publickey = self.curve.server_public
+        ipc_path = _prepare_ipc(endpoint)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise UserError(f"bus: cannot bind {endpoint} ({exc.strerror}); is another pipeline running?") from None
+        if ipc_path is not None:
+            os.chmod(ipc_path, 0o600)
+        return sock
+
+    def _run(self, xsub: zmq.Socket, xpub: zmq.Socket, control: zmq.Socket) -> None:
+        try:
+            zmq.proxy_steerable(xsub, xpub, None, control)
+        except zmq.ContextTerminated:
+            log.debug("proxy context terminated")
+        finally:
+            for sock in (xsub, xpub, control):
+                sock.close(linger=0)
+
+    def stop(self) -> None:
+        """Stop forwarding and release both endpoints."""
+        if self._thread is not None:
+            ctl = self._ctx.socket(zmq.PAIR)
+            ctl.connect(self._control_addr)
+            ctl.send(b"TERMINATE")
+            self._thread.join(timeout=2.0)
+            ctl.close(linger=0)
+            self._thread = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        self._ctx.term()
+
+    def __enter__(self) -> Proxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ----------------------------------------------------------------------------- publisher
+
+
+class Publisher:
+    """Publishes :mod:`messages` to the proxy frontend; never blocks (a full queue drops).
+
+    Args:
+        endpoint: the proxy's frontend (XSUB) endpoint.
+        sndhwm: send high-water mark in messages.
+        curve: client keys for tcp:// endpoints.
+        jpeg_quality: quality of JPEG-encoded colour frames.
+    """
+
+    def __init__(
+        self, endpoint: str, sndhwm: int = 4, curve: CurveKeys | None = None, jpeg_quality: int = 90,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self._ctx = context or zmq.Context.instance()
+        self.sock = self._ctx.socket(zmq.PUB)
+        self.sock.linger = 200
+        self.sock.sndhwm = sndhwm
+        _secure_client(self.sock, endpoint, curve)
+        self.sock.connect(endpoint)
+        self.jpeg_quality = jpeg_quality
+        self.sent = 0
+        self.dropped = 0
+
+    def publish(self, msg: m.Message) -> bool:
+        """Serialise then send ``msg``; return False (and count a drop) when the queue is full."""
+        frames = m.encode(msg, jpeg_quality=self.jpeg_quality)
+        try:
+            self.sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket (pending messages get up to 200 ms)."""
+        self.sock.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- subscriber
+
+
+@dataclass
+class SubscriberStats:
+    """Counters of one subscriber."""
+
+    received: int = 0
+    stale: int = 0
+    invalid: int = 0
+    last_error: str = ""
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class Subscriber:
+    """Subscribes to some topics of one camera (or of every camera with ``camera='*'``).
+
+    Args:
+        endpoint: the proxy's backend (XPUB) endpoint.
+        camera: camera id, or ``'*'`` for all cameras.
+        topics: topic names from :mod:`messages` (e.g. ``messages.TOPIC_COARSE``).
+        rcvhwm: receive high-water mark in messages.
+        curve: client keys for tcp:// endpoints.
+    """
+
+    def __init__(
+        self, endpoint: str, camera: str, topics: Iterable[str], rcvhwm: int = 4, curve: CurveKeys | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self._ctx = context or zmq.Context.instance()
+        self.sock = self._ctx.socket(zmq.SUB)
+        self.sock.linger = 0
+        self.sock.rcvhwm = rcvhwm
+        _secure_client(self.sock, endpoint, curve)
+        self.topics = list(topics)
+        for topic in self.topics:
+            self.sock.subscribe(b"" if camera == "*" else m.topic_bytes(camera, topic))
+        self.camera = camera
+        self.sock.connect(endpoint)
+        self.stats = SubscriberStats()
+
+    def _accept(self, msg: m.Message) -> bool:
+        return msg.TOPIC in self.topics
+
+    def _recv_one(self, flags: int = 0) -> m.Message | None:
+        frames = self.sock.recv_multipart(flags=flags, copy=False)
+        try:
+            msg = m.decode([f.buffer for f in frames])
+        except m.MessageError as exc:
+            self.stats.invalid += 1
+            self.stats.last_error = str(exc)
+            log.debug("dropped malformed message: %s", exc)
+            return None
+        if not self._accept(msg):
+            return None
+        self.stats.received += 1
+        self.stats.by_topic[msg.TOPIC] = self.stats.by_topic.get(msg.TOPIC, 0) + 1
+        return msg
+
+    def recv(self, timeout_ms: int = 100) -> m.Message | None:
+        """Next valid message in arrival order, or None after ``timeout_ms``."""
+        deadline_polls = max(1, timeout_ms)
+        while self.sock.poll(deadline_polls, zmq.POLLIN):
+            msg = self._recv_one()
+            if msg is not None:
+                return msg
+            deadline_polls = 1
+        return None
+
+    def drain(self, timeout_ms: int = 100) -> list[m.Message]:
+        """Wait up to ``timeout_ms`` for traffic, then return every queued valid message in order."""
+        out: list[m.Message] = []
+        if not self.sock.poll(max(1, timeout_ms), zmq.POLLIN):
+            return out
+        while True:
+            try:
+                msg = self._recv_one(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            if msg is not None:
+                out.append(msg)
+
+    def recv_latest(self, timeout_ms: int = 100) -> dict[str, m.Message]:
+        """Wait up to ``timeout_ms`` for traffic, then drain: the newest valid message per topic.
+
+        Older messages of the same topic are counted in ``stats.stale``.
+        """
+        newest: dict[str, m.Message] = {}
+        if not self.sock.poll(max(1, timeout_ms), zmq.POLLIN):
+            return newest
+        while True:
+            try:
+                msg = self._recv_one(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if msg is None:
+                continue
+            key = f"{msg.camera}/{msg.TOPIC}" if self.camera == "*" else msg.TOPIC
+            if key in newest:
+                self.stats.stale += 1
+            newest[key] = msg
+        return newest
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close(linger=0)
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,85 @@
+"""Subscriber API for monitoring apps (remote PPG, thermography, pain scoring…).
+
+Example::
+
+    from kinect_occlusion.client import OcclusionSubscriber
+
+    with OcclusionSubscriber("ipc:///tmp/kinect-occlusion/bed1-out", camera="bed1") as sub:
+        for msg in sub.iter(timeout_s=5.0):
+            ignore = msg.mask.astype(bool)    # H×W, True where something covers the patient
+            print(msg.frame_id, msg.fused, ignore.mean())
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from . import messages as m
+from .bus import CurveKeys, Subscriber
+
+
+class OcclusionSubscriber:
+    """Receives decoded pipeline messages (``mask.occlusion`` by default).
+
+    Args:
+        endpoint: the pipeline's subscriber endpoint (``bus.backend`` in config.yaml).
+        camera: camera id, or ``'*'`` for every camera on the bus.
+        topics: topics to receive (see :mod:`kinect_occlusion.messages`).
+        latest_only: True: each receive returns the newest message, skipping older queued ones
+            (counted in ``dropped``); False: every message in order (up to the HWM).
+        rcvhwm: receive high-water mark (messages).
+        curve: client keys when the bus uses CURVE on tcp://.
+    """
+
+    def __init__(self, endpoint: str, camera: str = "bed1", topics: tuple[str, ...] = (m.TOPIC_OCCLUSION,),
+                 latest_only: bool = True, rcvhwm: int = 8, curve: CurveKeys | None = None) -> None:
+        self.latest_only = latest_only
+        self._sub = Subscriber(endpoint, camera, topics, rcvhwm=rcvhwm, curve=curve)
+        self._pending: list[m.Message] = []
+
+    @property
+    def dropped(self) -> int:
+        """Messages skipped because a newer one was already queued (latest-only mode)."""
+        return self._sub.stats.stale
+
+    @property
+    def invalid(self) -> int:
+        """Malformed messages dropped."""
+        return self._sub.stats.invalid
+
+    def receive(self, timeout_s: float = 1.0) -> m.Message | None:
+        """The next message (newest if ``latest_only``), or None after ``timeout_s``."""
+        if not self.latest_only:
+            if self._pending:
+                return self._pending.pop(0)
+            return self._sub.recv(int(timeout_s * 1000))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            newest = self._sub.recv_latest(max(1, min(100, left_ms)))
+            if newest:
+                return max(newest.values(), key=lambda msg: msg.sent_us)
+            if left_ms <= 0:
+                return None
+
+    def iter(self, timeout_s: float = 1.0) -> Iterator[m.Message]:
+        """Yield messages until none arrives for ``timeout_s``."""
+        while True:
+            msg = self.receive(timeout_s)
+            if msg is None:
+                return
+            yield msg
+
+    def __iter__(self) -> Iterator[m.Message]:
+        return self.iter()
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sub.close()
+
+    def __enter__(self) -> OcclusionSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,269 @@
+"""The one validated configuration, loaded from ``config.yaml``.
+
+Validated once (pydantic, ``extra="forbid"``) at start-up; each part of the pipeline then
+receives only its own section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+Box = tuple[int, int, int, int]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    id: str = Field("bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; prefixes every topic.")
+    source: Literal["kinect", "mkv", "synthetic"] = Field("mkv", description="Where frames come from.")
+    mkv_path: str | None = Field("recordings/sample.mkv", description="Recording replayed when source=mkv.")
+    resolution: Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"] = Field(
+        "720P", description="Kinect colour resolution."
+    )
+    fps: Literal[5, 15, 30] = Field(30, description="Kinect frame rate (frames per second).")
+    color_format: Literal["MJPG", "BGRA32", "NV12", "YUY2"] = Field("MJPG", description="Kinect colour format.")
+    depth_mode: Literal["OFF", "NFOV_UNBINNED", "NFOV_2X2BINNED", "WFOV_UNBINNED", "WFOV_2X2BINNED"] = Field(
+        "NFOV_UNBINNED", description="Kinect depth mode, or OFF for colour only."
+    )
+    align_depth_to_color: bool = Field(False, description="Publish depth reprojected onto the colour image.")
+    device_serial: str | None = Field(None, description="Serial of the Kinect to open (None: the first one).")
+    rate: Literal["realtime", "max"] = Field("realtime", description="Replay pacing for mkv/synthetic sources.")
+    loop: bool = Field(False, description="Replay the recording in a loop.")
+    max_frames: int | None = Field(None, ge=1, description="Stop after this many frames (None: no limit).")
+    synthetic_seed: int = Field(0, ge=0, description="Scene seed for source=synthetic.")
+    synthetic_size: tuple[int, int] = Field((1280, 720), description="Width, height of synthetic frames.")
+    reconnect_backoff_s: tuple[float, float] = Field(
+        (0.5, 8.0), description="Kinect reconnect back-off: first and longest wait in seconds."
+    )
+
+
+class CurveConfig(_Section):
+    enabled: bool = Field(False, description="Encrypt and authenticate every tcp:// endpoint with CURVE.")
+    keys_dir: str = Field("keys", description="Folder made by 'kinect-occlusion keys generate'.")
+    server_key: str = Field("server.key_secret", description="Proxy secret key file (in keys_dir).")
+    client_key: str = Field("client.key_secret", description="This process' client secret key file.")
+    authorized_dir: str = Field("authorized", description="Public keys allowed to connect (in keys_dir).")
+
+
+class BusConfig(_Section):
+    frontend: str = Field(
+        "ipc:///tmp/kinect-occlusion/{camera}-in", description="Proxy XSUB endpoint: publishers connect here."
+    )
+    backend: str = Field(
+        "ipc:///tmp/kinect-occlusion/{camera}-out", description="Proxy XPUB endpoint: subscribers connect here."
+    )
+    sndhwm: int = Field(4, ge=1, le=10000, description="Send high-water mark (messages) per socket.")
+    rcvhwm: int = Field(4, ge=1, le=10000, description="Receive high-water mark (messages) per socket.")
+    color_encoding: Literal["raw", "jpeg"] = Field("raw", description="Colour frames: raw RGB or JPEG.")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality when color_encoding=jpeg.")
+    curve: CurveConfig = Field(default_factory=CurveConfig)
+
+    @field_validator("frontend", "backend")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("ipc://", "tcp://", "inproc://")):
+            raise ValueError("endpoint must start with ipc://, tcp:// or inproc://")
+        return v
+
+    def endpoints(self, camera: str) -> tuple[str, str]:
+        """Return (frontend, backend) with ``{camera}`` substituted."""
+        return self.frontend.format(camera=camera), self.backend.format(camera=camera)
+
+
+class RoiConfig(_Section):
+    mode: Literal["full", "fixed"] = Field("full", description="Whole frame, or a fixed box around the patient.")
+    box: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height when mode=fixed.")
+
+    @model_validator(mode="after")
+    def _box_when_fixed(self) -> RoiConfig:
+        if self.mode == "fixed" and (self.box is None or self.box[2] <= 0 or self.box[3] <= 0):
+            raise ValueError("roi.box must be [x, y, width, height] with positive size when mode=fixed")
+        return self
+
+    def resolve(self, width: int, height: int) -> Box:
+        """ROI in pixels for a frame of the given size, clipped to the frame."""
+        if self.mode == "full" or self.box is None:
+            return (0, 0, width, height)
+        x, y, w, h = self.box
+        x0, y0 = max(0, min(x, width - 1)), max(0, min(y, height - 1))
+        return (x0, y0, max(1, min(w, width - x0)), max(1, min(h, height - y0)))
+
+
+class DeepLabConfig(_Section):
+    checkpoint: str | None = Field(
+        "recordings/demo_model.pt", description="Our DeepLabV3+ checkpoint (made by 'kinect-occlusion train')."
+    )
+    backbone: Literal["resnet50", "resnet18", "mobilenet_v3_large"] | None = Field(
+        None, description="Expected backbone; None accepts whatever the checkpoint holds."
+    )
+    allow_untrained: bool = Field(
+        False, description="Run with random weights when the checkpoint is missing (tests/demos only)."
+    )
+    untrained_backbone: Literal["resnet50", "resnet18", "mobilenet_v3_large"] = Field(
+        "mobilenet_v3_large", description="Backbone for allow_untrained when no checkpoint exists."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
+    runtime: Literal["torch", "onnx"] = Field("torch", description="Inference runtime (onnx: onnxruntime CPU).")
+    half: bool = Field(True, description="fp16 on CUDA (ignored on CPU).")
+    channels_last: bool = Field(True, description="channels-last memory format.")
+    compile: bool = Field(False, description="torch.compile the model (slow start-up).")
+    threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch default).")
+
+
+class GuidedConfig(_Section):
+    enabled: bool = Field(False, description="Prompt SAM where the coarse mask says it matters.")
+    low: float = Field(0.2, ge=0, le=1, description="Uncertain band lower bound.")
+    high: float = Field(0.8, ge=0, le=1, description="Uncertain band upper bound.")
+    dilate_px: int = Field(15, ge=0, description="Grid points within this distance of a positive are kept.")
+    skeleton_step_px: int = Field(12, ge=1, description="Spacing of points along thin structures.")
+    max_points: int = Field(400, ge=1, description="Cap on prompts per frame.")
+
+
+class SuperpixelConfig(_Section):
+    method: Literal["seeds", "slic", "felzenszwalb"] = Field("seeds", description="Superpixel algorithm.")
+    n_segments: int = Field(300, ge=2, le=100000, description="Target number of superpixels.")
+    work_scale: float = Field(0.5, gt=0, le=1, description="Compute at this fraction of the frame size.")
+
+
+class SamConfig(_Section):
+    partitioner: Literal["auto", "sam", "superpixel"] = Field(
+        "auto", description="auto: SAM when a checkpoint is configured, else superpixels."
+    )
+    checkpoint: str | None = Field(None, description="Local SAM checkpoint (e.g. sam_vit_b_01ec64.pth).")
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field("vit_b", description="SAM model of the checkpoint.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="SAM device.")
+    points_per_side: int = Field(40, ge=1, le=128, description="AMG uniform grid size (paper: 40).")
+    points_per_batch: int = Field(64, ge=1, le=4096, description="Prompts per decoder batch.")
+    pred_iou_thresh: float = Field(0.9, ge=0, le=1, description="AMG predicted-IoU filter (paper: 0.9).")
+    stability_score_thresh: float = Field(0.85, ge=0, le=1, description="AMG stability filter (paper: 0.85).")
+    min_mask_region_area: int = Field(5, ge=0, description="AMG small-region removal (paper: 5).")
+    rate_hz: float = Field(0.0, ge=0, description="Partition refresh rate; 0 = as fast as possible.")
+    skip_when_no_occlusion: bool = Field(True, description="Skip the partition when the coarse mask is empty.")
+    occlusion_threshold: float = Field(0.5, gt=0, lt=1, description="Coarse probability counted as occlusion.")
+    reuse_threshold: float = Field(
+        0.0, ge=0, le=255, description="Skip a refresh when the mean grey difference is below this (0: never)."
+    )
+    guided: GuidedConfig = Field(default_factory=GuidedConfig)
+    superpixel: SuperpixelConfig = Field(default_factory=SuperpixelConfig)
+
+
+class FuserConfig(_Section):
+    max_partition_age_ms: float = Field(
+        2000.0, gt=0, description="A partition older than this (vs the coarse frame) is not used."
+    )
+    output_encoding: Literal["raw", "packbits"] = Field("raw", description="Occlusion mask encoding.")
+
+
+class RuntimeConfig(_Section):
+    heartbeat_s: float = Field(1.0, gt=0, le=60, description="Status message period of every worker.")
+    hang_timeout_s: float = Field(20.0, gt=0, description="A worker silent this long is restarted.")
+    startup_grace_s: float = Field(120.0, gt=0, description="Time allowed before the first heartbeat.")
+    restart_backoff_s: tuple[float, float] = Field((0.5, 10.0), description="First and longest restart wait.")
+    max_restarts: int = Field(5, ge=0, description="Give up after this many restarts of one worker …")
+    restart_window_s: float = Field(300.0, gt=0, description="… within this many seconds.")
+    shutdown_timeout_s: float = Field(5.0, gt=0, le=60, description="Time for workers to stop before SIGKILL.")
+    report_interval_s: float = Field(5.0, gt=0, description="Print per-stage rates every this many seconds.")
+
+
+class MetricsConfig(_Section):
+    prometheus_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics port (off).")
+    prometheus_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    file: str | None = Field(None, description="Also log to this rotating file.")
+    max_bytes: int = Field(10_000_000, ge=10_000, description="Rotate the log file at this size.")
+    backups: int = Field(5, ge=0, le=100, description="Rotated log files kept.")
+
+
+class Config(_Section):
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    roi: RoiConfig = Field(default_factory=RoiConfig)
+    deeplab: DeepLabConfig = Field(default_factory=DeepLabConfig)
+    sam: SamConfig = Field(default_factory=SamConfig)
+    fuser: FuserConfig = Field(default_factory=FuserConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+def format_errors(error: ValidationError) -> list[str]:
+    """One line per validation error: ``field.path: message``."""
+    lines = []
+    for e in error.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{path}: {e['msg']}")
+    return lines
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping; raise UserError with one line on a missing or malformed file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"config {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"config {path}:{where} is not valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config {path}: top level must be a mapping of sections")
+    return data
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """Make relative file paths in ``cfg`` relative to ``base`` (the config file's folder)."""
+
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    return cfg.model_copy(
+        update={
+            "camera": cfg.camera.model_copy(update={"mkv_path": fix(cfg.camera.mkv_path)}),
+            "deeplab": cfg.deeplab.model_copy(update={"checkpoint": fix(cfg.deeplab.checkpoint)}),
+            "sam": cfg.sam.model_copy(update={"checkpoint": fix(cfg.sam.checkpoint)}),
+            "bus": cfg.bus.model_copy(
+                update={"curve": cfg.bus.curve.model_copy(update={"keys_dir": fix(cfg.bus.curve.keys_dir)})}
+            ),
+        }
+    )
+
+
+def validate(data: dict, source: str = "config") -> Config:
+    """Validate a mapping; raise UserError listing every error with its field path."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = format_errors(exc)
+        raise UserError(f"{source}: " + "; ".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load, merge ``overrides`` (nested dict) and validate; relative paths resolve against the file."""
+    data: dict = {}
+    base = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        data = read_yaml(p)
+        base = p.resolve().parent
+    for section, values in (overrides or {}).items():
+        merged = dict(data.get(section) or {})
+        merged.update(values)
+        data[section] = merged
+    return resolve_paths(validate(data, str(path or "config")), base)

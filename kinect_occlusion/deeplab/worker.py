@@ -1,0 +1,77 @@
+"""DeepLab worker: newest ``frame.color`` → ``mask.coarse`` (occlusion probability, uint8)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .. import messages as m
+from ..config import Config
+from ..runtime.worker import WorkerRuntime, injected_fault
+
+log = logging.getLogger(__name__)
+
+
+def build_predictor(cfg: Config):
+    """Load the configured coarse model once (CheckpointError: one clear line)."""
+    from .model import build_deeplab
+
+    dl = cfg.deeplab
+    backbone = dl.backbone or dl.untrained_backbone
+    loaded = build_deeplab(dl.checkpoint, dl.backbone or backbone, allow_untrained=dl.allow_untrained)
+    if dl.threads:
+        import torch
+
+        torch.set_num_threads(dl.threads)
+    if dl.runtime == "onnx":
+        from .onnx_export import OnnxCoarsePredictor
+
+        return OnnxCoarsePredictor(loaded), loaded
+    from .predict import CoarsePredictor
+
+    return CoarsePredictor(loaded, device=dl.device, half=dl.half, channels_last=dl.channels_last,
+                           compile=dl.compile), loaded
+
+
+def to_uint8(prob: np.ndarray) -> np.ndarray:
+    """Quantise a [0, 1] probability map to uint8 0–255 for the wire."""
+    return np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def coarse_message(frame: m.ColorFrame, prob: np.ndarray, roi: tuple, model: str, ms: float) -> m.CoarseMask:
+    """The CoarseMask for ``frame``, carrying its frame_id, ts_us and origin_us."""
+    return m.CoarseMask(camera=frame.camera, frame_id=frame.frame_id, ts_us=frame.ts_us, origin_us=frame.origin_us,
+                        prob=to_uint8(prob), roi=tuple(int(v) for v in roi), model=model, infer_ms=ms)
+
+
+def run(rt: WorkerRuntime) -> int:
+    """Predict on the newest colour frame, publish, repeat until stopped."""
+    predictor, loaded = build_predictor(rt.cfg)
+    model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if rt.cfg.deeplab.checkpoint else "-untrained")
+    rt.info.update(model=model_name, trained=bool(loaded.meta.get("trained", rt.cfg.deeplab.checkpoint)))
+    fault = injected_fault(rt.name)
+    sub, pub = rt.subscriber([m.TOPIC_COLOR]), rt.publisher()
+    rt.tick("ready")
+    while not rt.stop.is_set():
+        frame = sub.recv_latest(100).get(m.TOPIC_COLOR)
+        rt.tick()
+        if frame is None:
+            continue
+        rt.counters.frames_in += 1
+        h, w = frame.image.shape[:2]
+        roi = rt.cfg.roi.resolve(w, h)
+        try:
+            if fault == "raise":
+                raise RuntimeError("injected fault")
+            t0 = time.perf_counter()
+            prob = predictor.predict(frame.image, roi)
+            ms = (time.perf_counter() - t0) * 1000
+        except Exception as exc:  # per-frame: log with the frame id, count, go on
+            rt.frame_error(frame.frame_id, exc)
+            continue
+        pub.publish(coarse_message(frame, prob, roi, model_name, ms))
+        rt.counters.out()
+        rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid, infer_ms=round(ms, 1))
+    return 0

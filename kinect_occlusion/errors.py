@@ -1,0 +1,23 @@
+"""Errors that end a command with one clear line instead of a traceback."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, bad config, missing checkpoint).
+
+    The CLI prints ``str(error)`` on one line to stderr and exits with ``exit_code``.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class SourceError(UserError):
+    """A frame source cannot be opened or read (missing/corrupt file, no camera)."""
+
+
+class CheckpointError(UserError):
+    """A model checkpoint is missing or does not match the configured model."""

@@ -1,0 +1,45 @@
+"""Pairing the newest coarse mask with a recent-enough partition, and mapping geometries (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..messages import CoarseMask, Partition
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The partition chosen for a coarse mask (None: fall back to the coarse mask alone)."""
+
+    partition: Partition | None
+    age_ms: float
+    reason: str
+
+
+def pair(coarse: CoarseMask, partition: Partition | None, max_age_ms: float) -> Pairing:
+    """Choose ``partition`` for ``coarse`` when its source frame is at most ``max_age_ms`` older.
+
+    A partition from a *newer* frame than the coarse mask is accepted (age counted as its
+    absolute difference): it describes the scene at least as well.
+    """
+    if partition is None:
+        return Pairing(None, -1.0, "no partition yet")
+    if partition.camera != coarse.camera:
+        return Pairing(None, -1.0, "partition from another camera")
+    # A reused partition was confirmed valid for a newer frame (confirmed_ts_us)
+    valid_ts = max(partition.ts_us, partition.confirmed_ts_us) if partition.reused else partition.ts_us
+    age_ms = abs(coarse.ts_us - valid_ts) / 1000.0
+    if age_ms > max_age_ms:
+        return Pairing(None, age_ms, f"partition {age_ms:.0f} ms old > {max_age_ms:.0f} ms")
+    return Pairing(partition, age_ms, "ok")
+
+
+def fit_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Map a label image computed at another resolution onto ``shape`` (nearest neighbour)."""
+    if labels.shape == shape:
+        return labels
+    src = labels.astype(np.int32, copy=False)
+    return cv2.resize(src, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)

@@ -1,0 +1,225 @@
+"""The supervisor: proxy + worker processes from one config, restarts, ordered shutdown.
+
+Exit codes: 0 clean stop (end of file or SIGINT/SIGTERM), 3 a worker could not start
+(config, checkpoint, recording), 4 a worker kept failing and was given up.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import messages as m
+from ..bus import Proxy, Publisher, Subscriber, load_curve
+from ..config import Config
+from . import logs
+from .child import child_entry
+from .monitor import BusMonitor
+from .restart import RestartPolicy
+from .worker import EXIT_OK, EXIT_STARTUP
+
+log = logging.getLogger(__name__)
+
+EXIT_WORKER_STARTUP = 3
+EXIT_GAVE_UP = 4
+PIPELINE = ("deeplab", "sam", "fuser", "capture")  # capture last: consumers are ready first
+SHUTDOWN_ORDER = ("capture", "deeplab", "sam", "fuser")
+
+
+@dataclass
+class Handle:
+    """One supervised worker."""
+
+    name: str
+    policy: RestartPolicy
+    process: mp.process.BaseProcess | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    restarts: int = 0
+    failed: bool = False
+    finished: bool = False
+    exitcodes: list = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs the pipeline until end of file, a stop signal, or a fatal start-up error.
+
+    Args:
+        cfg: validated configuration.
+        stop: set to stop (the CLI sets it on SIGINT/SIGTERM).
+        on_message: optional callback ``(msg, latency_ms)`` for every result the monitor sees.
+        workers: which workers to run (default: all five stages' four processes + proxy).
+    """
+
+    def __init__(self, cfg: Config, stop: threading.Event, on_message: Callable | None = None,
+                 workers: tuple[str, ...] = PIPELINE) -> None:
+        self.cfg, self.stop, self.workers = cfg, stop, workers
+        self.ctx = mp.get_context("spawn")
+        self.log_queue = self.ctx.Queue()
+        rt = cfg.runtime
+        self.handles = {
+            n: Handle(n, RestartPolicy(rt.restart_backoff_s[0], rt.restart_backoff_s[1], rt.max_restarts,
+                                       rt.restart_window_s))
+            for n in workers
+        }
+        self.on_message = on_message
+        self.exit_code = EXIT_OK
+        self.eof_at: float | None = None
+        self.fatal: str | None = None
+
+    # ------------------------------------------------------------------ processes
+
+    def _spawn(self, h: Handle) -> None:
+        h.process = self.ctx.Process(target=child_entry, name=h.name,
+                                     args=(h.name, self.cfg.model_dump_json(), self.log_queue), daemon=False)
+        h.process.start()
+        h.started_at = time.monotonic()
+        h.restart_at = None
+        log.info("started %s (pid %d)", h.name, h.process.pid)
+
+    def _on_exit(self, h: Handle, code: int, now: float) -> None:
+        h.exitcodes.append(code)
+        h.process = None
+        if h.name == "capture" and code == EXIT_OK:
+            log.info("capture finished (end of source); draining the pipeline")
+            h.finished, self.eof_at = True, now
+            return
+        if code == EXIT_STARTUP:
+            self.fatal = f"{h.name} could not start (see the error above)"
+            self.exit_code = EXIT_WORKER_STARTUP
+            return
+        delay = h.policy.on_failure(now)
+        if delay is None:
+            h.failed = True
+            self.exit_code = EXIT_GAVE_UP
+            log.error("%s failed %d times within %.0f s: giving up on it (pipeline degraded)",
+                      h.name, h.policy.restarts, h.policy.window_s)
+            return
+        h.restart_at = now + delay
+        log.warning("%s exited with code %s; restarting in %.1f s", h.name, code, delay)
+
+    def _hung(self, h: Handle, monitor: BusMonitor, now: float) -> str | None:
+        rt = self.cfg.runtime
+        seen = monitor.status_at.get(h.name, 0.0)
+        if seen < h.started_at:
+            return "no heartbeat since start" if now - h.started_at > rt.startup_grace_s else None
+        if now - seen > rt.hang_timeout_s:
+            return f"no heartbeat for {now - seen:.0f} s"
+        st = monitor.status[h.name]
+        if st.state not in ("computing", "starting") and st.info.get("loop_age_s", 0) > rt.hang_timeout_s:
+            return f"main loop stalled {st.info['loop_age_s']:.0f} s"
+        return None
+
+    def _check(self, monitor: BusMonitor) -> None:
+        now = time.monotonic()
+        for h in self.handles.values():
+            if h.process is not None and not h.process.is_alive():
+                self._on_exit(h, h.process.exitcode or 0, now)
+            elif h.process is not None:
+                reason = self._hung(h, monitor, now)
+                if reason:
+                    log.error("%s looks hung (%s): killing it", h.name, reason)
+                    h.process.kill()
+            elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
+                h.restarts += 1
+                self._spawn(h)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def _drained(self, monitor: BusMonitor) -> bool:
+        """After end of file: the last frame's mask arrived, or nothing came for 3 s (max 60 s)."""
+        if self.eof_at is None:
+            return False
+        cap = monitor.status.get("capture")
+        last = cap.info.get("last_frame_id", -1) if cap else -1
+        fused = monitor.stages[m.TOPIC_OCCLUSION]
+        quiet = not fused.arrivals or time.monotonic() - fused.arrivals[-1] > 3.0
+        waited = time.monotonic() - self.eof_at
+        return (fused.last_frame_id >= last >= 0) or (quiet and waited > 3.0) or waited > 60.0
+
+    def _shutdown(self) -> None:
+        """Stop workers in order: SIGTERM, wait, then SIGKILL what is left."""
+        deadline = time.monotonic() + self.cfg.runtime.shutdown_timeout_s
+        for name in SHUTDOWN_ORDER:
+            h = self.handles.get(name)
+            if h is not None and h.process is not None and h.process.is_alive():
+                os.kill(h.process.pid, signal.SIGTERM)
+        for name in SHUTDOWN_ORDER:
+            h = self.handles.get(name)
+            if h is None or h.process is None:
+                continue
+            h.process.join(max(0.0, deadline - time.monotonic()))
+            if h.process.is_alive():
+                log.warning("%s did not stop in time: killing it", name)
+                h.process.kill()
+                h.process.join(2.0)
+
+    def _publish_status(self, pub: Publisher, beat: int) -> None:
+        info = {n: {"restarts": h.restarts, "failed": h.failed, "alive": bool(h.process and h.process.is_alive())}
+                for n, h in self.handles.items()}
+        pub.publish(m.Status(camera=self.cfg.camera.id, frame_id=beat, ts_us=m.now_us(), worker="supervisor",
+                             pid=os.getpid(), state="degraded" if any(h.failed for h in self.handles.values())
+                             else "running", info={"workers": info}))
+
+    def run(self) -> int:
+        """Run until done; return the exit code."""
+        listener = logs.setup_main(self.cfg.logging, self.log_queue)
+        frontend, backend = self.cfg.bus.endpoints(self.cfg.camera.id)
+        c = self.cfg.bus.curve
+        server_keys = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=True) \
+            if c.enabled else None
+        client_keys = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False) \
+            if c.enabled else None
+        proxy = Proxy(frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys).start()
+        sub = Subscriber(backend, self.cfg.camera.id, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
+        pub = Publisher(frontend, 16, client_keys)
+        monitor = BusMonitor(sub, self.on_message)
+        try:
+            self._loop(monitor, pub)
+        finally:
+            self._shutdown()
+            sub.close()
+            pub.close()
+            proxy.stop()
+            if listener is not None:
+                listener.stop()
+        return self.exit_code
+
+    def _start_all(self, monitor: BusMonitor) -> None:
+        for name in self.workers:
+            if name == "capture":
+                self._wait_ready(monitor)
+            if not self.stop.is_set() and self.fatal is None:
+                self._spawn(self.handles[name])
+
+    def _wait_ready(self, monitor: BusMonitor) -> None:
+        """Let the consumers load their models before frames flow (bounded by startup_grace_s)."""
+        consumers = [n for n in self.workers if n != "capture"]
+        deadline = time.monotonic() + self.cfg.runtime.startup_grace_s
+        while not self.stop.is_set() and self.fatal is None and time.monotonic() < deadline:
+            monitor.poll(100)
+            self._check(monitor)
+            if all(monitor.status.get(n) is not None and monitor.status[n].state != "starting" for n in consumers):
+                return
+
+    def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:
+        self._start_all(monitor)
+        next_report = time.monotonic() + self.cfg.runtime.report_interval_s
+        beat = 0
+        while not self.stop.is_set() and self.fatal is None and not self._drained(monitor):
+            monitor.poll(100)
+            self._check(monitor)
+            if time.monotonic() >= next_report:
+                log.info("%s", monitor.report())
+                self._publish_status(pub, beat)
+                beat += 1
+                next_report += self.cfg.runtime.report_interval_s
+        if self.fatal:
+            log.error("stopping: %s", self.fatal)
+        log.info("final: %s", monitor.report())

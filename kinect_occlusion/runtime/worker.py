@@ -1,0 +1,189 @@
+"""What every worker process shares: stop event, bus access, heartbeat, counters, entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import messages as m
+from ..bus import CurveKeys, Publisher, Subscriber, load_curve
+from ..config import Config
+
+log = logging.getLogger(__name__)
+
+# Exit codes of a worker process
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_STARTUP = 3
+EXIT_PERSISTENT_FAILURE = 4
+
+# Consecutive per-frame failures after which a worker exits to be restarted fresh
+MAX_CONSECUTIVE_ERRORS = 25
+
+# Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame.
+FAULT_ENV = "KINECT_OCCLUSION_FAULT"
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """Set ``stop`` on SIGINT and SIGTERM (main thread only)."""
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def injected_fault(worker: str) -> str | None:
+    """The fault injected into ``worker`` by the test hook, if any."""
+    for item in os.environ.get(FAULT_ENV, "").split(","):
+        name, _, fault = item.partition("=")
+        if name.strip() == worker and fault:
+            return fault.strip()
+    return None
+
+
+@dataclass
+class Counters:
+    """Per-worker counters published in every Status message."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    last_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    _window: list[float] = field(default_factory=list)
+
+    def out(self) -> None:
+        """Count one published result (and keep a 5 s window for the rate)."""
+        self.frames_out += 1
+        self.consecutive_errors = 0
+        now = time.monotonic()
+        self._window.append(now)
+        while self._window and self._window[0] < now - 5.0:
+            self._window.pop(0)
+
+    def rate(self) -> float:
+        """Results per second over the last 5 s."""
+        if len(self._window) < 2:
+            return 0.0
+        span = self._window[-1] - self._window[0]
+        return (len(self._window) - 1) / span if span > 0 else 0.0
+
+
+class WorkerRuntime:
+    """A worker's connection to the pipeline: config, stop event, bus sockets, heartbeat.
+
+    Args:
+        name: worker name ("capture", "deeplab", "sam", "fuser").
+        cfg: the validated configuration.
+        stop: set when the worker must stop.
+    """
+
+    def __init__(self, name: str, cfg: Config, stop: threading.Event) -> None:
+        self.name, self.cfg, self.stop = name, cfg, stop
+        self.camera = cfg.camera.id
+        self.frontend, self.backend = cfg.bus.endpoints(self.camera)
+        self.curve: CurveKeys | None = None
+        if cfg.bus.curve.enabled:
+            c = cfg.bus.curve
+            self.curve = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
+        self.counters = Counters()
+        self.state = "starting"
+        self.info: dict[str, Any] = {}
+        self.loop_tick = time.monotonic()
+        self._closing: list[Any] = []
+        self._beat_thread: threading.Thread | None = None
+
+    def publisher(self) -> Publisher:
+        """A publisher to the proxy (closed by :meth:`close`)."""
+        pub = Publisher(self.frontend, self.cfg.bus.sndhwm, self.curve, self.cfg.bus.jpeg_quality)
+        self._closing.append(pub)
+        return pub
+
+    def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
+        """A subscriber to this camera's ``topics`` (closed by :meth:`close`)."""
+        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.cfg.bus.rcvhwm, self.curve)
+        self._closing.append(sub)
+        return sub
+
+    def tick(self, state: str | None = None) -> None:
+        """Mark the main loop alive (and optionally change state)."""
+        self.loop_tick = time.monotonic()
+        if state is not None:
+            self.state = state
+
+    def frame_error(self, frame_id: int, exc: BaseException) -> None:
+        """Log and count a per-frame error; exit for a restart when they persist."""
+        c = self.counters
+        c.errors += 1
+        c.consecutive_errors += 1
+        c.last_error = f"frame {frame_id}: {type(exc).__name__}: {exc}"
+        log.error("%s: %s", self.name, c.last_error, exc_info=c.errors <= 3)
+        if c.consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+            raise PersistentFailure(f"{c.consecutive_errors} consecutive frame errors; last: {c.last_error}")
+
+    def status(self, beat: int) -> m.Status:
+        """The Status message describing this worker now."""
+        c = self.counters
+        info = {
+            "frames_in": c.frames_in, "frames_out": c.frames_out, "rate_hz": round(c.rate(), 2),
+            "errors": c.errors, "last_error": c.last_error, "loop_age_s": round(time.monotonic() - self.loop_tick, 2),
+            "uptime_s": round(time.monotonic() - c.started, 1), **self.info,
+        }
+        now = m.now_us()
+        return m.Status(camera=self.camera, frame_id=beat, ts_us=now, worker=self.name, pid=os.getpid(),
+                        state=self.state, info=info)
+
+    def start_heartbeat(self) -> None:
+        """Publish Status every ``runtime.heartbeat_s`` from a thread with its own socket."""
+        self._beat_thread = threading.Thread(target=self._beat, name=f"{self.name}-heartbeat", daemon=True)
+        self._beat_thread.start()
+
+    def _beat(self) -> None:
+        pub = Publisher(self.frontend, 16, self.curve)
+        try:
+            beat = 0
+            while not self.stop.is_set():
+                pub.publish(self.status(beat))
+                beat += 1
+                self.stop.wait(self.cfg.runtime.heartbeat_s)
+            self.state = "stopped" if self.state != "eof" else "eof"
+            pub.publish(self.status(beat))
+        finally:
+            pub.close()
+
+    def close(self) -> None:
+        """Stop the heartbeat and close every socket."""
+        self.stop.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(timeout=2.0)
+        for sock in reversed(self._closing):
+            sock.close()
+
+
+class PersistentFailure(RuntimeError):
+    """Raised when a worker fails on frame after frame: it exits so the supervisor restarts it."""
+
+
+def worker_main(name: str, target: Callable[[WorkerRuntime], int], cfg: Config) -> int:
+    """Run one worker in the current process: signals, heartbeat, exit code."""
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    rt = WorkerRuntime(name, cfg, stop)
+    rt.start_heartbeat()
+    try:
+        return target(rt)
+    except PersistentFailure as exc:
+        log.error("%s: giving up for a restart: %s", name, exc)
+        return EXIT_PERSISTENT_FAILURE
+    finally:
+        rt.close()

@@ -1,0 +1,160 @@
+"""SAM worker: refreshes the ``partition`` of the newest frame at ``sam.rate_hz`` or as fast as it can.
+
+Skips frames whose coarse mask holds no occlusion (the fused mask is then the coarse one), and,
+when ``sam.reuse_threshold`` > 0, frames that barely changed since the last partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import messages as m
+from ..config import SamConfig
+from ..runtime.worker import WorkerRuntime, injected_fault
+
+log = logging.getLogger(__name__)
+
+RING = 16  # recent colour frames kept to find the one a coarse mask was computed from
+
+
+def build(cfg: SamConfig):
+    """The configured partitioner (logs which one runs and why)."""
+    from .partitioner import build_partitioner
+
+    amg = {
+        "points_per_side": cfg.points_per_side, "points_per_batch": cfg.points_per_batch,
+        "pred_iou_thresh": cfg.pred_iou_thresh, "stability_score_thresh": cfg.stability_score_thresh,
+        "min_mask_region_area": cfg.min_mask_region_area,
+    }
+    guided = cfg.guided.model_dump()
+    enabled = guided.pop("enabled")
+    return build_partitioner(
+        cfg.partitioner, sam_checkpoint=cfg.checkpoint, model_type=cfg.model_type, device=cfg.device, amg=amg,
+        guided=enabled, guided_kwargs=guided, superpixel=cfg.superpixel.model_dump(),
+    )
+
+
+class FrameRing:
+    """The last few colour frames by frame_id (bounded)."""
+
+    def __init__(self, size: int = RING) -> None:
+        self.size, self.frames = size, OrderedDict()
+
+    def add(self, frame: m.ColorFrame) -> None:
+        self.frames[frame.frame_id] = frame
+        while len(self.frames) > self.size:
+            self.frames.popitem(last=False)
+
+    def get(self, frame_id: int) -> m.ColorFrame | None:
+        return self.frames.get(frame_id)
+
+    def newest(self) -> m.ColorFrame | None:
+        return next(reversed(self.frames.values()), None)
+
+
+def choose_input(ring: FrameRing, coarse: m.CoarseMask | None, need_coarse: bool):
+    """The (frame, coarse) pair to partition next: the coarse mask's own frame when we have it."""
+    if coarse is not None:
+        frame = ring.get(coarse.frame_id)
+        if frame is not None:
+            return frame, coarse
+    if need_coarse:
+        return None, None
+    return ring.newest(), None
+
+
+def has_occlusion(coarse: m.CoarseMask, threshold: float) -> bool:
+    """Whether any pixel of the coarse mask reaches the occlusion threshold."""
+    return bool((coarse.prob >= round(threshold * 255)).any()) if coarse.prob.dtype == np.uint8 else bool(
+        (coarse.prob >= threshold).any())
+
+
+def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None = None) -> m.Partition:
+    """The Partition message for ``frame``; ``source`` is the older frame the labels came from if reused."""
+    src = source or frame
+    labels = result.labels.astype(np.int32, copy=False)
+    scores = np.asarray(result.scores, np.float32).reshape(-1, 2)
+    return m.Partition(camera=src.camera, frame_id=src.frame_id, ts_us=src.ts_us, origin_us=src.origin_us,
+                       labels=labels, scores=scores, partitioner=result.name, compute_ms=float(result.ms),
+                       decoder_calls=int(result.decoder_calls), reused=source is not None,
+                       confirmed_ts_us=frame.ts_us)
+
+
+class Refresher:
+    """Decides when to refresh and runs the partitioner (rate limit, skip, reuse)."""
+
+    def __init__(self, cfg: SamConfig, partitioner) -> None:
+        self.cfg, self.partitioner = cfg, partitioner
+        self.next_due = 0.0
+        self.last_small: np.ndarray | None = None
+        self.last_result = None
+        self.last_source: m.ColorFrame | None = None
+        self.last_frame_id = -1
+        self.skipped = self.reused = 0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_due
+
+    def refresh(self, frame: m.ColorFrame, coarse: m.CoarseMask | None):
+        """Partition ``frame``; return (result, source frame if reused else None), or (None, None) if skipped."""
+        self.next_due = time.monotonic() + (1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0)
+        self.last_frame_id = frame.frame_id
+        if coarse is not None and self.cfg.skip_when_no_occlusion and not has_occlusion(
+                coarse, self.cfg.occlusion_threshold):
+            self.skipped += 1
+            return None, None
+        from .partitioner import frame_changed, small_gray
+
+        small = small_gray(frame.image)
+        if (self.cfg.reuse_threshold > 0 and self.last_result is not None and self.last_small is not None
+                and not frame_changed(self.last_small, small, self.cfg.reuse_threshold)):
+            self.reused += 1
+            return self.last_result, self.last_source
+        prob = coarse.probability() if coarse is not None else None
+        roi = coarse.roi if coarse is not None else None
+        result = self.partitioner(frame.image, prob=prob, roi=roi)
+        self.last_small, self.last_result, self.last_source = small, result, frame
+        return result, None
+
+
+def run(rt: WorkerRuntime) -> int:
+    """Keep the newest frames and coarse mask; refresh the partition whenever due."""
+    cfg = rt.cfg.sam
+    refresher = Refresher(cfg, build(cfg))
+    rt.info.update(partitioner=refresher.partitioner.name)
+    fault = injected_fault(rt.name)
+    sub, pub = rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.cfg.bus.rcvhwm, RING)), rt.publisher()
+    ring, coarse = FrameRing(), None
+    rt.tick("ready")
+    while not rt.stop.is_set():
+        for msg in sub.drain(100):
+            if isinstance(msg, m.ColorFrame):
+                ring.add(msg)
+            elif isinstance(msg, m.CoarseMask):
+                coarse = msg
+        rt.tick()
+        need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
+        frame, used_coarse = choose_input(ring, coarse, need_coarse)
+        if frame is None or frame.frame_id <= refresher.last_frame_id or not refresher.due():
+            continue
+        rt.counters.frames_in += 1
+        try:
+            if fault == "raise":
+                raise RuntimeError("injected fault")
+            rt.tick("computing")
+            result, source = refresher.refresh(frame, used_coarse)
+        except Exception as exc:  # per-frame: log with the frame id, count, go on
+            rt.tick("running")
+            rt.frame_error(frame.frame_id, exc)
+            continue
+        rt.tick("running")
+        rt.info.update(skipped=refresher.skipped, reused=refresher.reused, dropped=sub.stats.stale)
+        if result is not None:
+            pub.publish(partition_message(frame, result, source))
+            rt.counters.out()
+            rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+    return 0
