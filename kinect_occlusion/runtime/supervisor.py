@@ -69,6 +69,7 @@ class Supervisor:
             for n in workers
         }
         self.on_message = on_message
+        self.metrics = None
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
@@ -160,9 +161,20 @@ class Supervisor:
                 h.process.kill()
                 h.process.join(2.0)
 
-    def _publish_status(self, pub: Publisher, beat: int) -> None:
+    def _message(self, msg: m.Message, latency_ms: float | None) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_message(msg, latency_ms)
+        if self.on_message is not None:
+            self.on_message(msg, latency_ms)
+
+    def _publish_status(self, pub: Publisher, beat: int, monitor: BusMonitor) -> None:
         info = {n: {"restarts": h.restarts, "failed": h.failed, "alive": bool(h.process and h.process.is_alive())}
                 for n, h in self.handles.items()}
+        if self.metrics is not None:
+            for n, w in info.items():
+                self.metrics.observe_worker(n, w["restarts"], w["alive"])
+            for st in monitor.status.values():
+                self.metrics.observe_status(st)
         pub.publish(m.Status(camera=self.cfg.camera.id, frame_id=beat, ts_us=m.now_us(), worker="supervisor",
                              pid=os.getpid(), state="degraded" if any(h.failed for h in self.handles.values())
                              else "running", info={"workers": info}))
@@ -179,10 +191,17 @@ class Supervisor:
         proxy = Proxy(frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys).start()
         sub = Subscriber(backend, self.cfg.camera.id, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
         pub = Publisher(frontend, 16, client_keys)
-        monitor = BusMonitor(sub, self.on_message)
+        monitor = BusMonitor(sub, self._message)
+        if self.cfg.metrics.prometheus_port:
+            from .metrics import PipelineMetrics
+
+            self.metrics = PipelineMetrics(self.cfg.camera.id, self.cfg.metrics.prometheus_port,
+                                           self.cfg.metrics.prometheus_host)
         try:
             self._loop(monitor, pub)
         finally:
+            if self.metrics is not None:
+                self.metrics.close()
             self._shutdown()
             sub.close()
             pub.close()
@@ -211,15 +230,17 @@ class Supervisor:
     def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:
         self._start_all(monitor)
         next_report = time.monotonic() + self.cfg.runtime.report_interval_s
-        beat = 0
+        next_beat, beat = time.monotonic(), 0
         while not self.stop.is_set() and self.fatal is None and not self._drained(monitor):
             monitor.poll(100)
             self._check(monitor)
-            if time.monotonic() >= next_report:
+            now = time.monotonic()
+            if now >= next_beat:
+                self._publish_status(pub, beat, monitor)
+                beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
+            if now >= next_report:
                 log.info("%s", monitor.report())
-                self._publish_status(pub, beat)
-                beat += 1
-                next_report += self.cfg.runtime.report_interval_s
+                next_report = now + self.cfg.runtime.report_interval_s
         if self.fatal:
             log.error("stopping: %s", self.fatal)
         log.info("final: %s", monitor.report())

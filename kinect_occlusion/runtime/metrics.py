@@ -1,0 +1,67 @@
+"""Prometheus endpoint of the supervisor: per-stage rates, drops, restarts, latency histograms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import messages as m
+
+LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+PATHS = {m.TOPIC_COARSE: "capture_to_coarse", m.TOPIC_PARTITION: "capture_to_partition",
+         m.TOPIC_OCCLUSION: "capture_to_fused"}
+
+
+class PipelineMetrics:
+    """Serves ``/metrics`` on ``host:port`` from a registry of its own.
+
+    Args:
+        camera: camera id (a label on every series).
+        port, host: where to listen (keep it on localhost or a management network).
+    """
+
+    def __init__(self, camera: str, port: int, host: str = "127.0.0.1") -> None:
+        from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+
+        self.camera = camera
+        self.registry = CollectorRegistry()
+        labels = ["camera", "worker"]
+        self.rate = Gauge("kinect_occlusion_rate_hz", "Results per second of a worker", labels, registry=self.registry)
+        self.frames = Gauge("kinect_occlusion_frames_out", "Results published by a worker since it started",
+                            labels, registry=self.registry)
+        self.dropped = Gauge("kinect_occlusion_dropped", "Inputs skipped (latest-wins) by a worker", labels,
+                             registry=self.registry)
+        self.errors = Gauge("kinect_occlusion_errors", "Per-frame errors of a worker", labels, registry=self.registry)
+        self.restarts = Gauge("kinect_occlusion_restarts", "Restarts of a worker", labels, registry=self.registry)
+        self.up = Gauge("kinect_occlusion_up", "1 while a worker process runs", labels, registry=self.registry)
+        self.latency = Histogram("kinect_occlusion_latency_seconds", "Capture to result latency",
+                                 ["camera", "path"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.partition_age = Histogram("kinect_occlusion_partition_age_seconds", "Age of the partition used",
+                                       ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.server: Any = start_http_server(port, addr=host, registry=self.registry)
+
+    def observe_message(self, msg: m.Message, latency_ms: float | None) -> None:
+        """Record a result's latency (and the partition age of fused masks)."""
+        path = PATHS.get(msg.TOPIC)
+        if path is not None and latency_ms is not None:
+            self.latency.labels(self.camera, path).observe(latency_ms / 1000.0)
+        if isinstance(msg, m.OcclusionMask) and msg.fused:
+            self.partition_age.labels(self.camera).observe(msg.partition_age_ms / 1000.0)
+
+    def observe_status(self, status: m.Status) -> None:
+        """Copy a worker heartbeat's counters into the gauges."""
+        i, key = status.info, (self.camera, status.worker)
+        self.rate.labels(*key).set(float(i.get("rate_hz", 0.0)))
+        self.frames.labels(*key).set(float(i.get("frames_out", 0)))
+        self.dropped.labels(*key).set(float(i.get("dropped", 0)))
+        self.errors.labels(*key).set(float(i.get("errors", 0)))
+
+    def observe_worker(self, name: str, restarts: int, alive: bool) -> None:
+        """Record a worker's restart count and liveness."""
+        self.restarts.labels(self.camera, name).set(restarts)
+        self.up.labels(self.camera, name).set(1 if alive else 0)
+
+    def close(self) -> None:
+        """Stop serving."""
+        shutdown = getattr(self.server[0] if isinstance(self.server, tuple) else self.server, "shutdown", None)
+        if shutdown is not None:
+            shutdown()

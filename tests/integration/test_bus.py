@@ -1,0 +1,121 @@
+"""Bus over real ZeroMQ sockets: proxy, ordering, latest-wins, garbage, CURVE, ipc permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import numpy as np
+import zmq
+
+from conftest import free_port, wait_for
+from kinect_occlusion import messages as m
+from kinect_occlusion.bus import Proxy, Publisher, Subscriber, load_curve
+from kinect_occlusion.commands.keys import generate
+
+
+def color(i: int, shape=(48, 64, 3)) -> m.ColorFrame:
+    img = np.full(shape, i % 256, np.uint8)
+    return m.ColorFrame(camera="bed1", frame_id=i, ts_us=i * 33_333, image=img)
+
+
+def sync(pub: Publisher, sub: Subscriber, timeout: float = 5.0) -> None:
+    """Publish probes until the subscription has reached the publisher (slow-joiner)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pub.publish(color(-1 + 0))
+        if sub.recv(50) is not None:
+            while sub.recv(50) is not None:
+                pass
+            return
+    raise AssertionError("subscription never reached the publisher")
+
+
+def test_messages_flow_in_order_through_the_proxy(endpoints):
+    front, back = endpoints
+    with Proxy(front, back, hwm=1000), Publisher(front, 1000) as pub, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=1000) as sub:
+        sync(pub, sub)
+        for i in range(100):
+            pub.publish(color(i))
+        got = [sub.recv(1000) for _ in range(100)]
+    assert [g.frame_id for g in got] == list(range(100))
+    assert all(int(g.image[0, 0, 0]) == i % 256 for i, g in enumerate(got))
+
+
+def test_other_cameras_and_topics_are_filtered(endpoints):
+    front, back = endpoints
+    with Proxy(front, back, hwm=100), Publisher(front, 100) as pub, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub:
+        sync(pub, sub)
+        other = color(5)
+        other.camera = "bed2"
+        pub.publish(other)
+        pub.publish(m.Status(camera="bed1", frame_id=0, ts_us=0, worker="x", pid=1, state="s"))
+        pub.publish(color(6))
+        got = sub.recv(1000)
+        assert got.frame_id == 6 and got.camera == "bed1"
+
+
+def test_latest_wins_drains_to_the_newest_and_counts_drops(endpoints):
+    front, back = endpoints
+    with Proxy(front, back, hwm=50), Publisher(front, 50) as pub, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=50) as sub:
+        sync(pub, sub)
+        for i in range(30):
+            pub.publish(color(i))
+        time.sleep(0.3)
+        newest = sub.recv_latest(1000)
+    assert newest[m.TOPIC_COLOR].frame_id == 29
+    assert sub.stats.stale >= 20
+
+
+def test_garbage_is_counted_and_dropped(endpoints):
+    front, back = endpoints
+    with Proxy(front, back, hwm=100), Publisher(front, 100) as pub, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub:
+        sync(pub, sub)
+        raw = zmq.Context.instance().socket(zmq.PUB)
+        raw.connect(front)
+        time.sleep(0.3)
+        rng = np.random.default_rng(0)
+        good = [bytes(f) for f in m.encode(color(1))]
+        for _ in range(20):
+            raw.send_multipart([b"bed1/frame.color", rng.bytes(int(rng.integers(0, 64)))])
+        raw.send_multipart([good[0], good[1], good[2][:-1]])  # lying shape
+        raw.send_multipart([good[0], good[1], good[2], b"extra"])
+        raw.close(linger=100)
+        pub.publish(color(7))
+        got = wait_for(lambda: sub.recv(200), timeout=5)
+        assert got.frame_id == 7
+        assert sub.stats.invalid == 22
+
+
+def test_ipc_sockets_are_owner_only(endpoints):
+    front, back = endpoints
+    with Proxy(front, back):
+        for ep in endpoints:
+            mode = stat.S_IMODE(os.stat(ep[len("ipc://"):]).st_mode)
+            assert mode == 0o600
+
+
+def test_curve_rejects_unauthorised_subscribers(tmp_path):
+    keys = tmp_path / "keys"
+    generate(keys, ["client"])
+    intruder = tmp_path / "intruder"
+    generate(intruder, ["client"])  # a valid key pair, but not in keys/authorized
+    port1, port2 = free_port(), free_port()
+    front, back = f"tcp://127.0.0.1:{port1}", f"tcp://127.0.0.1:{port2}"
+    server = load_curve(str(keys), "server.key_secret", "client.key_secret", "authorized", server=True)
+    client = load_curve(str(keys), "server.key_secret", "client.key_secret", "authorized", server=False)
+    bad = load_curve(str(intruder), "server.key_secret", "client.key_secret", "authorized", server=False)
+    bad = type(bad)(client.server_public, None, bad.client_public, bad.client_secret)
+    with Proxy(front, back, hwm=100, curve=server), Publisher(front, 100, client) as pub, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, bad) as spy, \
+            Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, client) as sub:
+        sync(pub, sub)
+        for i in range(20):
+            pub.publish(color(i))
+        assert wait_for(lambda: sub.recv(100), timeout=5) is not None
+        assert spy.recv(1000) is None and spy.stats.received == 0

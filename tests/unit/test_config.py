@@ -1,0 +1,53 @@
+"""Config: defaults valid, every error names its field path, relative paths resolve."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kinect_occlusion.config import Config, load_config
+from kinect_occlusion.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_is_valid_and_paths_resolve():
+    cfg = load_config(ROOT / "config.yaml")
+    assert cfg.deeplab.checkpoint == str(ROOT / "recordings" / "demo_model.pt")
+    assert cfg.sam.points_per_side == 40 and cfg.sam.pred_iou_thresh == 0.9
+    assert cfg.bus.endpoints("bed1")[0].endswith("bed1-in")
+
+
+def test_errors_name_the_field(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("camera: {fps: 31}\nbus: {frontend: 'http://x'}\nsam: {nope: 1}\n")
+    with pytest.raises(UserError) as exc:
+        load_config(p)
+    text = str(exc.value)
+    assert "camera.fps" in text and "bus.frontend" in text and "sam.nope" in text
+
+
+def test_malformed_yaml_is_one_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("camera: [\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_roi_resolution_clips_to_frame():
+    cfg = Config.model_validate({"roi": {"mode": "fixed", "box": [600, 400, 1000, 1000]}})
+    assert cfg.roi.resolve(1280, 720) == (600, 400, 680, 320)
+
+
+def test_validate_config_command(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fuser: {max_partition_age_ms: -1}\n")
+    run = [sys.executable, "-m", "kinect_occlusion", "validate-config"]
+    ok = subprocess.run([*run, str(ROOT / "config.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    res = subprocess.run([*run, str(bad)], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert "fuser.max_partition_age_ms" in res.stderr and "Traceback" not in res.stderr
+    missing = subprocess.run([*run, str(tmp_path / "none.yaml")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
