@@ -1,0 +1,119 @@
+"""Helpers for tests that run the real pipeline: tiny models, configs, processes, subscribers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from kinect_occlusion import messages as m
+from kinect_occlusion.bus import Subscriber
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_checkpoint(path: Path, backbone: str = "resnet18", input_size: int = 64) -> Path:
+    """A randomly-initialised DeepLabV3+ checkpoint in our format (fast on CPU at 64×64)."""
+    import torch
+
+    from kinect_occlusion.deeplab.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(backbone, num_classes=2)
+    save_checkpoint(path, model, input_size=input_size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                    meta={"note": "random weights for tests"})
+    return path
+
+
+def write_recording(path: Path, n_frames: int = 20, fps: int = 15, seed: int = 0) -> list[np.ndarray]:
+    """A synthetic Azure Kinect recording (720p MJPG + NFOV binned depth); returns the RGB frames written."""
+    from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
+    from kinect_occlusion.sources.synthetic import SyntheticSource
+
+    frames = []
+    with K4AMkvWriter(path, color_mode="MJPG_720P", depth_mode="NFOV_2X2BINNED", fps=fps,
+                      calibration_json='{"synthetic": true}') as writer, \
+            SyntheticSource(width=1280, height=720, fps=fps, seed=seed, n_frames=n_frames) as source:
+        for frame in source:
+            depth = frame.depth[::2, ::2][:288, :320] if frame.depth is not None else None
+            if depth is not None and depth.shape != (288, 320):
+                depth = np.zeros((288, 320), np.uint16)
+            writer.write(frame.color, depth, None, frame.ts_us)
+            frames.append(frame.color)
+    return frames
+
+
+def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) -> Path:
+    """A config file for a test pipeline on private ipc endpoints; ``sections`` override/extend."""
+    cfg = {
+        "camera": {"id": "bed1", "source": "synthetic", "synthetic_size": [320, 240], "fps": 15,
+                   "depth_mode": "OFF", "rate": "realtime"},
+        "bus": {"frontend": f"ipc://{ipc_dir}/in", "backend": f"ipc://{ipc_dir}/out", "sndhwm": 8, "rcvhwm": 8},
+        "deeplab": {"checkpoint": str(checkpoint) if checkpoint else None, "allow_untrained": checkpoint is None,
+                    "device": "cpu", "threads": 1},
+        "sam": {"partitioner": "superpixel", "superpixel": {"method": "seeds", "n_segments": 100}},
+        "runtime": {"heartbeat_s": 0.25, "report_interval_s": 1.0, "restart_backoff_s": [0.2, 1.0],
+                    "hang_timeout_s": 10.0, "startup_grace_s": 60.0, "shutdown_timeout_s": 5.0},
+    }
+    for section, values in sections.items():
+        merged = dict(cfg.get(section, {}))
+        merged.update(values)
+        cfg[section] = merged
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    """Start ``kinect-occlusion ARGS`` as a real process (its own process group)."""
+    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kinect_occlusion", *args], cwd=ROOT, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
+    """SIGTERM the pipeline and return (exit code, output)."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return -9, out
+    return proc.returncode, out
+
+
+def subscriber(ipc_dir: Path, topics=(m.TOPIC_OCCLUSION,), rcvhwm: int = 1000) -> Subscriber:
+    return Subscriber(f"ipc://{ipc_dir}/out", "bed1", topics, rcvhwm=rcvhwm)
+
+
+def collect(sub: Subscriber, seconds: float, until=None) -> list[m.Message]:
+    """Every message received within ``seconds`` (or until ``until(msgs)`` is true)."""
+    msgs: list[m.Message] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        msg = sub.recv(100)
+        if msg is not None:
+            msgs.append(msg)
+            if until is not None and until(msgs):
+                break
+    return msgs
+
+
+def worker_pids(ipc_dir: Path, timeout: float = 30.0) -> dict[str, int]:
+    """pid of every worker, from their Status heartbeats."""
+    pids: dict[str, int] = {}
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not {"capture", "deeplab", "sam", "fuser"} <= set(pids):
+            msg = sub.recv(100)
+            if isinstance(msg, m.Status) and msg.worker != "supervisor":
+                pids[msg.worker] = msg.pid
+    return pids

@@ -1,0 +1,177 @@
+"""The daemon under faults: killed workers, persistent failures, garbage on the bus, slow and
+vanished subscribers, SIGTERM. Real processes and sockets; only the camera and weights are fake."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from conftest import wait_for
+from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+from kinect_occlusion import messages as m
+
+pytestmark = pytest.mark.slow
+
+WORKERS = ("capture", "deeplab", "sam", "fuser")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def daemon(tmp_path, ipc_dir):
+    """A running daemon on an endless synthetic camera; yields (proc, ipc_dir)."""
+    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"))
+    procs = []
+
+    def launch(env=None, **sections):
+        if sections:
+            path = write_config(tmp_path, ipc_dir, tmp_path / "model.pt", **sections)
+        else:
+            path = cfg
+        proc = start(["run", "--config", str(path)], env=env)
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for p in procs:
+        if p.poll() is None:
+            stop(p)
+
+
+def masks_flow(ipc_dir, n: int = 3, timeout: float = 20.0) -> bool:
+    with subscriber(ipc_dir) as sub:
+        return len(collect(sub, timeout, until=lambda msgs: len(msgs) >= n)) >= n
+
+
+def test_each_killed_worker_is_restarted_and_masks_resume(daemon, ipc_dir):
+    proc = daemon()
+    pids = worker_pids(ipc_dir)
+    assert set(pids) == set(WORKERS)
+    assert masks_flow(ipc_dir)
+    for name in WORKERS:
+        os.kill(pids[name], signal.SIGKILL)
+        new = wait_for(lambda n=name: (p := worker_pids(ipc_dir, 5)).get(n) not in (None, pids[n]) and p, 30)
+        assert new, f"{name} was not restarted"
+        assert masks_flow(ipc_dir), f"masks did not resume after killing {name}"
+        for other in WORKERS:
+            if other != name:
+                assert new[other] == pids[other], f"{other} restarted when {name} was killed"
+        pids = new
+    assert proc.poll() is None
+    code, out = stop(proc)
+    assert code == 0, out
+    assert not any(alive(p) for p in pids.values())
+
+
+def test_worker_failing_on_every_frame_is_given_up_without_taking_the_daemon_down(daemon, ipc_dir):
+    proc = daemon(env={"KINECT_OCCLUSION_FAULT": "fuser=raise"},
+                  runtime={"heartbeat_s": 0.25, "report_interval_s": 1.0, "restart_backoff_s": [0.2, 0.4],
+                           "max_restarts": 2, "restart_window_s": 120})
+
+    def gave_up():
+        with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+            for msg in collect(sub, 2):
+                if msg.worker == "supervisor" and msg.info["workers"]["fuser"]["failed"]:
+                    return msg
+        return None
+
+    status = wait_for(gave_up, timeout=90, interval=0.2)
+    assert status is not None and status.state == "degraded"
+    assert status.info["workers"]["fuser"]["restarts"] == 2
+    assert proc.poll() is None  # the daemon stays up, the others keep running
+    assert all(status.info["workers"][w]["alive"] for w in ("capture", "deeplab", "sam"))
+    code, out = stop(proc)
+    assert code == 4, out  # exit code says a worker was given up
+    assert "giving up on it" in out and "injected fault" in out
+
+
+def test_garbage_on_the_bus_is_counted_and_survived(daemon, ipc_dir):
+    proc = daemon()
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    rss0 = {w: rss_mb(p) for w, p in pids.items()}
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.PUB)
+    raw.connect(f"ipc://{ipc_dir}/in")
+    time.sleep(0.5)
+    rng = np.random.default_rng(1)
+    good = [bytes(f) for f in m.encode(m.ColorFrame(camera="bed1", frame_id=10**6, ts_us=0,
+                                                    image=np.zeros((240, 320, 3), np.uint8)))]
+    header = m.encode(m.CoarseMask(camera="bed1", frame_id=1, ts_us=0, prob=np.zeros((240, 320), np.uint8),
+                                   roi=(0, 0, 320, 320)))
+    for i in range(300):
+        for topic in (b"bed1/frame.color", b"bed1/mask.coarse", b"bed1/partition"):
+            raw.send_multipart([topic, rng.bytes(int(rng.integers(0, 200))), rng.bytes(64)])
+        raw.send_multipart([good[0], good[1].replace(b"\x01", b"\x07", 1), good[2]])  # wrong schema
+        raw.send_multipart([good[0], good[1], good[2][:1000]])  # lying shape
+        raw.send_multipart([header[0], header[1], b"\x00" * (60 * 1024 * 1024 if i == 0 else 10)])  # oversized
+        time.sleep(0.01)
+    raw.close(linger=1000)
+    ctx.term()
+    assert masks_flow(ipc_dir)
+    after = worker_pids(ipc_dir)
+    assert after == pids, "a worker restarted because of garbage"
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        statuses = {s.worker: s for s in collect(sub, 2)}
+    assert statuses["deeplab"].info["invalid"] > 0 and statuses["fuser"].info["invalid"] > 0
+    for w, p in pids.items():
+        assert rss_mb(p) - rss0[w] < 100, f"{w} grew from {rss0[w]:.0f} to {rss_mb(p):.0f} MB"
+    assert proc.poll() is None
+    assert stop(proc)[0] == 0
+
+
+def test_slow_and_vanished_subscribers_do_not_slow_the_pipeline(daemon, ipc_dir):
+    proc = daemon()
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    # a subscriber that vanishes without unsubscribing, and one that sleeps 200 ms per message
+    gone = subscriber(ipc_dir, (m.TOPIC_COLOR, m.TOPIC_OCCLUSION), rcvhwm=4)
+    gone.close()
+    got = 0
+    with subscriber(ipc_dir, (m.TOPIC_COLOR,), rcvhwm=4) as slow:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            if slow.recv(500) is not None:
+                got += 1
+                time.sleep(0.2)
+        with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+            statuses = {s.worker: s for s in collect(sub, 1.5)}
+    assert got <= 25
+    assert statuses["capture"].info["rate_hz"] > 12  # configured 15 fps
+    assert statuses["fuser"].info["rate_hz"] > 5
+    assert proc.poll() is None and worker_pids(ipc_dir) == pids
+    assert stop(proc)[0] == 0
+
+
+def test_sigterm_stops_every_process_within_the_bound(daemon, ipc_dir):
+    proc = daemon()
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    t0 = time.monotonic()
+    code, out = stop(proc)
+    assert code == 0, out
+    assert time.monotonic() - t0 < 10
+    assert not any(alive(p) for p in pids.values())
