@@ -143,7 +143,7 @@ def read_vint(buf: bytes, pos: int) -> tuple[int, int, int]:
     length = 9 - first.bit_length()
     if pos + length > len(buf):
         raise EOFError("EBML data ends inside an element header")
-    raw = int.from_bytes(buf[pos:pos + length], "big")
+    raw = int.from_bytes(buf[pos : pos + length], "big")
     return raw & ((1 << (7 * length)) - 1), raw, length
 
 
@@ -186,7 +186,7 @@ def _parse_header(head: bytes, file_size: int) -> MatroskaHeader:
     while pos < body_end:
         _, child_id, n_id = read_vint(head, pos)
         child_size, _, n_size = read_vint(head, pos + n_id)
-        payload = head[pos + n_id + n_size: pos + n_id + n_size + child_size]
+        payload = head[pos + n_id + n_size : pos + n_id + n_size + child_size]
         if child_id == DOC_TYPE:
             doc_type = payload.decode("ascii", "replace").rstrip("\x00")
         pos += n_id + n_size + child_size

@@ -1,0 +1,175 @@
+"""SAM partition: the automatic mask generator's masks painted into one label image.
+
+Pure compute: a model and an RGB array in, ``(labels, scores)`` out. Masks are painted from the
+largest to the smallest area so finer segments win; label k is the k-th painted segment that is
+still visible, 0 = uncovered. Defaults follow the SOSS paper: 40×40 grid, pred_iou_thresh 0.9,
+stability_score_thresh 0.85, min_mask_region_area 5.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from segment_anything import SamAutomaticMaskGenerator
+    from segment_anything.modeling import Sam
+
+ModelType = Literal["vit_b", "vit_l", "vit_h"]
+PAPER_AMG: dict[str, Any] = {
+    "points_per_side": 40,
+    "points_per_batch": 64,
+    "pred_iou_thresh": 0.9,
+    "stability_score_thresh": 0.85,
+    "min_mask_region_area": 5,
+}
+
+
+def amg_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for ``SamAutomaticMaskGenerator``: the paper's settings, then ``overrides``.
+
+    Passing ``point_grids`` drops ``points_per_side`` (the generator takes exactly one of them).
+    """
+    kwargs = {**PAPER_AMG, **{k: v for k, v in overrides.items() if v is not None or k == "points_per_side"}}
+    if kwargs.get("point_grids") is not None:
+        kwargs["points_per_side"] = None
+    return kwargs
+
+
+def _read_state_dict(checkpoint: str) -> dict[str, torch.Tensor]:
+    """Load a SAM state dict on the CPU; CheckpointError naming the path when it cannot be read."""
+    if not os.path.isfile(checkpoint):
+        raise CheckpointError(f"SAM checkpoint not found: {checkpoint} (set sam.checkpoint to a local .pth file)")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file is a start-up error
+        raise CheckpointError(
+            f"SAM checkpoint {checkpoint} is unreadable ({type(exc).__name__}); check sam.checkpoint"
+        ) from exc
+    # Some training frameworks wrap the weights
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"SAM checkpoint {checkpoint} holds no state dict; check sam.checkpoint")
+    return state
+
+
+def build_sam(model_type: ModelType, checkpoint: str, device: str | torch.device = "cpu") -> Sam:
+    """A SAM model (eval mode, on ``device``) from a local checkpoint.
+
+    Raises CheckpointError (one line naming the path and ``sam.checkpoint``/``sam.model_type``) when
+    the file is missing, unreadable or holds weights of another model.
+    """
+    from segment_anything import sam_model_registry
+
+    if model_type not in ("vit_b", "vit_l", "vit_h"):
+        raise CheckpointError(f"unknown sam.model_type {model_type!r}; expected vit_b, vit_l or vit_h")
+    state = _read_state_dict(checkpoint)
+    # Build with random weights, then load strictly so a wrong model type is caught
+    sam = sam_model_registry[model_type](checkpoint=None)
+    try:
+        sam.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"SAM checkpoint {checkpoint} does not match sam.model_type={model_type}; "
+            "check sam.checkpoint and sam.model_type"
+        ) from exc
+    return sam.to(device).eval()
+
+
+def build_tiny_sam(seed: int = 0, embed_dim: int = 32, patch_size: int = 64) -> Sam:
+    """A small randomly-initialised SAM for tests and demos (deterministic for a given ``seed``).
+
+    The encoder keeps SAM's 1024 input size (the predictor's transform needs it) but uses big
+    patches (16×16 embedding grid), one block and narrow layers, so a frame costs milliseconds.
+    """
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    img_size, grid = 1024, 1024 // patch_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = ImageEncoderViT(
+            img_size=img_size, patch_size=patch_size, embed_dim=64, depth=1, num_heads=2, mlp_ratio=2.0,
+            out_chans=embed_dim, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            act_layer=nn.GELU, use_rel_pos=False, window_size=0, global_attn_indexes=(),
+        )
+        prompt = PromptEncoder(embed_dim=embed_dim, image_embedding_size=(grid, grid),
+                               input_image_size=(img_size, img_size), mask_in_chans=8)
+        decoder = MaskDecoder(
+            transformer_dim=embed_dim, num_multimask_outputs=3, iou_head_depth=2, iou_head_hidden_dim=32,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=embed_dim, mlp_dim=64, num_heads=2),
+        )
+        sam = Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder,
+                  pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+    return sam.eval()
+
+
+def masks_to_labels(masks: list[dict[str, Any]], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Paint AMG masks into one label image, largest area first so finer segments win.
+
+    Args:
+        masks: ``SamAutomaticMaskGenerator.generate`` output (output_mode "binary_mask").
+        shape: (H, W) of the image.
+
+    Returns:
+        labels: H×W int32, k = k-th painted segment still visible (1-based, compact), 0 = uncovered.
+        scores: (n, 2) float32 [predicted_iou, stability_score] of label k at row k-1.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    # Stable sort by decreasing area: among equal areas the later mask is painted last
+    order = sorted(range(len(masks)), key=lambda i: -int(masks[i]["area"]))
+    painted = np.zeros((h, w), np.int32)
+    for k, i in enumerate(order, start=1):
+        seg = masks[i]["segmentation"]
+        if not isinstance(seg, np.ndarray) or seg.shape != (h, w):
+            raise ValueError("masks_to_labels needs binary_mask segmentations of the image's shape")
+        painted[seg] = k
+    # Drop segments that ended fully overpainted and renumber compactly (keeps paint order)
+    visible = np.bincount(painted.ravel(), minlength=len(order) + 1) > 0
+    visible[0] = True
+    lut = np.cumsum(visible).astype(np.int32) - 1
+    labels = lut[painted]
+    kept = [order[k - 1] for k in range(1, len(order) + 1) if visible[k]]
+    scores = np.array([[masks[i]["predicted_iou"], masks[i]["stability_score"]] for i in kept],
+                      dtype=np.float32).reshape(-1, 2)
+    return labels, scores
+
+
+def sam_partition(generator: SamAutomaticMaskGenerator, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run the automatic mask generator on an H×W×3 uint8 RGB image; return ``masks_to_labels`` of it."""
+    if generator.output_mode != "binary_mask":
+        raise ValueError("sam_partition needs a generator with output_mode='binary_mask'")
+    masks = generator.generate(np.ascontiguousarray(rgb, dtype=np.uint8))
+    return masks_to_labels(masks, rgb.shape[:2])
+
+
+def decoder_prompts(generator: SamAutomaticMaskGenerator, shape: tuple[int, int]) -> int:
+    """How many point prompts the generator sends through the mask decoder for an image of ``shape``."""
+    from segment_anything.utils.amg import generate_crop_boxes
+
+    _, layers = generate_crop_boxes(shape, generator.crop_n_layers, generator.crop_overlap_ratio)
+    return int(sum(len(generator.point_grids[layer]) for layer in layers))
+
+
+class AutocastEncoder(nn.Module):
+    """Runs a SAM image encoder under CUDA autocast (bf16/fp16) and returns float32 embeddings.
+
+    The mask decoder and AMG post-processing stay in float32 (NMS and stability scores are
+    sensitive to half precision); only the encoder, where the FLOPs are, runs in reduced precision.
+    """
+
+    def __init__(self, encoder: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.encoder, self.dtype = encoder, dtype
+        self.img_size = encoder.img_size  # read by Sam.preprocess and SamPredictor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, dtype=self.dtype):
+            return self.encoder(x).float()

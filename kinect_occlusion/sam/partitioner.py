@@ -1,0 +1,160 @@
+"""Partitioners: the fine branch behind one call, ``partitioner(rgb, prob, roi) -> PartitionResult``.
+
+``SamPartitioner`` runs SAM's automatic mask generator (uniform grid, or guided prompts from the
+coarse mask); ``SuperpixelPartitioner`` serves when no SAM checkpoint is configured.
+``build_partitioner`` picks one from the config values and logs which one runs and why.
+Heavy imports (torch, segment_anything) happen only when a SAM partitioner is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from .superpixel import superpixel_partition
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+SMALL_WIDTH = 64  # width of the grey thumbnail compared by frame_changed
+
+
+@dataclass
+class PartitionResult:
+    """A label image (0 = uncovered) and what it cost."""
+
+    labels: np.ndarray  # H×W int32
+    name: str
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # (n, 2) iou, stability
+    decoder_calls: int = 0
+    ms: float = 0.0
+
+
+class Partitioner(ABC):
+    """Maps an RGB frame (plus, optionally, the coarse probability and ROI) to a label image."""
+
+    name: str = "partitioner"
+
+    @abstractmethod
+    def __call__(
+        self, rgb: np.ndarray, prob: np.ndarray | None = None, roi: Box | None = None
+    ) -> PartitionResult:
+        """Partition ``rgb`` (H×W×3 uint8); labels are 0 outside ``roi`` when one is given."""
+
+
+def clip_roi(roi: Box | None, width: int, height: int) -> Box:
+    """``roi`` clipped to the frame; the whole frame when ``roi`` is None or empty after clipping."""
+    if roi is None:
+        return (0, 0, width, height)
+    x, y, w, h = (int(v) for v in roi)
+    x0, y0 = max(0, min(x, width)), max(0, min(y, height))
+    x1, y1 = max(x0, min(x + w, width)), max(y0, min(y + h, height))
+    if x1 <= x0 or y1 <= y0:
+        return (0, 0, width, height)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def paste_labels(crop_labels: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+    """Place ROI labels into a full-frame int32 label image (0 outside the ROI)."""
+    x, y, w, h = box
+    if (x, y, w, h) == (0, 0, shape[1], shape[0]):
+        return crop_labels.astype(np.int32, copy=False)
+    full = np.zeros(shape, np.int32)
+    full[y : y + h, x : x + w] = crop_labels
+    return full
+
+
+class SuperpixelPartitioner(Partitioner):
+    """Superpixels (SEEDS/SLIC/Felzenszwalb) over the ROI; no scores, no decoder calls."""
+
+    def __init__(self, method: str = "seeds", n_segments: int = 300, work_scale: float = 0.5,
+                 compactness: float = 10.0) -> None:
+        self.method, self.n_segments = method, n_segments
+        self.work_scale, self.compactness = work_scale, compactness
+        self.name = f"superpixel/{method}"
+
+    def __call__(
+        self, rgb: np.ndarray, prob: np.ndarray | None = None, roi: Box | None = None
+    ) -> PartitionResult:
+        """Superpixels of the ROI crop, pasted into the frame (0 outside)."""
+        t0 = time.perf_counter()
+        box = clip_roi(roi, rgb.shape[1], rgb.shape[0])
+        x, y, w, h = box
+        crop = rgb[y : y + h, x : x + w]
+        labels = superpixel_partition(crop, self.method, self.n_segments, self.compactness,  # type: ignore[arg-type]
+                                      self.work_scale)
+        labels = paste_labels(labels, box, rgb.shape[:2])
+        return PartitionResult(labels=labels, name=self.name, ms=(time.perf_counter() - t0) * 1000)
+
+
+def small_gray(rgb: np.ndarray, width: int = SMALL_WIDTH) -> np.ndarray:
+    """A small float32 grey thumbnail of ``rgb`` (``width`` wide) for cheap change detection."""
+    h, w = rgb.shape[:2]
+    height = max(1, round(h * width / max(1, w)))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def frame_changed(prev_small: np.ndarray | None, cur_small: np.ndarray, threshold: float) -> bool:
+    """Whether the mean absolute grey difference (0–255) reaches ``threshold``.
+
+    A missing or differently sized previous thumbnail always counts as changed.
+    """
+    if prev_small is None or prev_small.shape != cur_small.shape:
+        return True
+    return float(np.mean(np.abs(cur_small - prev_small))) >= threshold
+
+
+def resolve_device(device: str) -> str:
+    """'auto' → 'cuda' when available, else 'cpu'."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_partitioner(
+    kind: Literal["auto", "sam", "superpixel"] = "auto",
+    *,
+    sam_checkpoint: str | None = None,
+    model_type: str = "vit_b",
+    device: str = "auto",
+    amg: dict[str, Any] | None = None,
+    guided: bool = False,
+    guided_kwargs: dict[str, Any] | None = None,
+    superpixel: dict[str, Any] | None = None,
+    work_size: int | None = None,
+) -> Partitioner:
+    """The configured partitioner.
+
+    ``auto`` runs SAM when ``sam_checkpoint`` is set, else superpixels. ``sam`` without a
+    checkpoint is a CheckpointError (config key ``sam.checkpoint``). Logs at INFO which runs and why.
+    """
+    from ..errors import CheckpointError, UserError
+
+    if kind not in ("auto", "sam", "superpixel"):
+        raise UserError(f"unknown sam.partitioner {kind!r}; expected auto, sam or superpixel")
+    sp = dict(superpixel or {})
+    if kind == "superpixel" or (kind == "auto" and not sam_checkpoint):
+        part = SuperpixelPartitioner(**sp)
+        why = "sam.partitioner=superpixel" if kind == "superpixel" else (
+            "no sam.checkpoint configured; SAM vit_b at 40×40 takes minutes per frame on CPU")
+        log.info("partitioner: %s (%s)", part.name, why)
+        return part
+    if not sam_checkpoint:
+        raise CheckpointError("sam.partitioner=sam needs sam.checkpoint (a local SAM .pth file)")
+    from .partition import SamPartitioner, build_sam
+
+    dev = resolve_device(device)
+    sam = build_sam(model_type, sam_checkpoint, dev)  # type: ignore[arg-type]
+    part = SamPartitioner(sam, amg or {}, guided=guided, guided_kwargs=guided_kwargs or {}, work_size=work_size)
+    mode = "guided prompts" if guided else f"{part.grid_side}×{part.grid_side} grid"
+    log.info("partitioner: %s (%s on %s, %s; checkpoint %s)", part.name, model_type, dev, mode, sam_checkpoint)
+    return part

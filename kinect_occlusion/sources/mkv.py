@@ -1,0 +1,327 @@
+"""Replay Azure Kinect recordings (.mkv) without the Azure Kinect SDK: PyAV demuxes, we decode.
+
+Colour (MJPG, NV12, YUY2, BGRA) is decoded to RGB; depth and IR (``b16g``) are decoded bit-exactly
+from the packet bytes (16-bit big-endian → native uint16 millimetres).
+
+Timestamps: Matroska blocks hold the device timestamp minus ``K4A_START_OFFSET_NS``. A
+:class:`Frame`'s ``ts_us`` adds the offset back, so it is the **device timestamp** (as the SDK's
+``k4a_image_get_device_timestamp_usec``), comparable with a live Kinect's. When looping, each pass
+is shifted by the length of the previous ones so timestamps never go backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import SourceError
+from .base import Frame, Source, pace
+from .ebml import check_matroska
+from .k4a_formats import COLOR_RESOLUTIONS, DEPTH_MODES, decode_color, decode_depth16
+
+log = logging.getLogger(__name__)
+
+TRACK_NAMES = ("COLOR", "DEPTH", "IR")
+
+
+@dataclass
+class TrackInfo:
+    """One K4A video track."""
+
+    name: str
+    codec: str
+    fourcc: str
+    width: int
+    height: int
+
+
+@dataclass
+class MkvInfo:
+    """What :func:`probe_mkv` reports about a recording."""
+
+    path: str
+    tracks: list[TrackInfo]
+    color_mode: str
+    depth_mode: str
+    ir_mode: str
+    fps: int | None
+    frame_count: int | None
+    duration_s: float
+    serial: str | None
+    has_calibration: bool
+    start_offset_ns: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+
+@dataclass
+class _Layout:
+    """Tracks, tags and calibration read from an open container."""
+
+    indices: dict[str, int]  # track name → stream index in the container
+    tracks: dict[str, TrackInfo]
+    tags: dict[str, str]
+    calibration: str | None
+    start_offset_us: int
+    fps: int | None
+
+
+def open_container(path: str | Path):
+    """Validate ``path`` as a complete Matroska file and open it with PyAV; SourceError otherwise."""
+    import av
+
+    header = check_matroska(path)
+    if header.segment_size is not None and header.segment_start + header.segment_size > header.file_size:
+        raise SourceError(
+            f"{path}: truncated recording ({header.file_size} of "
+            f"{header.segment_start + header.segment_size} bytes) — copy the file again"
+        )
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceError(f"{path}: cannot read the recording ({exc})") from None
+
+
+def read_layout(container, path: str | Path) -> _Layout:
+    """Find the COLOR/DEPTH/IR tracks, K4A tags and calibration; SourceError if not a Kinect recording."""
+    streams, tracks, tags = {}, {}, {}
+    tags.update({k: v for k, v in container.metadata.items() if k.startswith("K4A_")})
+    for stream in container.streams.video:
+        name = stream.metadata.get("title", "")
+        tags.update({k: v for k, v in stream.metadata.items() if k.startswith("K4A_")})
+        if name in TRACK_NAMES and name not in streams:
+            ctx = stream.codec_context
+            streams[name] = stream
+            tracks[name] = TrackInfo(
+                name, ctx.name if ctx else "", str(ctx.codec_tag if ctx else ""), ctx.width, ctx.height
+            )
+    if "COLOR" not in streams and "DEPTH" not in streams:
+        raise SourceError(f"{path}: not an Azure Kinect recording (no COLOR or DEPTH track)")
+    calibration = None
+    for att in container.streams.attachments:
+        if att.name == "calibration.json":
+            calibration = bytes(att.data).decode("utf-8", "replace").rstrip("\x00")
+    try:
+        offset_ns = int(tags.get("K4A_START_OFFSET_NS", "0"))
+    except ValueError:
+        raise SourceError(f"{path}: K4A_START_OFFSET_NS tag is not an integer") from None
+    first = next(iter(streams.values()))
+    rate = first.average_rate or first.guessed_rate
+    fps = int(round(float(rate))) if rate else None
+    return _Layout(
+        {n: st.index for n, st in streams.items()}, tracks, tags, calibration, offset_ns // 1000, fps
+    )
+
+
+def iter_groups(container, indices: dict[str, int], tolerance_us: int) -> Iterator[tuple[int, dict]]:
+    """Demux tracks ``indices`` (name → stream index), grouped into captures: (block ts µs, {name: packet}).
+
+    Packets of different tracks within ``tolerance_us`` of a capture's first packet belong to it;
+    a capture may lack a track. A read error ends the stream with a warning.
+    """
+    import av
+
+    names = {index: name for name, index in indices.items()}
+    streams = [container.streams[index] for index in indices.values()]
+    group: dict = {}
+    group_ts = 0
+    try:
+        for pkt in container.demux(*streams):
+            if pkt.pts is None or pkt.size == 0:
+                continue
+            ts = int(pkt.pts * pkt.time_base.numerator * 1_000_000 // pkt.time_base.denominator)
+            name = names[pkt.stream.index]
+            if group and (name in group or ts - group_ts > tolerance_us):
+                yield group_ts, group
+                group = {}
+            if not group:
+                group_ts = ts
+            group[name] = pkt
+    except av.FFmpegError as exc:
+        log.warning("%s: recording ends early, stopping here (%s)", container.name, exc)
+    if group:
+        yield group_ts, group
+
+
+def probe_mkv(path: str | Path, count_frames: bool = True) -> MkvInfo:
+    """Describe a recording; ``count_frames`` demuxes it (no decoding) for frame count and duration."""
+    container = open_container(path)
+    try:
+        layout = read_layout(container, path)
+        count, first, last = 0, None, 0
+        if count_frames:
+            tolerance = _tolerance_us(layout.fps)
+            for ts, _ in iter_groups(container, layout.indices, tolerance):
+                first = ts if first is None else first
+                count, last = count + 1, ts
+    finally:
+        container.close()
+    period_s = 1.0 / layout.fps if layout.fps else 0.0
+    duration = (last - first) / 1e6 + period_s if first is not None else float(container.duration or 0) / 1e6
+    tags = layout.tags
+    return MkvInfo(
+        path=str(path),
+        tracks=list(layout.tracks.values()),
+        color_mode=tags.get("K4A_COLOR_MODE") or _mode_from_track(layout.tracks.get("COLOR")),
+        depth_mode=tags.get("K4A_DEPTH_MODE") or _depth_mode_from_track(layout.tracks.get("DEPTH")),
+        ir_mode=tags.get("K4A_IR_MODE", "ACTIVE" if "IR" in layout.tracks else "OFF"),
+        fps=layout.fps,
+        frame_count=count if count_frames else None,
+        duration_s=round(duration, 6),
+        serial=tags.get("K4A_DEVICE_SERIAL_NUMBER"),
+        has_calibration=layout.calibration is not None,
+        start_offset_ns=layout.start_offset_us * 1000,
+        tags=tags,
+    )
+
+
+def _tolerance_us(fps: int | None) -> int:
+    """Packets closer than half a frame period belong to the same capture."""
+    return int(1_000_000 / (fps or 30) / 2) - 1
+
+
+def _mode_from_track(track: TrackInfo | None) -> str:
+    if track is None:
+        return "OFF"
+    res = next((r for r, (w, h) in COLOR_RESOLUTIONS.items() if (w, h) == (track.width, track.height)), None)
+    return f"{track.fourcc}_{res or f'{track.height}P'}"
+
+
+def _depth_mode_from_track(track: TrackInfo | None) -> str:
+    if track is None:
+        return "OFF"
+    return next((m for m, size in DEPTH_MODES.items() if size == (track.width, track.height)), "UNKNOWN")
+
+
+class MkvSource(Source):
+    """Frames of an Azure Kinect recording.
+
+    Args:
+        path: the .mkv file.
+        realtime: pace frames by their timestamps (else as fast as they decode).
+        loop: start again at ``start_s`` after the end (frame ids and timestamps keep increasing).
+        start_s: skip to this time (seconds from the recording's first capture).
+        depth: decode the DEPTH track; ir: decode the IR track.
+        max_frames: stop after this many frames (None: no limit).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        realtime: bool = False,
+        loop: bool = False,
+        start_s: float = 0.0,
+        depth: bool = True,
+        ir: bool = False,
+        max_frames: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.realtime, self.loop, self.start_s = realtime, loop, start_s
+        self.depth, self.ir, self.max_frames = depth, ir, max_frames
+        self.tags: dict[str, str] = {}
+        self.tracks: dict[str, TrackInfo] = {}
+        self.fps: int | None = None
+        self._layout: _Layout | None = None
+
+    def open(self) -> None:
+        """Check the file and read its layout (tracks, tags, calibration)."""
+        container = open_container(self.path)
+        try:
+            self._layout = read_layout(container, self.path)
+        finally:
+            container.close()
+        self.tags, self.tracks, self.fps = self._layout.tags, self._layout.tracks, self._layout.fps
+        self.calibration = self._layout.calibration
+
+    def close(self) -> None:
+        """Nothing stays open between passes; safe to call twice."""
+        self._layout = None
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield decoded frames (paced when ``realtime``)."""
+        if self._layout is None:
+            self.open()
+        return pace(self._frames(), self.realtime)
+
+    def _frames(self) -> Iterator[Frame]:
+        frame_id, shift_us = 0, 0
+        while True:
+            first = last = None
+            for ts, frame in self._pass():
+                if self.max_frames is not None and frame_id >= self.max_frames:
+                    return
+                first = ts if first is None else first
+                last = ts
+                frame.frame_id, frame.ts_us = frame_id, ts + shift_us
+                frame_id += 1
+                yield frame
+            if not self.loop or first is None or last is None:
+                return
+            # Next pass continues one frame period after this one's last capture
+            shift_us += last - first + int(1_000_000 / (self.fps or 30))
+
+    def _pass(self) -> Iterator[tuple[int, Frame]]:
+        """One pass over the file from ``start_s``: (device timestamp µs, frame without id)."""
+        layout = self._layout
+        assert layout is not None
+        wanted = {
+            n: i
+            for n, i in layout.indices.items()
+            if n == "COLOR" or (n == "DEPTH" and self.depth) or (n == "IR" and self.ir)
+        }
+        if not wanted:
+            return
+        tolerance = _tolerance_us(layout.fps)
+        container = open_container(self.path)
+        try:
+            start_rel = self._seek(container, wanted, tolerance)
+            for index, (ts, packets) in enumerate(iter_groups(container, wanted, tolerance)):
+                if start_rel is not None and ts < start_rel:
+                    continue
+                frame = self._decode(packets, index)
+                if frame is not None:
+                    yield ts + layout.start_offset_us, frame
+        finally:
+            container.close()
+
+    def _seek(self, container, indices: dict[str, int], tolerance: int) -> int | None:
+        """Seek near ``start_s``; return the first block timestamp (µs) to keep, or None for all."""
+        import av
+
+        if self.start_s <= 0:
+            return None
+        stream = container.streams[next(iter(indices.values()))]
+        first_ts = int(stream.start_time or 0)
+        target = first_ts + int(self.start_s * stream.time_base.denominator / stream.time_base.numerator)
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            # No index to seek with: read from the start and drop the earlier captures
+            log.warning("%s: cannot seek (%s); reading from the start", self.path.name, exc)
+        return (
+            int(target * stream.time_base.numerator * 1_000_000 // stream.time_base.denominator) - tolerance
+        )
+
+    def _decode(self, packets: dict, index: int) -> Frame | None:
+        """Decode one capture's packets; a corrupt packet is logged with the frame index and left out."""
+        frame = Frame(frame_id=-1, ts_us=0)
+        for name, pkt in packets.items():
+            track = self.tracks[name]
+            try:
+                if name == "COLOR":
+                    frame.color = decode_color(bytes(pkt), track.fourcc, track.width, track.height)
+                elif name == "DEPTH":
+                    frame.depth = decode_depth16(bytes(pkt), track.width, track.height)
+                else:
+                    frame.ir = decode_depth16(bytes(pkt), track.width, track.height)
+            except ValueError as exc:
+                log.warning("%s: frame %d: corrupt %s packet skipped (%s)", self.path.name, index, name, exc)
+        if frame.color is None and frame.depth is None and frame.ir is None:
+            return None
+        return frame
