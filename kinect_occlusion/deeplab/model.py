@@ -46,9 +46,9 @@ class BackboneSpec:
 # ---------------------------------------------------------------- backbones
 
 
-def _dilate_last_stage(layer: nn.Sequential, dilation: int = 2) -> None:
+def _dilate_last_stage(layer: nn.Module, dilation: int = 2) -> None:
     """Turn a stride-2 ResNet stage into a stride-1 stage with dilated 3×3 convs (any block type)."""
-    for i, block in enumerate(layer):
+    for i, block in enumerate(layer.children()):
         for name, mod in block.named_modules():
             if not isinstance(mod, nn.Conv2d):
                 continue
@@ -63,7 +63,7 @@ def _dilate_last_stage(layer: nn.Sequential, dilation: int = 2) -> None:
 def _resnet(builder: Callable[..., nn.Module]) -> nn.Module:
     """ResNet trunk at output stride 16: ``low`` = layer1 (stride 4), ``out`` = dilated layer4."""
     net = builder(weights=None)
-    _dilate_last_stage(net.layer4)
+    _dilate_last_stage(net.get_submodule("layer4"))
     return IntermediateLayerGetter(net, return_layers={"layer1": "low", "layer4": "out"})
 
 

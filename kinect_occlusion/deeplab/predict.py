@@ -22,7 +22,7 @@ Roi = tuple[int, int, int, int]  # x, y, width, height (pixels)
 
 @dataclass(frozen=True)
 class LetterboxTransform:
-    """Where a ``src_h``×``src_w`` image sits in a ``size``×``size`` letterbox (top-left, ``new_h``×``new_w``)."""
+    """Where a ``src_h``×``src_w`` image sits in a ``size``×``size`` letterbox (top-left, new_h×new_w)."""
 
     src_h: int
     src_w: int
@@ -87,7 +87,8 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"expected an H×W×3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
 
 
-def preprocess(rgb: np.ndarray, roi: Sequence[int] | None, size: int) -> tuple[np.ndarray, LetterboxTransform, Roi]:
+def preprocess(rgb: np.ndarray, roi: Sequence[int] | None,
+               size: int) -> tuple[np.ndarray, LetterboxTransform, Roi]:
     """Crop the ROI and letterbox it: (size×size×3 uint8 canvas, transform, clipped ROI)."""
     check_rgb(rgb)
     box = clip_roi(roi, rgb.shape[0], rgb.shape[1])
@@ -98,9 +99,9 @@ def preprocess(rgb: np.ndarray, roi: Sequence[int] | None, size: int) -> tuple[n
 
 def normalise(canvas: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """(1, 3, S, S) float32 network input from an S×S×3 uint8 canvas (numpy path, e.g. ONNX)."""
-    x = canvas.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    m, s = np.asarray(mean, np.float32) * 255.0, np.asarray(std, np.float32) * 255.0
+    x = (canvas.astype(np.float32) - m) / s
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def postprocess(prob: np.ndarray, t: LetterboxTransform, box: Roi, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -138,7 +139,8 @@ class CoarsePredictor:
         self.device = resolve_device(device)
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = loaded.model.eval().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        model = loaded.model.eval().to(self.device, self.dtype)
+        model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.model = torch.compile(model) if compile else model
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(loaded.mean, device=self.device).view(shape) * 255.0

@@ -18,9 +18,12 @@ def build_predictor(cfg: Config):
     """Load the configured coarse model once (CheckpointError: one clear line)."""
     from .model import build_deeplab
 
+    from pathlib import Path
+
     dl = cfg.deeplab
-    backbone = dl.backbone or dl.untrained_backbone
-    loaded = build_deeplab(dl.checkpoint, dl.backbone or backbone, allow_untrained=dl.allow_untrained)
+    have_checkpoint = dl.checkpoint is not None and Path(dl.checkpoint).is_file()
+    backbone = dl.backbone if have_checkpoint else (dl.backbone or dl.untrained_backbone)
+    loaded = build_deeplab(dl.checkpoint, backbone, allow_untrained=dl.allow_untrained)
     if dl.threads:
         import torch
 
@@ -49,8 +52,9 @@ def coarse_message(frame: m.ColorFrame, prob: np.ndarray, roi: tuple, model: str
 def run(rt: WorkerRuntime) -> int:
     """Predict on the newest colour frame, publish, repeat until stopped."""
     predictor, loaded = build_predictor(rt.cfg)
-    model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if rt.cfg.deeplab.checkpoint else "-untrained")
-    rt.info.update(model=model_name, trained=bool(loaded.meta.get("trained", rt.cfg.deeplab.checkpoint)))
+    trained = loaded.meta.get("trained", True) is not False
+    model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if trained else "-untrained")
+    rt.info.update(model=model_name, trained=trained)
     fault = injected_fault(rt.name)
     sub, pub = rt.subscriber([m.TOPIC_COLOR]), rt.publisher()
     rt.tick("ready")

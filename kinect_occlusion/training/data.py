@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import cv2
 import numpy as np
 
+from ..deeplab.predict import letterbox
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -466,22 +467,15 @@ def roi_box(sample: Sample, roi: str | Box, margin: float = 0.1) -> Box:
     return x0, y0, max(1, min(bw, w - x0)), max(1, min(bh, h - y0))
 
 
-def letterbox_geometry(height: int, width: int, size: int) -> tuple[float, int, int]:
-    """(scale, new_h, new_w) to fit height×width into size×size; the image sits top-left."""
-    scale = size / max(height, width)
-    return scale, max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def prepare_sample(
     sample: Sample, size: int, roi: str | tuple[int, int, int, int] = "full", margin: float = 0.1
 ) -> Prepared:
-    """Read, crop to the ROI and letterbox one sample (image: area/linear, masks: nearest)."""
+    """Read, crop to the ROI and letterbox one sample like ``deeplab.predict.letterbox`` (masks: nearest)."""
     x, y, w, h = roi_box(sample, roi, margin)
     rgb = sample.read_rgb()[y : y + h, x : x + w]
-    _, nh, nw = letterbox_geometry(h, w, size)
-    interp = cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR
-    image = np.zeros((size, size, 3), np.uint8)
-    image[:nh, :nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    # The same letterbox as inference (top-left, zero padding)
+    image, t = letterbox(np.ascontiguousarray(rgb), size)
+    nh, nw = t.new_h, t.new_w
     valid = np.zeros((size, size), bool)
     valid[:nh, :nw] = True
     masks, boxes, labels = [], [], []
