@@ -42,7 +42,7 @@ def preflight(cfg: Config) -> None:
     if cfg.camera.source == "mkv":
         from ..sources.mkv import probe_mkv
 
-        probe_mkv(cfg.camera.mkv_path or "")
+        probe_mkv(cfg.camera.mkv_path or "", count_frames=False)
 
 
 def install_signals(stop: threading.Event) -> None:

@@ -45,14 +45,12 @@ def run(args: argparse.Namespace) -> int:
     n_frames = max(1, round(args.seconds * args.fps))
     source = build_record_source(args, color, n_frames)
     with source:
-        serial = getattr(source, "serial", None) or "000000000000"
         with K4AMkvWriter(
             args.out,
             color_mode=args.color_mode,
             depth_mode=args.depth_mode,
             fps=args.fps,
-            calibration_json=source.calibration,
-            serial=serial,
+            calibration_json=getattr(source, "calibration", None),
             start_offset_ns=None,
             jpeg_quality=args.jpeg_quality,
             ir=args.source == "kinect",
@@ -109,12 +107,23 @@ def record_frames(source, writer, n_frames: int) -> int:
             if writer.depth_size is not None:
                 depth = _fit16(cv2, depth, writer.depth_size)
                 ir = _fit16(cv2, ir, writer.depth_size)
+            if written == 0:
+                _adopt_device_info(source, writer)
             writer.write(color, depth, ir, frame.ts_us)
             written += 1
             bar.update()
             if written >= n_frames:
                 break
     return written
+
+
+def _adopt_device_info(source, writer) -> None:
+    """Take the camera's calibration and serial (known once it streams) before the header is written."""
+    if getattr(source, "calibration", None):
+        writer.calibration_json = source.calibration
+    serial = getattr(source, "serial", None) or getattr(source, "device_serial", None)
+    if serial:
+        writer.serial = serial
 
 
 def _fit16(cv2, image, size: tuple[int, int]):

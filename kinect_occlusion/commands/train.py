@@ -17,13 +17,21 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-2, help="SGD learning rate (cosine warm restarts)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto")
     p.add_argument("--backbone", default="resnet50", choices=["resnet50", "resnet18", "mobilenet_v3_large"])
-    p.add_argument("--init", type=Path, default=None,
-                   help="our checkpoint, or a torchvision DeepLabV3 state dict (backbone + ASPP)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="our checkpoint, or a torchvision DeepLabV3 state dict (backbone + ASPP)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without IoU gain")
+    p.add_argument(
+        "--patience", type=int, default=10, help="early stop after this many epochs without IoU gain"
+    )
     p.add_argument("--input-size", type=int, default=512, help="letterbox size (pixels)")
     p.add_argument("--roi", default="full", help="full | annotations | x,y,w,h")
-    p.add_argument("--copy-paste", type=float, default=0.1, help="Copy-Paste ratio of the instance pool (0: off)")
+    p.add_argument(
+        "--copy-paste", type=float, default=0.1, help="Copy-Paste ratio of the instance pool (0: off)"
+    )
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -49,13 +57,28 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
         raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
     opts = TrainOptions(
-        data=args.data, out=args.out, images=args.images, split_file=args.split_file, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, device=args.device, backbone=args.backbone, init=args.init,
-        resume=args.resume, patience=args.patience, input_size=args.input_size, roi=parse_roi(args.roi),
-        copy_paste=args.copy_paste, workers=args.workers, seed=args.seed,
+        data=args.data,
+        out=args.out,
+        images=args.images,
+        split_file=args.split_file,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        backbone=args.backbone,
+        init=args.init,
+        resume=args.resume,
+        patience=args.patience,
+        input_size=args.input_size,
+        roi=parse_roi(args.roi),
+        copy_paste=args.copy_paste,
+        workers=args.workers,
+        seed=args.seed,
     )
     result = train(opts)
     state = "interrupted" if result.interrupted else "early stop" if result.stopped_early else "done"
-    print(f"{state}: {result.epochs_run} epochs, best val IoU {result.best_iou:.4f} at epoch "
-          f"{result.best_epoch} -> {Path(args.out) / 'best.pt'}")
+    print(
+        f"{state}: {result.epochs_run} epochs, best val IoU {result.best_iou:.4f} at epoch "
+        f"{result.best_epoch} -> {Path(args.out) / 'best.pt'}"
+    )
     return 130 if result.interrupted else 0

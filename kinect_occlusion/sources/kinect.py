@@ -28,8 +28,14 @@ MISSING_SDK = (
     "pyk4a is not importable: install the Azure Kinect SDK (or Orbbec's K4A wrapper for Femto cameras) "
     "and `pip install 'kinect-occlusion[kinect]'`"
 )
-RESOLUTIONS = {"720P": (1280, 720), "1080P": (1920, 1080), "1440P": (2560, 1440), "1536P": (2048, 1536),
-               "2160P": (3840, 2160), "3072P": (4096, 3072)}
+RESOLUTIONS = {
+    "720P": (1280, 720),
+    "1080P": (1920, 1080),
+    "1440P": (2560, 1440),
+    "1536P": (2048, 1536),
+    "2160P": (3840, 2160),
+    "3072P": (4096, 3072),
+}
 COLOR_FORMATS = ("MJPG", "BGRA32", "NV12", "YUY2")
 DEPTH_MODES = ("OFF", "NFOV_2X2BINNED", "NFOV_UNBINNED", "WFOV_2X2BINNED", "WFOV_UNBINNED", "PASSIVE_IR")
 
@@ -51,7 +57,9 @@ def check_mode(color_resolution: str, fps: int, color_format: str, depth_mode: s
     if fps not in (5, 15, 30):
         raise SourceError(f"camera.fps: the Kinect runs at 5, 15 or 30 fps, not {fps}")
     if color_format in ("NV12", "YUY2") and color_resolution != "720P":
-        raise SourceError(f"camera.color_format: {color_format} is only available at 720P; use MJPG or BGRA32")
+        raise SourceError(
+            f"camera.color_format: {color_format} is only available at 720P; use MJPG or BGRA32"
+        )
     if fps == 30 and (color_resolution == "3072P" or depth_mode == "WFOV_UNBINNED"):
         raise SourceError("camera.fps: 3072P colour and WFOV_UNBINNED depth run at most at 15 fps")
 
@@ -94,10 +102,17 @@ class KinectSource(Source):
     """
 
     def __init__(
-        self, color_resolution: str = "720P", fps: int = 30, color_format: str = "MJPG",
-        depth_mode: str = "NFOV_UNBINNED", align_depth: bool = False, device_serial: str | None = None,
-        reconnect_backoff: tuple[float, float] = (0.5, 8.0), stop_event: _Event | threading.Event | None = None,
-        capture_timeout_ms: int = 100, stall_s: float = 5.0,
+        self,
+        color_resolution: str = "720P",
+        fps: int = 30,
+        color_format: str = "MJPG",
+        depth_mode: str = "NFOV_UNBINNED",
+        align_depth: bool = False,
+        device_serial: str | None = None,
+        reconnect_backoff: tuple[float, float] = (0.5, 8.0),
+        stop_event: _Event | threading.Event | None = None,
+        capture_timeout_ms: int = 100,
+        stall_s: float = 5.0,
     ) -> None:
         check_mode(color_resolution, fps, color_format, depth_mode)
         self.color_resolution, self.fps, self.color_format = color_resolution, fps, color_format
@@ -197,8 +212,13 @@ class KinectSource(Source):
         self._device = device
         self._stall_since = time.monotonic()
         self.state = "streaming"
-        log.info("kinect: streaming %s %s at %d fps, depth %s", self.color_resolution, self.color_format,
-                 self.fps, self.depth_mode)
+        log.info(
+            "kinect: streaming %s %s at %d fps, depth %s",
+            self.color_resolution,
+            self.color_format,
+            self.fps,
+            self.depth_mode,
+        )
         return True
 
     def _disconnect(self) -> None:
@@ -249,8 +269,14 @@ class KinectSource(Source):
             depth = capture.transformed_depth if self.align_depth else capture.depth
         device_ts = int(capture.color_timestamp_usec)
         frame = Frame(
-            frame_id=self._next_id, ts_us=self._monotonic_ts(device_ts), color=rgb, depth=depth,
-            extra={"aligned_to_color": bool(self.align_depth and depth is not None), "device_ts_us": device_ts},
+            frame_id=self._next_id,
+            ts_us=self._monotonic_ts(device_ts),
+            color=rgb,
+            depth=depth,
+            extra={
+                "aligned_to_color": bool(self.align_depth and depth is not None),
+                "device_ts_us": device_ts,
+            },
         )
         self._next_id += 1
         return frame

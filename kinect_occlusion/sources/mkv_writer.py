@@ -52,6 +52,9 @@ class K4AMkvWriter:
         jpeg_quality: MJPG quality 1–100.
         uid_seed: seed for track/attachment UIDs (None: random), for byte-identical files.
         date_utc: DateUTC of the recording (None: now).
+
+    The header is written at the first capture, so ``calibration_json`` and ``serial`` may still be
+    set as attributes until then (a camera knows them only once it streams).
     """
 
     def __init__(

@@ -65,8 +65,9 @@ class EvalResult:
         return {k: self.fused[k] - self.coarse[k] for k in METRIC_NAMES}
 
 
-def select_samples(samples: list[Sample], split: str, meta: dict, seed: int | None,
-                   split_file: Path | None) -> list[Sample]:
+def select_samples(
+    samples: list[Sample], split: str, meta: dict, seed: int | None, split_file: Path | None
+) -> list[Sample]:
     """The images to evaluate: ``all``, or a split — from ``split_file``, else the split names stored in
     the checkpoint by ``train``, else the deterministic split with ``seed``."""
     if split == "all":
@@ -78,7 +79,9 @@ def select_samples(samples: list[Sample], split: str, meta: dict, seed: int | No
         wanted = set(stored)
         chosen = [s for s in samples if s.name in wanted or wanted & set(s.aliases)]
         if len(chosen) < len(wanted):
-            log.warning("%d of the checkpoint's %s images are not in this data set", len(wanted) - len(chosen), split)
+            log.warning(
+                "%d of the checkpoint's %s images are not in this data set", len(wanted) - len(chosen), split
+            )
         return chosen
     fallback_seed = int(meta.get("seed", 0)) if seed is None else seed
     return split_samples(samples, seed=fallback_seed, split_file=split_file)[split]
@@ -92,7 +95,9 @@ def build_partition(opts: EvalOptions):
         raise UserError("--partition sam needs --sam-checkpoint (a local SAM .pth file)")
     return build_partitioner(
         "sam" if opts.partition == "sam" else "superpixel",
-        sam_checkpoint=str(opts.sam_checkpoint) if opts.sam_checkpoint else None, device=opts.device, amg={},
+        sam_checkpoint=str(opts.sam_checkpoint) if opts.sam_checkpoint else None,
+        device=opts.device,
+        amg={},
         superpixel={"method": opts.superpixel_method, "n_segments": opts.n_segments},
     )
 
@@ -115,6 +120,111 @@ def roi_mask(shape: tuple[int, int], roi: tuple[int, int, int, int]) -> np.ndarr
 
 def panel(rgb, truth, labels, prob, fused, height: int = 240) -> np.ndarray:
     """input | truth | partition | coarse | fused, side by side."""
-    images = [rgb, panels.overlay(rgb, truth), panels.label_colors(labels, rgb), panels.heatmap(prob),
-              panels.overlay(rgb, fused)]
+    images = [
+        rgb,
+        panels.overlay(rgb, truth),
+        panels.label_colors(labels, rgb),
+        panels.heatmap(prob),
+        panels.overlay(rgb, fused),
+    ]
     return panels.row(images, ["input", "truth", "partition", "coarse", "fused"], height=height)
+
+
+def _row(name: str, coarse: BinaryMetrics, fused: BinaryMetrics) -> dict[str, Any]:
+    """One per-image CSV row: coarse_* and fused_* metrics."""
+    row: dict[str, Any] = {"image": name}
+    for prefix, acc in (("coarse", coarse), ("fused", fused)):
+        row.update({f"{prefix}_{k}": _json_float(v) for k, v in acc.compute().items()})
+    return row
+
+
+def _json_float(v: float) -> float | None:
+    return None if math.isnan(v) else round(float(v), 6)
+
+
+def evaluate(opts: EvalOptions) -> EvalResult:
+    """Run the coarse model and the fusion over the chosen images; write outputs when ``opts.out``."""
+    from ..deeplab.model import load_checkpoint
+    from ..deeplab.predict import CoarsePredictor
+
+    loaded = load_checkpoint(opts.checkpoint, config_key="--checkpoint")
+    samples = select_samples(
+        load_dataset(opts.data, opts.images).samples, opts.split, loaded.meta, opts.seed, opts.split_file
+    )
+    if not samples:
+        raise UserError(f"no images to evaluate in split '{opts.split}' of {opts.data}")
+    roi_mode = opts.roi if opts.roi is not None else loaded.meta.get("roi", "full")
+    roi_mode = tuple(roi_mode) if isinstance(roi_mode, list) else roi_mode
+    predictor = CoarsePredictor(loaded, device=opts.device)
+    partitioner = build_partition(opts)
+    total_c, total_f = BinaryMetrics(), BinaryMetrics()
+    rows = []
+    for i, sample in enumerate(tqdm(samples, desc="evaluate", unit="image")):
+        try:
+            rgb = sample.read_rgb()
+        except OSError as exc:
+            log.warning("%s: %s, skipped", sample.ref, exc)
+            continue
+        roi = roi_box(sample, roi_mode)
+        prob, labels, fused = evaluate_image(predictor, partitioner, rgb, roi)
+        truth, valid = sample.target(), roi_mask(rgb.shape[:2], roi)
+        # Score both outputs on the same ROI pixels
+        c, f = BinaryMetrics(), BinaryMetrics()
+        c.update(prob, truth, valid)
+        f.update(fused, truth, valid)
+        total_c.merge(c)
+        total_f.merge(f)
+        rows.append(_row(sample.name, c, f))
+        if opts.out is not None and i < opts.panels:
+            panels.save_rgb(
+                Path(opts.out) / "panels" / f"{i:04d}.png", panel(rgb, truth, labels, prob, fused)
+            )
+    result = EvalResult(
+        total_c.compute(), total_f.compute(), len(rows), getattr(partitioner, "name", "?"), rows
+    )
+    if opts.out is not None:
+        write_outputs(Path(opts.out), result, opts)
+    return result
+
+
+def format_table(result: EvalResult) -> str:
+    """The paper's Table I layout in percent: Coarse, Fused, and the fused - coarse delta."""
+    fused_name = "Fused (SOSS)" if result.partition.startswith("sam") else f"Fused ({result.partition})"
+    width = max(len(fused_name), 12)
+    head = f"{'':<{width}}" + "".join(
+        f"{n.capitalize() if n != 'iou' and n != 'auc' else n.upper():>11}" for n in METRIC_NAMES
+    )
+    lines = [head]
+    for name, values, sign in (
+        ("Coarse", result.coarse, ""),
+        (fused_name, result.fused, ""),
+        ("Delta", result.delta, "+"),
+    ):
+        cells = "".join(
+            f"{'n/a':>11}" if math.isnan(values[k]) else f"{100 * values[k]:>{sign}11.2f}"
+            for k in METRIC_NAMES
+        )
+        lines.append(f"{name:<{width}}{cells}")
+    lines.append(f"({result.n_images} images; metrics in % for the occlusion class, pixels inside the ROI)")
+    return "\n".join(lines)
+
+
+def write_outputs(out: Path, result: EvalResult, opts: EvalOptions) -> None:
+    """metrics.json (totals, delta, settings) and per_image.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "coarse": {k: _json_float(v) for k, v in result.coarse.items()},
+        "fused": {k: _json_float(v) for k, v in result.fused.items()},
+        "delta": {k: _json_float(v) for k, v in result.delta.items()},
+        "n_images": result.n_images,
+        "partition": result.partition,
+        "split": opts.split,
+        "checkpoint": str(opts.checkpoint),
+        "data": str(opts.data),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    if result.rows:
+        with (out / "per_image.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(result.rows[0]))
+            w.writeheader()
+            w.writerows(result.rows)

@@ -169,8 +169,9 @@ def train_one_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total, n = total + float(loss) * len(images), n + len(images)
-        bar.set_postfix(loss=f"{float(loss):.4f}")
+        value = loss.item()
+        total, n = total + value * len(images), n + len(images)
+        bar.set_postfix(loss=f"{value:.4f}")
     return total / max(n, 1)
 
 

@@ -113,6 +113,9 @@ def test_record_synthetic(tmp_path):
     assert frames[1].ts_us - frames[0].ts_us == 200_000
 
 
+CALIBRATION = '{"CalibrationInformation": {"Metadata": {"SerialId": "fake"}}}'
+
+
 class FakeKinect(Source):
     """Stands in for the camera: 1280×720 RGB, depth and IR at the depth mode's size, a calibration."""
 
@@ -128,11 +131,13 @@ class FakeKinect(Source):
         self.kwargs = dict(
             color_resolution=color_resolution, fps=fps, color_format=color_format, depth_mode=depth_mode
         )
-        self.calibration = '{"CalibrationInformation": {"Metadata": {"SerialId": "fake"}}}'
-        self.serial = "987654321098"
+        self.calibration = None  # as the real one: known once the camera streams
+        self.device_serial = device_serial
         FakeKinect.last = self
 
     def frames(self):
+        self.calibration = CALIBRATION
+        self.serial = "987654321098"
         for i in range(100):
             d = np.full((576, 640), 1000 + i, np.uint16)
             yield Frame(
@@ -158,7 +163,7 @@ def test_record_kinect_writes_its_calibration_serial_and_ir(tmp_path, monkeypatc
     )
     with MkvSource(out, ir=True) as src:
         frames = list(src)
-        assert src.calibration == FakeKinect.last.calibration
+        assert src.calibration == CALIBRATION
         assert src.tags["K4A_DEVICE_SERIAL_NUMBER"] == "987654321098"
     assert [f.ts_us for f in frames] == [123_456_789 + i * 33_333 for i in range(3)]
     assert int(frames[2].depth[0, 0]) == 1002 and int(frames[2].ir[0, 0]) == 1009

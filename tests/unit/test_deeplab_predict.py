@@ -114,3 +114,24 @@ def test_random_model_probabilities(channels_last):
     assert prob.min() >= 0 and prob.max() <= 1
     assert np.all(prob[:4] == 0) and np.all(prob[:, 58:] == 0)
     assert prob[4:34, 8:58].std() > 0  # a real forward pass, not a constant
+
+
+@pytest.mark.parametrize(("backbone", "via_file"), [("mobilenet_v3_large", True), ("resnet18", False)])
+def test_onnx_agrees_with_torch(tmp_path, backbone, via_file):
+    pytest.importorskip("onnxruntime")
+    from kinect_occlusion.deeplab.onnx_export import OnnxCoarsePredictor, export_onnx
+
+    torch.manual_seed(1)
+    loaded = build_deeplab(None, backbone, allow_untrained=True)
+    loaded.input_size = 96
+    rgb = np.random.default_rng(1).integers(0, 256, (80, 120, 3), dtype=np.uint8)
+    roi = (10, 10, 90, 60)
+    expected = CoarsePredictor(loaded, device="cpu").predict(rgb, roi)
+    if via_file:
+        pred = OnnxCoarsePredictor(loaded, onnx_path=export_onnx(loaded, tmp_path / "m.onnx"), threads=2)
+    else:
+        pred = OnnxCoarsePredictor(loaded)
+    got = pred.predict(rgb, roi)
+    assert got.shape == expected.shape and np.all(got[:10] == 0)
+    assert np.abs(got - expected).max() < 1e-3
+    assert expected[10:70, 10:100].std() > 0.01  # the comparison is over a non-trivial map

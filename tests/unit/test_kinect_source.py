@@ -148,9 +148,11 @@ def test_missing_native_library_is_the_same_error(monkeypatch):
 
 @pytest.mark.parametrize(
     "kwargs, key",
-    [({"color_format": "NV12", "color_resolution": "1080P"}, "camera.color_format"),
-     ({"fps": 30, "depth_mode": "WFOV_UNBINNED"}, "camera.fps"),
-     ({"color_resolution": "999P"}, "camera.resolution")],
+    [
+        ({"color_format": "NV12", "color_resolution": "1080P"}, "camera.color_format"),
+        ({"fps": 30, "depth_mode": "WFOV_UNBINNED"}, "camera.fps"),
+        ({"color_resolution": "999P"}, "camera.resolution"),
+    ],
 )
 def test_modes_the_camera_lacks_are_rejected_up_front(kwargs, key):
     with pytest.raises(SourceError, match=key):

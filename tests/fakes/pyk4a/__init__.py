@@ -70,7 +70,14 @@ class K4ATimeoutException(K4AException):
     pass
 
 
-COLOR_SIZES = {1: (1280, 720), 2: (1920, 1080), 3: (2560, 1440), 4: (2048, 1536), 5: (3840, 2160), 6: (4096, 3072)}
+COLOR_SIZES = {
+    1: (1280, 720),
+    2: (1920, 1080),
+    3: (2560, 1440),
+    4: (2048, 1536),
+    5: (3840, 2160),
+    6: (4096, 3072),
+}
 DEPTH_SIZES = {1: (320, 288), 2: (640, 576), 3: (512, 512), 4: (1024, 1024)}
 
 
@@ -129,7 +136,7 @@ class Config:
 
 
 class PyK4ACapture:
-    """Colour in the configured format, depth in depth-camera geometry, transformed depth in colour geometry."""
+    """Colour in the configured format; depth in depth-camera shape; transformed depth in colour shape."""
 
     def __init__(self, config: Config, index: int):
         from kinect_occlusion.sources.synthetic import render_scene
