@@ -74,6 +74,23 @@ def _prepare_ipc(endpoint: str) -> str | None:
     return str(path)
 
 
+def _lock_ipc(path: str) -> int:
+    """Hold ``<path>.lock`` so a second pipeline cannot silently take over the socket file.
+
+    (Binding an ipc:// path that exists replaces it: both pipelines would then misbehave.)
+    """
+    import fcntl
+
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"bus: another pipeline is already serving ipc://{path} — stop it, or give this "
+                        "one other bus endpoints (or another camera.id)") from None
+    return fd
+
+
 # ----------------------------------------------------------------------------- proxy
 
 
@@ -92,6 +109,7 @@ class Proxy:
         self._thread: threading.Thread | None = None
         self._control_addr = f"inproc://proxy-control-{id(self)}"
         self._auth: Any = None
+        self._locks: list[int] = []
 
     def start(self) -> Proxy:
         """Bind both sides (raising UserError if an endpoint cannot be bound) and start forwarding."""
@@ -115,12 +133,24 @@ class Proxy:
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.linger = 0
-        sock.sndhwm = sock.rcvhwm = self.hwm
+        # Data is bounded by the HWM; subscriptions (XPUB in, XSUB out) must never be dropped, or a
+        # publisher that connects late never learns some topics are wanted.
+        data_hwm, subscription_hwm = self.hwm, 100_000
+        if kind == zmq.XSUB:
+            sock.rcvhwm, sock.sndhwm = data_hwm, subscription_hwm
+        else:
+            sock.sndhwm, sock.rcvhwm = data_hwm, subscription_hwm
         if self.curve is not None and endpoint.startswith("tcp://"):
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public
         ipc_path = _prepare_ipc(endpoint)
+        if ipc_path is not None:
+            try:
+                self._locks.append(_lock_ipc(ipc_path))
+            except UserError:
+                sock.close()
+                raise
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -151,6 +181,9 @@ class Proxy:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
         self._ctx.term()
 
     def __enter__(self) -> Proxy:

@@ -123,7 +123,9 @@ def write_dataset(out: Path, n: int, seed: int, width: int, height: int, coco: b
 
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    tasks, coco_images, coco_anns = [], [], []
+    tasks: list[dict[str, Any]] = []
+    coco_images: list[dict[str, Any]] = []
+    coco_anns: list[dict[str, Any]] = []
     for i in tqdm(range(n), desc="scenes", unit="img"):
         # Render and save the image
         scene = render_scene(scene_seed(seed, i), width, height)

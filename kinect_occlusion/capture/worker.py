@@ -31,12 +31,16 @@ def publish_frame(pub: Publisher, rt: WorkerRuntime, frame: Frame, calibration: 
 def run(rt: WorkerRuntime) -> int:
     """Stream frames until the source ends (state ``eof``) or the stop event is set."""
     pub = rt.publisher()
-    source = build_source(rt.cfg.camera, rt.stop)
+    def on_idle(state: str) -> None:
+        rt.info["camera_state"] = state
+        rt.tick(state)
+
+    source = build_source(rt.cfg.camera, rt.stop, on_idle)
     rt.info["source"] = rt.cfg.camera.source
     with source:
         time.sleep(SETTLE_S)
         rt.tick("streaming")
-        sent_calibration = None
+        sent_calibration: str | None = None
         for frame in source:
             rt.counters.frames_in += 1
             calibration = source.calibration if source.calibration != sent_calibration else None
@@ -45,7 +49,7 @@ def run(rt: WorkerRuntime) -> int:
             rt.counters.out()
             rt.info.update(last_frame_id=frame.frame_id, dropped=pub.dropped,
                            camera_state=getattr(source, "state", "streaming"))
-            rt.tick()
+            rt.tick("streaming")
             if rt.stop.is_set():
                 break
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._pipeline import add_config_argument, config_from_args, run_pipeline
 
@@ -19,7 +20,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    camera: dict = {"source": "mkv", "mkv_path": args.file}
+    camera: dict = {"source": "mkv", "mkv_path": str(Path(args.file).resolve())}
     if args.max_frames is not None:
         camera["max_frames"] = args.max_frames
     if args.rate is not None:

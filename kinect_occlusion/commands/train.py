@@ -32,6 +32,12 @@ def register(sub) -> None:
     p.add_argument(
         "--copy-paste", type=float, default=0.1, help="Copy-Paste ratio of the instance pool (0: off)"
     )
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=None,
+        help="BatchNorm momentum override (default: the backbone's; MobileNetV3 uses 0.01)",
+    )
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         roi=parse_roi(args.roi),
         copy_paste=args.copy_paste,
+        bn_momentum=args.bn_momentum,
         workers=args.workers,
         seed=args.seed,
     )

@@ -51,8 +51,16 @@ def export_onnx(loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int =
     # Legacy exporter: the dynamo one needs onnxscript, which we do not depend on
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), target, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            target,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return path
 
 
@@ -61,8 +69,10 @@ def _session(model_bytes: bytes, threads: int) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise UserError("deeplab.runtime: onnx needs onnxruntime — pip install 'kinect-occlusion[onnx]' "
-                        "or set deeplab.runtime: torch") from exc
+        raise UserError(
+            "deeplab.runtime: onnx needs onnxruntime — pip install 'kinect-occlusion[onnx]' "
+            "or set deeplab.runtime: torch"
+        ) from exc
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:

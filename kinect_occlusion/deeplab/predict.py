@@ -53,8 +53,9 @@ def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, LetterboxTransfor
     return canvas, t
 
 
-def unletterbox(prob: np.ndarray, transform: LetterboxTransform,
-                out_hw: tuple[int, int] | None = None) -> np.ndarray:
+def unletterbox(
+    prob: np.ndarray, transform: LetterboxTransform, out_hw: tuple[int, int] | None = None
+) -> np.ndarray:
     """Drop the letterbox padding of a ``size``×``size`` map and resize it (bilinear) to ``out_hw``.
 
     ``out_hw`` defaults to the size of the image that was letterboxed.
@@ -87,8 +88,9 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"expected an H×W×3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
 
 
-def preprocess(rgb: np.ndarray, roi: Sequence[int] | None,
-               size: int) -> tuple[np.ndarray, LetterboxTransform, Roi]:
+def preprocess(
+    rgb: np.ndarray, roi: Sequence[int] | None, size: int
+) -> tuple[np.ndarray, LetterboxTransform, Roi]:
     """Crop the ROI and letterbox it: (size×size×3 uint8 canvas, transform, clipped ROI)."""
     check_rgb(rgb)
     box = clip_roi(roi, rgb.shape[0], rgb.shape[1])
@@ -132,8 +134,14 @@ class CoarsePredictor:
         compile: wrap the model in ``torch.compile`` (slow first call).
     """
 
-    def __init__(self, loaded: LoadedModel, device: str = "auto", half: bool = False,
-                 channels_last: bool = False, compile: bool = False) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        device: str = "auto",
+        half: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
         self.loaded = loaded
         self.size = loaded.input_size
         self.device = resolve_device(device)

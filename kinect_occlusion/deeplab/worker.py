@@ -57,6 +57,9 @@ def run(rt: WorkerRuntime) -> int:
     rt.info.update(model=model_name, trained=trained)
     fault = injected_fault(rt.name)
     sub, pub = rt.subscriber([m.TOPIC_COLOR]), rt.publisher()
+    # One warm-up pass so the first real frame does not pay for lazy initialisation
+    size = loaded.input_size
+    predictor.predict(np.zeros((size, size, 3), np.uint8), None)
     rt.tick("ready")
     while not rt.stop.is_set():
         frame = sub.recv_latest(100).get(m.TOPIC_COLOR)

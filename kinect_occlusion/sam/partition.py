@@ -46,7 +46,9 @@ def amg_kwargs(**overrides: Any) -> dict[str, Any]:
 def _read_state_dict(checkpoint: str) -> dict[str, torch.Tensor]:
     """Load a SAM state dict on the CPU; CheckpointError naming the path when it cannot be read."""
     if not os.path.isfile(checkpoint):
-        raise CheckpointError(f"SAM checkpoint not found: {checkpoint} (set sam.checkpoint to a local .pth file)")
+        raise CheckpointError(
+            f"SAM checkpoint not found: {checkpoint} (set sam.checkpoint to a local .pth file)"
+        )
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file is a start-up error
@@ -96,18 +98,40 @@ def build_tiny_sam(seed: int = 0, embed_dim: int = 32, patch_size: int = 64) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = ImageEncoderViT(
-            img_size=img_size, patch_size=patch_size, embed_dim=64, depth=1, num_heads=2, mlp_ratio=2.0,
-            out_chans=embed_dim, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
-            act_layer=nn.GELU, use_rel_pos=False, window_size=0, global_attn_indexes=(),
+            img_size=img_size,
+            patch_size=patch_size,
+            embed_dim=64,
+            depth=1,
+            num_heads=2,
+            mlp_ratio=2.0,
+            out_chans=embed_dim,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            act_layer=nn.GELU,
+            use_rel_pos=False,
+            window_size=0,
+            global_attn_indexes=(),
         )
-        prompt = PromptEncoder(embed_dim=embed_dim, image_embedding_size=(grid, grid),
-                               input_image_size=(img_size, img_size), mask_in_chans=8)
+        prompt = PromptEncoder(
+            embed_dim=embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=8,
+        )
         decoder = MaskDecoder(
-            transformer_dim=embed_dim, num_multimask_outputs=3, iou_head_depth=2, iou_head_hidden_dim=32,
+            transformer_dim=embed_dim,
+            num_multimask_outputs=3,
+            iou_head_depth=2,
+            iou_head_hidden_dim=32,
             transformer=TwoWayTransformer(depth=1, embedding_dim=embed_dim, mlp_dim=64, num_heads=2),
         )
-        sam = Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder,
-                  pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+        sam = Sam(
+            image_encoder=encoder,
+            prompt_encoder=prompt,
+            mask_decoder=decoder,
+            pixel_mean=[123.675, 116.28, 103.53],
+            pixel_std=[58.395, 57.12, 57.375],
+        )
     return sam.eval()
 
 
@@ -137,8 +161,9 @@ def masks_to_labels(masks: list[dict[str, Any]], shape: tuple[int, int]) -> tupl
     lut = np.cumsum(visible).astype(np.int32) - 1
     labels = lut[painted]
     kept = [order[k - 1] for k in range(1, len(order) + 1) if visible[k]]
-    scores = np.array([[masks[i]["predicted_iou"], masks[i]["stability_score"]] for i in kept],
-                      dtype=np.float32).reshape(-1, 2)
+    scores = np.array(
+        [[masks[i]["predicted_iou"], masks[i]["stability_score"]] for i in kept], dtype=np.float32
+    ).reshape(-1, 2)
     return labels, scores
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from .superpixel import superpixel_partition
+from .superpixel import METHODS, Method, superpixel_partition
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,17 @@ def paste_labels(crop_labels: np.ndarray, box: Box, shape: tuple[int, int]) -> n
 class SuperpixelPartitioner(Partitioner):
     """Superpixels (SEEDS/SLIC/Felzenszwalb) over the ROI; no scores, no decoder calls."""
 
-    def __init__(self, method: str = "seeds", n_segments: int = 300, work_scale: float = 0.5,
-                 compactness: float = 10.0) -> None:
-        self.method, self.n_segments = method, n_segments
+    def __init__(
+        self,
+        method: Method = "seeds",
+        n_segments: int = 300,
+        work_scale: float = 0.5,
+        compactness: float = 10.0,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown superpixel method {method!r}; expected one of {METHODS}")
+        self.method: Method = method
+        self.n_segments = n_segments
         self.work_scale, self.compactness = work_scale, compactness
         self.name = f"superpixel/{method}"
 
@@ -87,10 +95,118 @@ class SuperpixelPartitioner(Partitioner):
         box = clip_roi(roi, rgb.shape[1], rgb.shape[0])
         x, y, w, h = box
         crop = rgb[y : y + h, x : x + w]
-        labels = superpixel_partition(crop, self.method, self.n_segments, self.compactness,  # type: ignore[arg-type]
-                                      self.work_scale)
+        labels = superpixel_partition(
+            crop,
+            self.method,
+            n_segments=self.n_segments,
+            compactness=self.compactness,
+            work_scale=self.work_scale,
+        )
         labels = paste_labels(labels, box, rgb.shape[:2])
         return PartitionResult(labels=labels, name=self.name, ms=(time.perf_counter() - t0) * 1000)
+
+
+SAM_NAMES = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}  # encoder width → model type
+
+
+class SamPartitioner(Partitioner):
+    """SAM's automatic mask generator on the ROI crop: uniform grid, or guided prompts from the coarse mask.
+
+    Args:
+        sam: a SAM model (``build_sam`` or ``build_tiny_sam``), already on its device.
+        amg: ``SamAutomaticMaskGenerator`` overrides of the paper settings (see ``amg_kwargs``).
+        guided: prompt where the coarse mask says it matters (``guided_points``) instead of the grid;
+            falls back to the grid when a call brings no probability map.
+        guided_kwargs: ``guided_points`` keyword arguments (low, high, dilate_px, …).
+        work_size: shrink the crop so its long side is at most this many pixels before SAM (the
+            encoder sees 1024 px anyway; smaller input makes mask post-processing cheaper).
+        half: on CUDA, run the image encoder under bf16 autocast (decoder stays float32).
+    """
+
+    def __init__(
+        self,
+        sam: Any,
+        amg: dict[str, Any] | None = None,
+        guided: bool = False,
+        guided_kwargs: dict[str, Any] | None = None,
+        work_size: int | None = None,
+        half: bool = False,
+    ) -> None:
+        import torch
+        from segment_anything import SamAutomaticMaskGenerator
+
+        from .partition import AutocastEncoder, amg_kwargs
+
+        self.amg = amg_kwargs(**(amg or {}))
+        self.grid_side = int(self.amg.get("points_per_side") or 0)
+        self.guided, self.guided_kwargs, self.work_size = guided, dict(guided_kwargs or {}), work_size
+        if half and sam.device.type == "cuda" and not isinstance(sam.image_encoder, AutocastEncoder):
+            sam.image_encoder = AutocastEncoder(sam.image_encoder, torch.bfloat16)
+        self.sam = sam
+        self.grid_generator = SamAutomaticMaskGenerator(sam, **self.amg)
+        encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
+        width = encoder.patch_embed.proj.out_channels
+        self.name = f"sam/{SAM_NAMES.get(width, 'custom')}" + ("/guided" if guided else "")
+
+    def _generator(self, points: np.ndarray | None) -> Any:
+        """The grid generator, or one prompting at ``points`` (N×2 in [0, 1]) with the same settings."""
+        if points is None:
+            return self.grid_generator
+        from segment_anything import SamAutomaticMaskGenerator
+
+        layers = int(self.amg.get("crop_n_layers", 0)) + 1
+        kwargs = {**self.amg, "points_per_side": None, "point_grids": [points] * layers}
+        return SamAutomaticMaskGenerator(self.sam, **kwargs)
+
+    def _points(self, prob: np.ndarray | None, box: Box, shape: tuple[int, int]) -> np.ndarray | None:
+        """Guided prompts in crop-normalised coordinates, or None for the uniform grid."""
+        if not self.guided or prob is None:
+            return None
+        from .guided import guided_points
+
+        if prob.shape != shape:
+            prob = cv2.resize(prob.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        x, y, w, h = box
+        kwargs = {"grid": self.grid_side or 40, **self.guided_kwargs}
+        return guided_points(prob[y : y + h, x : x + w].astype(np.float32, copy=False), None, **kwargs)
+
+    def __call__(
+        self, rgb: np.ndarray, prob: np.ndarray | None = None, roi: Box | None = None
+    ) -> PartitionResult:
+        """Partition the ROI crop with SAM; labels pasted into the frame (0 outside the ROI)."""
+        import torch
+
+        from .partition import decoder_prompts, sam_partition
+
+        t0 = time.perf_counter()
+        shape = rgb.shape[:2]
+        box = clip_roi(roi, shape[1], shape[0])
+        x, y, w, h = box
+        points = self._points(prob, box, shape)
+        # Guided with nothing worth prompting: no SAM call at all
+        if points is not None and len(points) == 0:
+            return PartitionResult(
+                labels=np.zeros(shape, np.int32), name=self.name, ms=(time.perf_counter() - t0) * 1000
+            )
+        crop = rgb[y : y + h, x : x + w]
+        # Optionally shrink the crop (labels come back with nearest neighbour)
+        scale = min(1.0, self.work_size / max(w, h)) if self.work_size else 1.0
+        if scale < 1.0:
+            crop = cv2.resize(
+                crop, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+            )
+        generator = self._generator(points)
+        with torch.inference_mode():
+            labels, scores = sam_partition(generator, crop)
+        if scale < 1.0:
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        return PartitionResult(
+            labels=paste_labels(labels, box, shape),
+            scores=scores,
+            name=self.name,
+            decoder_calls=decoder_prompts(generator, crop.shape[:2]),
+            ms=(time.perf_counter() - t0) * 1000,
+        )
 
 
 def small_gray(rgb: np.ndarray, width: int = SMALL_WIDTH) -> np.ndarray:
@@ -131,11 +247,15 @@ def build_partitioner(
     guided_kwargs: dict[str, Any] | None = None,
     superpixel: dict[str, Any] | None = None,
     work_size: int | None = None,
+    half: bool = False,
 ) -> Partitioner:
     """The configured partitioner.
 
     ``auto`` runs SAM when ``sam_checkpoint`` is set, else superpixels. ``sam`` without a
     checkpoint is a CheckpointError (config key ``sam.checkpoint``). Logs at INFO which runs and why.
+    ``amg`` overrides the paper's generator settings; ``guided_kwargs`` go to ``guided_points``;
+    ``superpixel`` holds SuperpixelPartitioner arguments (method, n_segments, work_scale);
+    ``half`` runs the SAM encoder in bf16 on CUDA.
     """
     from ..errors import CheckpointError, UserError
 
@@ -144,17 +264,24 @@ def build_partitioner(
     sp = dict(superpixel or {})
     if kind == "superpixel" or (kind == "auto" and not sam_checkpoint):
         part = SuperpixelPartitioner(**sp)
-        why = "sam.partitioner=superpixel" if kind == "superpixel" else (
-            "no sam.checkpoint configured; SAM vit_b at 40×40 takes minutes per frame on CPU")
+        why = (
+            "sam.partitioner=superpixel"
+            if kind == "superpixel"
+            else ("no sam.checkpoint configured; SAM vit_b at 40×40 takes minutes per frame on CPU")
+        )
         log.info("partitioner: %s (%s)", part.name, why)
         return part
     if not sam_checkpoint:
         raise CheckpointError("sam.partitioner=sam needs sam.checkpoint (a local SAM .pth file)")
-    from .partition import SamPartitioner, build_sam
+    from .partition import build_sam
 
     dev = resolve_device(device)
     sam = build_sam(model_type, sam_checkpoint, dev)  # type: ignore[arg-type]
-    part = SamPartitioner(sam, amg or {}, guided=guided, guided_kwargs=guided_kwargs or {}, work_size=work_size)
-    mode = "guided prompts" if guided else f"{part.grid_side}×{part.grid_side} grid"
-    log.info("partitioner: %s (%s on %s, %s; checkpoint %s)", part.name, model_type, dev, mode, sam_checkpoint)
-    return part
+    sam_part = SamPartitioner(
+        sam, amg or {}, guided=guided, guided_kwargs=guided_kwargs or {}, work_size=work_size, half=half
+    )
+    mode = "guided prompts" if guided else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
+    log.info(
+        "partitioner: %s (%s on %s, %s; checkpoint %s)", sam_part.name, model_type, dev, mode, sam_checkpoint
+    )
+    return sam_part

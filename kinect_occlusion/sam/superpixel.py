@@ -84,11 +84,12 @@ def superpixel_partition(
     if not 0 < work_scale <= 1:
         raise ValueError(f"work_scale must be in (0, 1], got {work_scale}")
     h, w = rgb.shape[:2]
-    image = np.ascontiguousarray(rgb, dtype=np.uint8)
+    image: np.ndarray = np.ascontiguousarray(rgb, dtype=np.uint8)
     # Work at reduced size (n_segments scales with the frame, not with the work size)
     if work_scale < 1:
         size = (max(8, round(w * work_scale)), max(8, round(h * work_scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small: np.ndarray
     if method == "seeds":
         small = _seeds(image, n_segments)
     elif method == "slic":

@@ -13,7 +13,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import cv2
@@ -99,6 +99,8 @@ class KinectSource(Source):
         stop_event: ends the stream (and the reconnect loop) when set.
         capture_timeout_ms: wait for one capture; short so that the stop event is seen quickly.
         stall_s: this long without any capture counts as a lost device (reconnect).
+        on_idle: called with ``state`` at least every 0.5 s while no frame comes (connecting, waiting,
+            capture timeouts), so the capture worker can keep its heartbeat and publish the camera state.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class KinectSource(Source):
         stop_event: _Event | threading.Event | None = None,
         capture_timeout_ms: int = 100,
         stall_s: float = 5.0,
+        on_idle: Callable[[str], None] | None = None,
     ) -> None:
         check_mode(color_resolution, fps, color_format, depth_mode)
         self.color_resolution, self.fps, self.color_format = color_resolution, fps, color_format
@@ -120,6 +123,7 @@ class KinectSource(Source):
         self.backoff = (max(0.001, reconnect_backoff[0]), max(reconnect_backoff))
         self.stop_event = stop_event
         self.capture_timeout_ms, self.stall_s = capture_timeout_ms, stall_s
+        self.on_idle = on_idle
         self.state = "stopped"
         self.reconnects = 0
         self._k4a: Any = None
@@ -162,10 +166,18 @@ class KinectSource(Source):
         return self.stop_event is not None and self.stop_event.is_set()
 
     def _wait(self, seconds: float) -> None:
-        if self.stop_event is not None:
-            self.stop_event.wait(seconds)
-        else:
-            time.sleep(seconds)
+        """Sleep ``seconds`` (cut short by the stop event), reporting idleness every 0.5 s."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopped():
+            self._idle()
+            if self.stop_event is not None:
+                self.stop_event.wait(min(left, 0.5))
+            else:
+                time.sleep(min(left, 0.5))
+
+    def _idle(self) -> None:
+        if self.on_idle is not None:
+            self.on_idle(self.state)
 
     def _config(self) -> Any:
         """The pyk4a Config for this source's mode."""
@@ -243,6 +255,7 @@ class KinectSource(Source):
         try:
             capture = self._device.get_capture(timeout=self.capture_timeout_ms)
         except self._k4a.K4ATimeoutException:
+            self._idle()
             if time.monotonic() - self._stall_since > self.stall_s:
                 self._lost(f"no capture for {self.stall_s:.1f} s")
             return None

@@ -154,6 +154,7 @@ def probe_mkv(path: str | Path, count_frames: bool = True) -> MkvInfo:
     try:
         layout = read_layout(container, path)
         count, first, last = 0, None, 0
+        container_duration = float(container.duration or 0) / 1e6
         if count_frames:
             tolerance = _tolerance_us(layout.fps)
             for ts, _ in iter_groups(container, layout.indices, tolerance):
@@ -162,7 +163,7 @@ def probe_mkv(path: str | Path, count_frames: bool = True) -> MkvInfo:
     finally:
         container.close()
     period_s = 1.0 / layout.fps if layout.fps else 0.0
-    duration = (last - first) / 1e6 + period_s if first is not None else float(container.duration or 0) / 1e6
+    duration = (last - first) / 1e6 + period_s if first is not None else container_duration
     tags = layout.tags
     return MkvInfo(
         path=str(path),

@@ -138,4 +138,4 @@ ConfusionAccumulator = BinaryMetrics
 def iou_score(pred: np.ndarray, truth: np.ndarray) -> float:
     """IoU of two binary masks (0 when both are empty) — quick helper for validation loops."""
     p, t = pred.astype(bool), truth.astype(bool)
-    return _ratio(np.count_nonzero(p & t), np.count_nonzero(p | t))
+    return _ratio(int(np.count_nonzero(p & t)), int(np.count_nonzero(p | t)))

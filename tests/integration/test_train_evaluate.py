@@ -30,20 +30,48 @@ def make_dataset(folder: Path, n: int = 8, seed: int = 0) -> Path:
             poly = np.array([[x, y], [x + 18, y + 2], [x + 10, y + 16]])
             cv2.fillPoly(img, [poly.astype(np.int32)], (230, 230, 240))
             pts = [[px / 64 * 100, py / 48 * 100] for px, py in poly.tolist()]
-            regions.append({"id": f"r{j}", "type": "polygonlabels", "original_width": 64, "original_height": 48,
-                            "value": {"points": pts, "polygonlabels": ["tube"]}})
+            regions.append(
+                {
+                    "id": f"r{j}",
+                    "type": "polygonlabels",
+                    "original_width": 64,
+                    "original_height": 48,
+                    "value": {"points": pts, "polygonlabels": ["tube"]},
+                }
+            )
         name = f"scene_{i:04d}.png"
         cv2.imwrite(str(folder / "images" / name), img)
-        tasks.append({"id": i, "data": {"image": f"/data/upload/1/{i:08x}-{name}"},
-                      "annotations": [{"id": 100 + i, "result": regions}]})
+        tasks.append(
+            {
+                "id": i,
+                "data": {"image": f"/data/upload/1/{i:08x}-{name}"},
+                "annotations": [{"id": 100 + i, "result": regions}],
+            }
+        )
     path = folder / "annotations.json"
     path.write_text(json.dumps(tasks))
     return path
 
 
 def train_args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
-    return ["train", "--data", str(data), "--out", str(out), "--epochs", str(epochs), "--batch-size", "4",
-            "--backbone", "mobilenet_v3_large", "--input-size", str(SIZE), "--device", "cpu", *extra]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--backbone",
+        "mobilenet_v3_large",
+        "--input-size",
+        str(SIZE),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +121,23 @@ def test_resume_continues_at_next_epoch_and_refuses_overwrite(run_dir, tmp_path:
 def test_evaluate_prints_six_metrics_for_coarse_and_fused(run_dir, tmp_path: Path, capsys) -> None:
     data, run = run_dir
     out = tmp_path / "eval"
-    args = ["evaluate", "--data", str(data), "--checkpoint", str(run / "best.pt"), "--split", "all",
-            "--out", str(out), "--device", "cpu", "--n-segments", "40", "--panels", "3"]
+    args = [
+        "evaluate",
+        "--data",
+        str(data),
+        "--checkpoint",
+        str(run / "best.pt"),
+        "--split",
+        "all",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--n-segments",
+        "40",
+        "--panels",
+        "3",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
@@ -112,15 +155,44 @@ def test_evaluate_prints_six_metrics_for_coarse_and_fused(run_dir, tmp_path: Pat
 
 def test_evaluate_uses_checkpoint_test_split(run_dir, capsys) -> None:
     data, run = run_dir
-    assert main(["evaluate", "--data", str(data), "--checkpoint", str(run / "best.pt"), "--device", "cpu",
-                 "--n-segments", "40"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--checkpoint",
+                str(run / "best.pt"),
+                "--device",
+                "cpu",
+                "--n-segments",
+                "40",
+            ]
+        )
+        == 0
+    )
     assert "(1 images" in capsys.readouterr().out
 
 
 def test_augment_preview_writes_grid(run_dir, tmp_path: Path) -> None:
     data, _ = run_dir
-    assert main(["augment-preview", str(data), "--out", str(tmp_path), "--n", "4", "--size", "64",
-                 "--copy-paste", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "augment-preview",
+                str(data),
+                "--out",
+                str(tmp_path),
+                "--n",
+                "4",
+                "--size",
+                "64",
+                "--copy-paste",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     grid = cv2.imread(str(tmp_path / "augment_preview.png"))
     assert grid is not None and grid.shape[0] >= 2 * 64 and grid.shape[1] >= 2 * 64
 

@@ -31,6 +31,7 @@ def small_model():
 @pytest.mark.parametrize("backbone", list(BACKBONES))
 def test_output_shape_and_strides(backbone):
     model = build_model(backbone).eval()
+    assert model.decoder.low_proj[0].in_channels == BACKBONES[backbone].low_channels
     x = torch.randn(1, 3, 64, 80)
     with torch.inference_mode():
         feats = model.backbone(x)
@@ -61,8 +62,14 @@ def test_decoder_uses_low_level_features(small_model):
 
 
 def test_save_load_round_trip(tmp_path, small_model):
-    path = save_checkpoint(tmp_path / "m.pt", small_model, input_size=96, mean=(0.5, 0.5, 0.5),
-                           std=(0.25, 0.25, 0.25), meta={"epoch": 3, "trained": True})
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        small_model,
+        input_size=96,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        meta={"epoch": 3, "trained": True},
+    )
     loaded = load_checkpoint(path, expected_backbone="resnet18")
     assert (loaded.backbone, loaded.num_classes, loaded.input_size) == ("resnet18", 2, 96)
     assert loaded.mean == (0.5, 0.5, 0.5) and loaded.std == (0.25, 0.25, 0.25)
@@ -75,9 +82,32 @@ def test_save_load_round_trip(tmp_path, small_model):
     assert raw["format"] == FORMAT and raw["version"] == 1
 
 
+def test_lite_head_round_trip_and_fp16_weights(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v3_large", head="lite").eval()
+    assert model.decoder.fuse[0][0].groups > 1  # separable: depthwise conv first
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        expected = model(x)
+    assert expected.shape == (1, 2, 64, 64)
+    path = save_checkpoint(tmp_path / "lite.pt", model)
+    loaded = load_checkpoint(path)
+    assert loaded.head == "lite"
+    with torch.inference_mode():
+        assert torch.equal(loaded.model(x), expected)
+    # Weights stored as fp16 (demo models) come back as fp32 and give nearly the same output
+    save_checkpoint(tmp_path / "half.pt", model.half())
+    half = load_checkpoint(tmp_path / "half.pt")
+    assert next(half.model.parameters()).dtype == torch.float32
+    assert (tmp_path / "half.pt").stat().st_size < 10e6
+    with torch.inference_mode():
+        assert torch.allclose(half.model(x), expected, atol=0.05)
+
+
 def test_init_from_torchvision_resnet50(tmp_path):
-    tv = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None,
-                                                            num_classes=21, aux_loss=True)
+    tv = torchvision.models.segmentation.deeplabv3_resnet50(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    )
     state = tv.state_dict()
     torch.save(state, tmp_path / "tv.pth")
     model = build_model("resnet50")
@@ -90,7 +120,7 @@ def test_init_from_torchvision_resnet50(tmp_path):
     for k in backbone:
         assert torch.equal(ours[k], state[k]), k
     for k in aspp:
-        assert torch.equal(ours["aspp." + k[len("classifier.0."):]], state[k]), k
+        assert torch.equal(ours["aspp." + k[len("classifier.0.") :]], state[k]), k
     assert all(k.startswith(("classifier.", "aux_classifier.")) for k in report.skipped_keys)
 
 
@@ -151,3 +181,5 @@ def test_untrained_needs_permission_and_warns(tmp_path, caplog):
 def test_unknown_backbone():
     with pytest.raises(CheckpointError, match="unknown DeepLab backbone"):
         build_model("vgg16")
+    with pytest.raises(CheckpointError, match="unknown DeepLab head"):
+        build_model("resnet18", head="huge")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -28,9 +30,30 @@ class RedIsProbability(nn.Module):
 
 
 def stub_loaded(size: int) -> LoadedModel:
-    return LoadedModel(model=RedIsProbability(), backbone="stub", num_classes=2,  # type: ignore[arg-type]
-                       input_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                       classes=["background", "occlusion"], meta={})
+    stub: Any = RedIsProbability()  # stands in for a DeepLabV3Plus
+    return LoadedModel(
+        model=stub,
+        backbone="stub",
+        num_classes=2,
+        input_size=size,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        classes=["background", "occlusion"],
+        meta={},
+    )
+
+
+def calibrate_batchnorm(model: nn.Module, size: int) -> None:
+    """Random weights + default BN statistics give ~0.5 everywhere: estimate the BN statistics on
+    random images so the probability map has contrast (a meaningful comparison)."""
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, size, size))
+    model.eval()
 
 
 def ramp_frame(h: int, w: int) -> np.ndarray:
@@ -49,7 +72,7 @@ def test_stub_geometry_follows_roi(size, roi):
     assert prob.shape == (60, 100) and prob.dtype == np.float32
     x, y, w, h = roi or (0, 0, 100, 60)
     inside = np.zeros_like(prob, bool)
-    inside[y:y + h, x:x + w] = True
+    inside[y : y + h, x : x + w] = True
     assert np.all(prob[~inside] == 0)
     # Inside the ROI the probability is the frame's own red channel, at the same place
     err = np.abs(prob - rgb[..., 0] / 255.0)[inside]
@@ -124,6 +147,7 @@ def test_onnx_agrees_with_torch(tmp_path, backbone, via_file):
     torch.manual_seed(1)
     loaded = build_deeplab(None, backbone, allow_untrained=True)
     loaded.input_size = 96
+    calibrate_batchnorm(loaded.model, 96)
     rgb = np.random.default_rng(1).integers(0, 256, (80, 120, 3), dtype=np.uint8)
     roi = (10, 10, 90, 60)
     expected = CoarsePredictor(loaded, device="cpu").predict(rgb, roi)
@@ -134,4 +158,4 @@ def test_onnx_agrees_with_torch(tmp_path, backbone, via_file):
     got = pred.predict(rgb, roi)
     assert got.shape == expected.shape and np.all(got[:10] == 0)
     assert np.abs(got - expected).max() < 1e-3
-    assert expected[10:70, 10:100].std() > 0.01  # the comparison is over a non-trivial map
+    assert expected[10:70, 10:100].std() > 0.02  # the comparison is over a non-trivial map

@@ -92,12 +92,14 @@ def test_device_drop_reconnects_and_frame_ids_keep_increasing(fake):
 def test_no_camera_at_start_retries_until_stop_event(fake):
     fake.STATE.serials = []
     stop = threading.Event()
-    src = KinectSource(reconnect_backoff=(0.01, 0.05), stop_event=stop)
+    idle: list[str] = []
+    src = KinectSource(reconnect_backoff=(0.01, 0.05), stop_event=stop, on_idle=idle.append)
     got = []
     thread = threading.Thread(target=lambda: got.extend(_take(src, 1)), daemon=True)
     thread.start()
     time.sleep(0.4)
     assert src.state == "connecting" and fake.STATE.polls >= 4  # kept trying, with back-off
+    assert len(idle) >= 4 and set(idle) == {"connecting"}  # the worker can keep its heartbeat
     stop.set()
     thread.join(timeout=2.0)
     assert not thread.is_alive() and got == [] and src.state == "stopped"

@@ -1,0 +1,117 @@
+"""Superpixel partition, the superpixel partitioner, the factory and change detection."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from kinect_occlusion.errors import CheckpointError
+from kinect_occlusion.sam.partitioner import (
+    SuperpixelPartitioner,
+    build_partitioner,
+    clip_roi,
+    frame_changed,
+    small_gray,
+)
+from kinect_occlusion.sam.superpixel import compact_labels, superpixel_partition
+
+
+def two_tone(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """Textured image split by a strong vertical edge at w/2 + 7 (off any regular grid)."""
+    rng = np.random.default_rng(seed)
+    img = (rng.random((h, w, 3)) * 30).astype(np.uint8)
+    img[:, w // 2 + 7 :] += np.array([200, 60, 150], np.uint8)
+    return img
+
+
+@pytest.mark.parametrize("method", ["seeds", "slic", "felzenszwalb"])
+@pytest.mark.parametrize("work_scale", [1.0, 0.5])
+def test_labels_compact_and_follow_edges(method, work_scale):
+    img = two_tone()
+    labels = superpixel_partition(img, method, n_segments=60, work_scale=work_scale)
+    assert labels.dtype == np.int32 and labels.shape == img.shape[:2]
+    n = int(labels.max())
+    assert labels.min() == 1 and np.array_equal(np.unique(labels), np.arange(1, n + 1))
+    assert n >= 2
+    # Achievable accuracy: labelling each superpixel by its majority side gets almost every pixel right
+    right = np.zeros(labels.shape, bool)
+    right[:, img.shape[1] // 2 + 7 :] = True
+    n_right = np.bincount(labels.ravel(), weights=right.ravel(), minlength=n + 1)
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    accuracy = np.maximum(n_right, size - n_right).sum() / labels.size
+    assert accuracy >= 0.98, (method, accuracy)
+
+
+@pytest.mark.parametrize("method", ["seeds", "slic"])
+def test_segment_count_tracks_target(method):
+    img = (np.random.default_rng(1).random((180, 240, 3)) * 255).astype(np.uint8)
+    few = superpixel_partition(img, method, n_segments=30, work_scale=1.0).max()
+    many = superpixel_partition(img, method, n_segments=300, work_scale=1.0).max()
+    assert many > 2 * few
+
+
+def test_bad_arguments():
+    img = two_tone()
+    with pytest.raises(ValueError, match="unknown superpixel method"):
+        superpixel_partition(img, "watershed")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="work_scale"):
+        superpixel_partition(img, work_scale=0)
+    with pytest.raises(ValueError, match="RGB"):
+        superpixel_partition(img[..., 0])
+
+
+def test_compact_labels_keeps_order():
+    out = compact_labels(np.array([[7, 3], [3, 42]]), start=1)
+    np.testing.assert_array_equal(out, [[2, 1], [1, 3]])
+
+
+def test_partitioner_roi_zero_outside():
+    img = two_tone()
+    part = SuperpixelPartitioner("seeds", n_segments=40, work_scale=1.0)
+    res = part(img, roi=(20, 10, 100, 80))
+    assert res.name == "superpixel/seeds" and res.decoder_calls == 0 and res.scores.shape == (0, 2)
+    assert res.labels.shape == img.shape[:2] and res.ms > 0
+    inside = res.labels[10:90, 20:120]
+    assert inside.min() >= 1
+    res.labels[10:90, 20:120] = 0
+    assert not res.labels.any()
+
+
+def test_clip_roi():
+    assert clip_roi(None, 100, 50) == (0, 0, 100, 50)
+    assert clip_roi((90, 40, 50, 50), 100, 50) == (90, 40, 10, 10)
+    assert clip_roi((200, 0, 10, 10), 100, 50) == (0, 0, 100, 50)
+
+
+def test_factory_auto_without_checkpoint_uses_superpixels(caplog):
+    with caplog.at_level(logging.INFO, logger="kinect_occlusion.sam.partitioner"):
+        part = build_partitioner("auto", sam_checkpoint=None, superpixel={"method": "slic", "n_segments": 50})
+    assert isinstance(part, SuperpixelPartitioner) and part.name == "superpixel/slic"
+    assert "no sam.checkpoint configured" in caplog.text
+    assert part(two_tone()).labels.max() >= 2
+
+
+def test_factory_sam_without_checkpoint_is_an_error():
+    with pytest.raises(CheckpointError, match="sam.checkpoint"):
+        build_partitioner("sam", sam_checkpoint=None)
+
+
+def test_factory_auto_with_missing_checkpoint_names_it(tmp_path):
+    path = str(tmp_path / "sam_vit_b.pth")
+    with pytest.raises(CheckpointError, match="sam.checkpoint") as err:
+        build_partitioner("auto", sam_checkpoint=path, device="cpu")
+    assert path in str(err.value)
+
+
+def test_frame_changed():
+    img = two_tone()
+    a = small_gray(img)
+    assert a.dtype == np.float32 and a.shape[1] == 64
+    assert not frame_changed(a, small_gray(img), 1.0)
+    brighter = np.clip(img.astype(np.int16) + 20, 0, 255).astype(np.uint8)
+    assert frame_changed(a, small_gray(brighter), 5.0)
+    assert not frame_changed(a, small_gray(brighter), 40.0)
+    assert frame_changed(None, a, 1.0)
+    assert frame_changed(a, small_gray(img[:60]), 1.0)
