@@ -36,7 +36,9 @@ class CurveKeys:
     authorized_dir: str | None = None
 
 
-def load_curve(keys_dir: str, server_key: str, client_key: str, authorized_dir: str, *, server: bool) -> CurveKeys:
+def load_curve(
+    keys_dir: str, server_key: str, client_key: str, authorized_dir: str, *, server: bool
+) -> CurveKeys:
     """Read key files made by ``kinect-occlusion keys generate``; one clear error when missing."""
     import zmq.auth
 
@@ -86,8 +88,10 @@ def _lock_ipc(path: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"bus: another pipeline is already serving ipc://{path} — stop it, or give this "
-                        "one other bus endpoints (or another camera.id)") from None
+        raise UserError(
+            f"bus: another pipeline is already serving ipc://{path} — stop it, or give this "
+            "one other bus endpoints (or another camera.id)"
+        ) from None
     return fd
 
 
@@ -119,7 +123,9 @@ class Proxy:
         xpub = self._bind(zmq.XPUB, self.backend)
         control = self._ctx.socket(zmq.PAIR)
         control.bind(self._control_addr)
-        self._thread = threading.Thread(target=self._run, args=(xsub, xpub, control), name="proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(xsub, xpub, control), name="proxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -155,7 +161,9 @@ class Proxy:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
             sock.close()
-            raise UserError(f"bus: cannot bind {endpoint} ({exc.strerror}); is another pipeline running?") from None
+            raise UserError(
+                f"bus: cannot bind {endpoint} ({exc.strerror}); is another pipeline running?"
+            ) from None
         if ipc_path is not None:
             os.chmod(ipc_path, 0o600)
         return sock
@@ -207,7 +215,11 @@ class Publisher:
     """
 
     def __init__(
-        self, endpoint: str, sndhwm: int = 4, curve: CurveKeys | None = None, jpeg_quality: int = 90,
+        self,
+        endpoint: str,
+        sndhwm: int = 4,
+        curve: CurveKeys | None = None,
+        jpeg_quality: int = 90,
         context: zmq.Context | None = None,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
@@ -268,7 +280,12 @@ class Subscriber:
     """
 
     def __init__(
-        self, endpoint: str, camera: str, topics: Iterable[str], rcvhwm: int = 4, curve: CurveKeys | None = None,
+        self,
+        endpoint: str,
+        camera: str,
+        topics: Iterable[str],
+        rcvhwm: int = 4,
+        curve: CurveKeys | None = None,
         context: zmq.Context | None = None,
     ) -> None:
         self._ctx = context or zmq.Context.instance()

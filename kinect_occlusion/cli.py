@@ -11,8 +11,20 @@ from . import __version__
 from .errors import UserError
 
 COMMANDS = (
-    "validate_config", "replay", "run", "subscribe", "status", "keys", "info", "export", "record",
-    "train", "evaluate", "augment_preview", "bench", "export_onnx",
+    "validate_config",
+    "replay",
+    "run",
+    "subscribe",
+    "status",
+    "keys",
+    "info",
+    "export",
+    "record",
+    "train",
+    "evaluate",
+    "augment_preview",
+    "bench",
+    "export_onnx",
 )
 
 
@@ -40,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

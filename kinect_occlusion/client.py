@@ -32,8 +32,15 @@ class OcclusionSubscriber:
         curve: client keys when the bus uses CURVE on tcp://.
     """
 
-    def __init__(self, endpoint: str, camera: str = "bed1", topics: tuple[str, ...] = (m.TOPIC_OCCLUSION,),
-                 latest_only: bool = True, rcvhwm: int = 8, curve: CurveKeys | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        camera: str = "bed1",
+        topics: tuple[str, ...] = (m.TOPIC_OCCLUSION,),
+        latest_only: bool = True,
+        rcvhwm: int = 8,
+        curve: CurveKeys | None = None,
+    ) -> None:
         self.latest_only = latest_only
         self._sub = Subscriber(endpoint, camera, topics, rcvhwm=rcvhwm, curve=curve)
         self._pending: list[m.Message] = []

@@ -22,20 +22,26 @@ class _Section(BaseModel):
 
 
 class CameraConfig(_Section):
-    id: str = Field("bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; prefixes every topic.")
+    id: str = Field(
+        "bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; prefixes every topic."
+    )
     source: Literal["kinect", "mkv", "synthetic"] = Field("mkv", description="Where frames come from.")
     mkv_path: str | None = Field("recordings/sample.mkv", description="Recording replayed when source=mkv.")
     resolution: Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"] = Field(
         "720P", description="Kinect colour resolution."
     )
     fps: Literal[5, 15, 30] = Field(30, description="Kinect frame rate (frames per second).")
-    color_format: Literal["MJPG", "BGRA32", "NV12", "YUY2"] = Field("MJPG", description="Kinect colour format.")
+    color_format: Literal["MJPG", "BGRA32", "NV12", "YUY2"] = Field(
+        "MJPG", description="Kinect colour format."
+    )
     depth_mode: Literal["OFF", "NFOV_UNBINNED", "NFOV_2X2BINNED", "WFOV_UNBINNED", "WFOV_2X2BINNED"] = Field(
         "NFOV_UNBINNED", description="Kinect depth mode, or OFF for colour only."
     )
     align_depth_to_color: bool = Field(False, description="Publish depth reprojected onto the colour image.")
     device_serial: str | None = Field(None, description="Serial of the Kinect to open (None: the first one).")
-    rate: Literal["realtime", "max"] = Field("realtime", description="Replay pacing for mkv/synthetic sources.")
+    rate: Literal["realtime", "max"] = Field(
+        "realtime", description="Replay pacing for mkv/synthetic sources."
+    )
     loop: bool = Field(False, description="Replay the recording in a loop.")
     max_frames: int | None = Field(None, ge=1, description="Stop after this many frames (None: no limit).")
     synthetic_seed: int = Field(0, ge=0, description="Scene seed for source=synthetic.")
@@ -58,7 +64,8 @@ class BusConfig(_Section):
         "ipc:///tmp/kinect-occlusion/{camera}-in", description="Proxy XSUB endpoint: publishers connect here."
     )
     backend: str = Field(
-        "ipc:///tmp/kinect-occlusion/{camera}-out", description="Proxy XPUB endpoint: subscribers connect here."
+        "ipc:///tmp/kinect-occlusion/{camera}-out",
+        description="Proxy XPUB endpoint: subscribers connect here.",
     )
     sndhwm: int = Field(4, ge=1, le=10000, description="Send high-water mark (messages) per socket.")
     rcvhwm: int = Field(4, ge=1, le=10000, description="Receive high-water mark (messages) per socket.")
@@ -79,7 +86,9 @@ class BusConfig(_Section):
 
 
 class RoiConfig(_Section):
-    mode: Literal["full", "fixed"] = Field("full", description="Whole frame, or a fixed box around the patient.")
+    mode: Literal["full", "fixed"] = Field(
+        "full", description="Whole frame, or a fixed box around the patient."
+    )
     box: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height when mode=fixed.")
 
     @model_validator(mode="after")
@@ -99,7 +108,8 @@ class RoiConfig(_Section):
 
 class DeepLabConfig(_Section):
     checkpoint: str | None = Field(
-        "recordings/demo_model.pt", description="Our DeepLabV3+ checkpoint (made by 'kinect-occlusion train')."
+        "recordings/demo_model.pt",
+        description="Our DeepLabV3+ checkpoint (made by 'kinect-occlusion train').",
     )
     backbone: Literal["resnet50", "resnet18", "mobilenet_v3_large"] | None = Field(
         None, description="Expected backbone; None accepts whatever the checkpoint holds."
@@ -111,7 +121,9 @@ class DeepLabConfig(_Section):
         "mobilenet_v3_large", description="Backbone for allow_untrained when no checkpoint exists."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
-    runtime: Literal["torch", "onnx"] = Field("torch", description="Inference runtime (onnx: onnxruntime CPU).")
+    runtime: Literal["torch", "onnx"] = Field(
+        "torch", description="Inference runtime (onnx: onnxruntime CPU)."
+    )
     half: bool = Field(True, description="fp16 on CUDA (ignored on CPU).")
     channels_last: bool = Field(True, description="channels-last memory format.")
     compile: bool = Field(False, description="torch.compile the model (slow start-up).")
@@ -138,7 +150,9 @@ class SamConfig(_Section):
         "auto", description="auto: SAM when a checkpoint is configured, else superpixels."
     )
     checkpoint: str | None = Field(None, description="Local SAM checkpoint (e.g. sam_vit_b_01ec64.pth).")
-    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field("vit_b", description="SAM model of the checkpoint.")
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field(
+        "vit_b", description="SAM model of the checkpoint."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="SAM device.")
     points_per_side: int = Field(40, ge=1, le=128, description="AMG uniform grid size (paper: 40).")
     points_per_batch: int = Field(64, ge=1, le=4096, description="Prompts per decoder batch.")
@@ -146,10 +160,17 @@ class SamConfig(_Section):
     stability_score_thresh: float = Field(0.85, ge=0, le=1, description="AMG stability filter (paper: 0.85).")
     min_mask_region_area: int = Field(5, ge=0, description="AMG small-region removal (paper: 5).")
     rate_hz: float = Field(0.0, ge=0, description="Partition refresh rate; 0 = as fast as possible.")
-    skip_when_no_occlusion: bool = Field(True, description="Skip the partition when the coarse mask is empty.")
-    occlusion_threshold: float = Field(0.5, gt=0, lt=1, description="Coarse probability counted as occlusion.")
+    skip_when_no_occlusion: bool = Field(
+        True, description="Skip the partition when the coarse mask is empty."
+    )
+    occlusion_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Coarse probability counted as occlusion."
+    )
     reuse_threshold: float = Field(
-        0.0, ge=0, le=255, description="Skip a refresh when the mean grey difference is below this (0: never)."
+        0.0,
+        ge=0,
+        le=255,
+        description="Skip a refresh when the mean grey difference is below this (0: never).",
     )
     guided: GuidedConfig = Field(default_factory=GuidedConfig)
     superpixel: SuperpixelConfig = Field(default_factory=SuperpixelConfig)
@@ -169,7 +190,9 @@ class RuntimeConfig(_Section):
     restart_backoff_s: tuple[float, float] = Field((0.5, 10.0), description="First and longest restart wait.")
     max_restarts: int = Field(5, ge=0, description="Give up after this many restarts of one worker …")
     restart_window_s: float = Field(300.0, gt=0, description="… within this many seconds.")
-    shutdown_timeout_s: float = Field(5.0, gt=0, le=60, description="Time for workers to stop before SIGKILL.")
+    shutdown_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Time for workers to stop before SIGKILL."
+    )
     report_interval_s: float = Field(5.0, gt=0, description="Print per-stage rates every this many seconds.")
 
 

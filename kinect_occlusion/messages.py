@@ -105,7 +105,10 @@ class DepthFrame(Message):
     KIND: ClassVar[str] = "DepthFrame"
     TOPIC: ClassVar[str] = TOPIC_DEPTH
     ARRAYS: ClassVar[tuple[ArraySpec, ...]] = (ArraySpec("depth", ("uint16",), 2),)
-    META: ClassVar[dict[str, tuple[type, ...]]] = {"aligned_to_color": (bool,), "calibration": (str, type(None))}
+    META: ClassVar[dict[str, tuple[type, ...]]] = {
+        "aligned_to_color": (bool,),
+        "calibration": (str, type(None)),
+    }
 
 
 @dataclass(kw_only=True)
@@ -120,7 +123,11 @@ class CoarseMask(Message):
     KIND: ClassVar[str] = "CoarseMask"
     TOPIC: ClassVar[str] = TOPIC_COARSE
     ARRAYS: ClassVar[tuple[ArraySpec, ...]] = (ArraySpec("prob", ("uint8", "float16", "float32"), 2),)
-    META: ClassVar[dict[str, tuple[type, ...]]] = {"roi": (list, tuple), "model": (str,), "infer_ms": (float, int)}
+    META: ClassVar[dict[str, tuple[type, ...]]] = {
+        "roi": (list, tuple),
+        "model": (str,),
+        "infer_ms": (float, int),
+    }
 
     def probability(self) -> np.ndarray:
         """Occlusion probability as float32 in [0, 1]."""
@@ -198,7 +205,12 @@ class Status(Message):
 
     KIND: ClassVar[str] = "Status"
     TOPIC: ClassVar[str] = TOPIC_STATUS
-    META: ClassVar[dict[str, tuple[type, ...]]] = {"worker": (str,), "pid": (int,), "state": (str,), "info": (dict,)}
+    META: ClassVar[dict[str, tuple[type, ...]]] = {
+        "worker": (str,),
+        "pid": (int,),
+        "state": (str,),
+        "info": (dict,),
+    }
 
 
 KINDS: dict[str, type[Message]] = {
@@ -271,8 +283,14 @@ def _unpack_header(raw: Any) -> dict:
         raise MessageError(f"header too large ({len(data)} bytes)")
     try:
         header = msgpack.unpackb(
-            data, raw=False, strict_map_key=True, max_str_len=MAX_HEADER_BYTES, max_bin_len=0,
-            max_array_len=4096, max_map_len=256, max_ext_len=0,
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_HEADER_BYTES,
+            max_bin_len=0,
+            max_array_len=4096,
+            max_map_len=256,
+            max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises many types on garbage
         raise MessageError(f"header is not msgpack ({type(exc).__name__})") from None
@@ -332,7 +350,7 @@ def _decode_arrays(cls: type[Message], header: dict, buffers: list[Any]) -> dict
     if len(descs) != len(cls.ARRAYS) or len(buffers) != len(cls.ARRAYS):
         raise MessageError(f"{cls.KIND} needs {len(cls.ARRAYS)} buffers")
     out = {}
-    for spec, desc, buf in zip(cls.ARRAYS, descs, buffers):
+    for spec, desc, buf in zip(cls.ARRAYS, descs, buffers, strict=True):
         if not isinstance(desc, dict) or desc.get("name") != spec.name:
             raise MessageError(f"array descriptor for '{spec.name}' is missing or misnamed")
         dtype_name = desc.get("dtype")
@@ -409,5 +427,7 @@ def message_fields(msg: Message) -> dict[str, Any]:
     out = {}
     for f in fields(msg):
         value = getattr(msg, f.name)
-        out[f.name] = f"array{list(value.shape)}:{value.dtype.name}" if isinstance(value, np.ndarray) else value
+        out[f.name] = (
+            f"array{list(value.shape)}:{value.dtype.name}" if isinstance(value, np.ndarray) else value
+        )
     return out

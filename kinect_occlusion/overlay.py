@@ -15,8 +15,13 @@ def partition_edges(labels: np.ndarray) -> np.ndarray:
     return edges
 
 
-def draw_overlay(rgb: np.ndarray, mask: np.ndarray, labels: np.ndarray | None = None, alpha: float = 0.5,
-                 fused: bool = True) -> np.ndarray:
+def draw_overlay(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray | None = None,
+    alpha: float = 0.5,
+    fused: bool = True,
+) -> np.ndarray:
     """``rgb`` with occlusion pixels tinted and partition edges drawn in yellow.
 
     Args:

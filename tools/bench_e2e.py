@@ -45,10 +45,25 @@ def run(recording: str, config: str, max_frames: int, seconds: float = 120.0) ->
     arrivals: dict[str, list[float]] = {t: [] for t in topics}
     ages: list[float] = []
     with Subscriber(f"ipc://{tmp}/out", camera, topics, rcvhwm=1000) as sub:
-        proc = subprocess.Popen([sys.executable, "-m", "kinect_occlusion", "replay", recording, "--loop",
-                                 "--max-frames", str(max_frames), "--rate", "realtime", "--config",
-                                 str(tmp / "config.yaml")], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kinect_occlusion",
+                "replay",
+                recording,
+                "--loop",
+                "--max-frames",
+                str(max_frames),
+                "--rate",
+                "realtime",
+                "--config",
+                str(tmp / "config.yaml"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + seconds
         while proc.poll() is None and time.monotonic() < deadline:
             msg = sub.recv(200)
@@ -63,11 +78,19 @@ def run(recording: str, config: str, max_frames: int, seconds: float = 120.0) ->
             proc.terminate()
         proc.wait(30)
     out = {}
-    for t, name in ((m.TOPIC_COARSE, "coarse"), (m.TOPIC_PARTITION, "partition"), (m.TOPIC_OCCLUSION, "fused")):
+    for t, name in (
+        (m.TOPIC_COARSE, "coarse"),
+        (m.TOPIC_PARTITION, "partition"),
+        (m.TOPIC_OCCLUSION, "fused"),
+    ):
         a = arrivals[t]
         rate = (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else 0.0
-        out[name] = {"count": len(a), "per_s": round(rate, 2), "latency_p50_ms": _pct(lat[t], 50),
-                     "latency_p95_ms": _pct(lat[t], 95)}
+        out[name] = {
+            "count": len(a),
+            "per_s": round(rate, 2),
+            "latency_p50_ms": _pct(lat[t], 50),
+            "latency_p95_ms": _pct(lat[t], 95),
+        }
     out["partition_age_p50_ms"] = _pct(ages, 50)
     out["partition_age_p95_ms"] = _pct(ages, 95)
     out["fused_fraction"] = round(len(ages) / max(1, out["fused"]["count"]), 2)

@@ -127,8 +127,14 @@ def _summary(name: str, n: int, lat: list, first, last) -> dict:
     got = len(lat)
     fps = (got - 1) / (last - first) if got > 1 and last > first else 0.0
     arr = np.asarray(lat) if lat else np.asarray([np.nan])
-    return {"name": name, "sent": n, "received": got, "fps": round(fps, 1),
-            "p50_ms": round(float(np.percentile(arr, 50)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2)}
+    return {
+        "name": name,
+        "sent": n,
+        "received": got,
+        "fps": round(fps, 1),
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+    }
 
 
 def run(n: int, fps: float) -> list[dict]:
@@ -148,12 +154,16 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rows = run(args.frames, args.fps)
-    print(f"1280x720 RGB, {args.frames} frames, publisher rate {'max' if not args.fps else args.fps} "
-          f"({platform.processor() or platform.machine()}, {mp.cpu_count()} cores)")
+    print(
+        f"1280x720 RGB, {args.frames} frames, publisher rate {'max' if not args.fps else args.fps} "
+        f"({platform.processor() or platform.machine()}, {mp.cpu_count()} cores)"
+    )
     print(f"{'transport':<14} {'recv':>6} {'fps':>7} {'p50 ms':>8} {'p95 ms':>8} {'fps×':>6} {'p50×':>6}")
     for r in rows:
-        print(f"{r['name']:<14} {r['received']:>6} {r['fps']:>7} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-              f"{r['fps_ratio_vs_imagezmq']!s:>6} {r['p50_ratio_vs_imagezmq']!s:>6}")
+        print(
+            f"{r['name']:<14} {r['received']:>6} {r['fps']:>7} {r['p50_ms']:>8} {r['p95_ms']:>8} "
+            f"{r['fps_ratio_vs_imagezmq']!s:>6} {r['p50_ratio_vs_imagezmq']!s:>6}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Soft-vote benchmark: vectorised ``soft_vote`` vs the naive per-segment loop at 1280×720.
 
-    python tools/bench_vote.py [--segments 300] [--repeat 5]
+python tools/bench_vote.py [--segments 300] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,18 +49,28 @@ def run(segments: int = 300, repeat: int = 5) -> dict:
     assert np.array_equal(fast, soft_vote_naive(probs, labels))
     naive_ms = best_ms(lambda: soft_vote_naive(probs, labels), max(1, repeat // 2))
     fast_ms = best_ms(lambda: soft_vote(probs, labels), repeat)
-    return {"segments": int(labels.max()), "shape": list(labels.shape), "naive_ms": round(naive_ms, 1),
-            "vectorised_ms": round(fast_ms, 1), "speedup": round(naive_ms / fast_ms, 1)}
+    return {
+        "segments": int(labels.max()),
+        "shape": list(labels.shape),
+        "naive_ms": round(naive_ms, 1),
+        "vectorised_ms": round(fast_ms, 1),
+        "speedup": round(naive_ms / fast_ms, 1),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segments", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()
     r = run(args.segments, args.repeat)
-    print(f"soft vote {r['shape'][1]}x{r['shape'][0]}, {r['segments']} segments: naive {r['naive_ms']} ms, "
-          f"vectorised {r['vectorised_ms']} ms, speed-up {r['speedup']}x")
+    print(
+        f"soft vote {r['shape'][1]}x{r['shape'][0]}, {r['segments']} segments: naive {r['naive_ms']} ms, "
+        f"vectorised {r['vectorised_ms']} ms, speed-up {r['speedup']}x"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2))
     return 0
 
 

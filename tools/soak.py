@@ -50,8 +50,13 @@ def table(seen: dict[str, m.Status], supervisor_pid: int) -> dict[str, dict]:
     for name, st in sorted(seen.items()):
         if name == "supervisor":
             continue
-        rows[name] = {"pid": st.pid, "rss_mb": rss_mb(st.pid), "frames_out": st.info.get("frames_out"),
-                      "dropped": st.info.get("dropped"), "errors": st.info.get("errors")}
+        rows[name] = {
+            "pid": st.pid,
+            "rss_mb": rss_mb(st.pid),
+            "frames_out": st.info.get("frames_out"),
+            "dropped": st.info.get("dropped"),
+            "errors": st.info.get("errors"),
+        }
     return rows
 
 
@@ -65,14 +70,27 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ko-soak-", dir="/tmp"))
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg.setdefault("bus", {}).update(frontend=f"ipc://{tmp}/in", backend=f"ipc://{tmp}/out")
-    cfg.setdefault("deeplab", {})["checkpoint"] = str((Path(args.config).parent / cfg["deeplab"].get(
-        "checkpoint", "recordings/demo_model.pt")).resolve())
+    cfg.setdefault("deeplab", {})["checkpoint"] = str(
+        (Path(args.config).parent / cfg["deeplab"].get("checkpoint", "recordings/demo_model.pt")).resolve()
+    )
     cfg_path = tmp / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     camera = cfg.get("camera", {}).get("id", "bed1")
-    proc = subprocess.Popen([sys.executable, "-m", "kinect_occlusion", "replay", args.recording, "--loop",
-                             "--config", str(cfg_path)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "soak.log", "w"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kinect_occlusion",
+            "replay",
+            args.recording,
+            "--loop",
+            "--config",
+            str(cfg_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "soak.log", "w"),
+    )
     time.sleep(30)
     start = table(snapshot(f"ipc://{tmp}/out", camera), proc.pid)
     print("start:", json.dumps(start, indent=1), flush=True)
@@ -83,8 +101,14 @@ def main() -> int:
     restarts = {k: v["restarts"] for k, v in sup.info["workers"].items()} if sup else {}
     os.kill(proc.pid, signal.SIGTERM)
     code = proc.wait(60)
-    report = {"minutes": args.minutes, "start": start, "end": end, "restarts": restarts, "exit_code": code,
-              "log": str(tmp / "soak.log")}
+    report = {
+        "minutes": args.minutes,
+        "start": start,
+        "end": end,
+        "restarts": restarts,
+        "exit_code": code,
+        "log": str(tmp / "soak.log"),
+    }
     print("end:", json.dumps(end, indent=1))
     print("restarts:", restarts, "exit code:", code)
     if args.json:

@@ -25,12 +25,15 @@ def publish_frame(pub: Publisher, rt: WorkerRuntime, frame: Frame, calibration: 
         pub.publish(m.ColorFrame(image=frame.color, encoding=rt.cfg.bus.color_encoding, **common))
     if frame.depth is not None:
         aligned = bool(frame.extra.get("aligned_to_color", False))
-        pub.publish(m.DepthFrame(depth=frame.depth, aligned_to_color=aligned, calibration=calibration, **common))
+        pub.publish(
+            m.DepthFrame(depth=frame.depth, aligned_to_color=aligned, calibration=calibration, **common)
+        )
 
 
 def run(rt: WorkerRuntime) -> int:
     """Stream frames until the source ends (state ``eof``) or the stop event is set."""
     pub = rt.publisher()
+
     def on_idle(state: str) -> None:
         rt.info["camera_state"] = state
         rt.tick(state)
@@ -47,8 +50,11 @@ def run(rt: WorkerRuntime) -> int:
             publish_frame(pub, rt, frame, calibration)
             sent_calibration = source.calibration if frame.depth is not None else sent_calibration
             rt.counters.out()
-            rt.info.update(last_frame_id=frame.frame_id, dropped=pub.dropped,
-                           camera_state=getattr(source, "state", "streaming"))
+            rt.info.update(
+                last_frame_id=frame.frame_id,
+                dropped=pub.dropped,
+                camera_state=getattr(source, "state", "streaming"),
+            )
             rt.tick("streaming")
             if rt.stop.is_set():
                 break

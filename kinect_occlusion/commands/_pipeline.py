@@ -14,8 +14,12 @@ log = logging.getLogger(__name__)
 
 
 def add_config_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=None,
-                   help="config file (default: ./config.yaml when present, else built-in defaults)")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        help="config file (default: ./config.yaml when present, else built-in defaults)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, overrides: dict | None = None) -> Config:
@@ -30,15 +34,21 @@ def preflight(cfg: Config) -> None:
     """Fail fast with one line on what would stop a worker at start-up."""
     dl = cfg.deeplab
     if dl.checkpoint and not Path(dl.checkpoint).is_file() and not dl.allow_untrained:
-        raise UserError(f"deeplab.checkpoint: {dl.checkpoint} does not exist — train one with "
-                        "'kinect-occlusion train' (or 'make demo-model'), or set deeplab.allow_untrained: true")
+        raise UserError(
+            f"deeplab.checkpoint: {dl.checkpoint} does not exist — train one with "
+            "'kinect-occlusion train' (or 'make demo-model'), or set deeplab.allow_untrained: true"
+        )
     if dl.checkpoint is None or not Path(dl.checkpoint).is_file():
-        log.warning("DeepLab model is UNTRAINED (random weights): the masks are meaningless — "
-                    "set deeplab.checkpoint to a trained model")
+        log.warning(
+            "DeepLab model is UNTRAINED (random weights): the masks are meaningless — "
+            "set deeplab.checkpoint to a trained model"
+        )
     sam = cfg.sam
     if sam.partitioner == "sam" and (not sam.checkpoint or not Path(sam.checkpoint).is_file()):
-        raise UserError(f"sam.checkpoint: {sam.checkpoint} does not exist (partitioner: sam needs a local "
-                        "SAM checkpoint, e.g. sam_vit_b_01ec64.pth); or set sam.partitioner: superpixel")
+        raise UserError(
+            f"sam.checkpoint: {sam.checkpoint} does not exist (partitioner: sam needs a local "
+            "SAM checkpoint, e.g. sam_vit_b_01ec64.pth); or set sam.partitioner: superpixel"
+        )
     if cfg.camera.source == "mkv":
         from ..sources.mkv import probe_mkv
 
@@ -64,10 +74,14 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
         from ..runtime.recorder import OverlayRecorder
 
         c = cfg.bus.curve
-        keys = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False) \
-            if c.enabled else None
-        recorder = OverlayRecorder(save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id,
-                                   cfg.camera.fps, keys)
+        keys = (
+            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
+            if c.enabled
+            else None
+        )
+        recorder = OverlayRecorder(
+            save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
+        )
     sup = Supervisor(cfg, stop)
     if recorder is not None:
         recorder.start()

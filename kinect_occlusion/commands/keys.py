@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     made = generate(Path(args.dir), args.clients)
     for p in made:
         print(p)
-    print(f"authorised clients: {Path(args.dir) / 'authorized'} — copy server.key (public) and a client "
-          "key pair to each subscriber host; never copy server.key_secret")
+    print(
+        f"authorised clients: {Path(args.dir) / 'authorized'} — copy server.key (public) and a client "
+        "key pair to each subscriber host; never copy server.key_secret"
+    )
     return 0

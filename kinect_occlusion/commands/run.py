@@ -10,7 +10,9 @@ from ._pipeline import add_config_argument, config_from_args, run_pipeline
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the pipeline as configured (bedside daemon)")
     add_config_argument(p)
-    p.add_argument("--source", choices=["kinect", "mkv", "synthetic"], default=None, help="override camera.source")
+    p.add_argument(
+        "--source", choices=["kinect", "mkv", "synthetic"], default=None, help="override camera.source"
+    )
     p.add_argument("--save-video", metavar="OUT.mp4", default=None, help="write an overlay video")
     p.set_defaults(func=run)
 

@@ -40,16 +40,26 @@ def run(args: argparse.Namespace) -> int:
     wait = args.wait or max(2.5 * cfg.runtime.heartbeat_s, 1.0)
     seen = collect(endpoint, cfg.camera.id, wait)
     if not seen:
-        raise UserError(f"no status from camera {cfg.camera.id} on {endpoint} within {wait:.1f} s "
-                        "(is the pipeline running?)", exit_code=1)
+        raise UserError(
+            f"no status from camera {cfg.camera.id} on {endpoint} within {wait:.1f} s "
+            "(is the pipeline running?)",
+            exit_code=1,
+        )
     if args.json:
-        print(json.dumps({w: {"pid": s.pid, "state": s.state, **s.info} for w, s in sorted(seen.items())},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {w: {"pid": s.pid, "state": s.state, **s.info} for w, s in sorted(seen.items())},
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     print(f"{'worker':<10} {'pid':>7} {'state':<11} {'in':>7} {'out':>7} {'rate':>6} {'errors':>6}  details")
     for w, s in sorted(seen.items()):
         i = s.info
         extra = {k: v for k, v in i.items() if k not in ("frames_in", "frames_out", "rate_hz", "errors")}
-        print(f"{w:<10} {s.pid:>7} {s.state:<11} {i.get('frames_in', ''):>7} {i.get('frames_out', ''):>7} "
-              f"{i.get('rate_hz', ''):>6} {i.get('errors', ''):>6}  {json.dumps(extra, default=str)}")
+        print(
+            f"{w:<10} {s.pid:>7} {s.state:<11} {i.get('frames_in', ''):>7} {i.get('frames_out', ''):>7} "
+            f"{i.get('rate_hz', ''):>6} {i.get('errors', ''):>6}  {json.dumps(extra, default=str)}"
+        )
     return 0

@@ -15,8 +15,12 @@ from ._pipeline import add_config_argument, config_from_args
 
 def register(sub) -> None:
     p = sub.add_parser("subscribe", help="receive a topic and print rate, latency and drops")
-    p.add_argument("--topic", "-t", default=m.TOPIC_OCCLUSION, choices=sorted(m.TOPICS), help="topic to receive")
-    p.add_argument("--endpoint", "-e", default=None, help="subscriber endpoint (default: bus.backend of the config)")
+    p.add_argument(
+        "--topic", "-t", default=m.TOPIC_OCCLUSION, choices=sorted(m.TOPICS), help="topic to receive"
+    )
+    p.add_argument(
+        "--endpoint", "-e", default=None, help="subscriber endpoint (default: bus.backend of the config)"
+    )
     p.add_argument("--camera", default=None, help="camera id (default: camera.id of the config; * for all)")
     add_config_argument(p)
     p.add_argument("--save", metavar="DIR", default=None, help="save each received array as PNG")
@@ -69,8 +73,11 @@ def _loop(sub, args: argparse.Namespace, out: Path | None, endpoint: str) -> int
             msg = sub.receive(min(args.timeout, 1.0))
             if msg is None:
                 if time.monotonic() - max(start, last_print) > args.timeout:
-                    raise UserError(f"no {args.topic} message on {endpoint} for {args.timeout:.0f} s "
-                                    "(is the pipeline running? right --endpoint/--camera?)", exit_code=1)
+                    raise UserError(
+                        f"no {args.topic} message on {endpoint} for {args.timeout:.0f} s "
+                        "(is the pipeline running? right --endpoint/--camera?)",
+                        exit_code=1,
+                    )
                 continue
             n += 1
             lat.append((m.now_us() - (msg.origin_us or msg.sent_us)) / 1000)
@@ -85,5 +92,8 @@ def _loop(sub, args: argparse.Namespace, out: Path | None, endpoint: str) -> int
 
 def _print(n: int, lat: list, elapsed: float, sub) -> None:
     p50, p95 = (np.percentile(lat, 50), np.percentile(lat, 95)) if lat else (float("nan"),) * 2
-    print(f"{n} msgs  {n / max(elapsed, 1e-9):.1f}/s  latency p50 {p50:.1f} ms p95 {p95:.1f} ms  "
-          f"dropped {sub.dropped}  invalid {sub.invalid}", flush=True)
+    print(
+        f"{n} msgs  {n / max(elapsed, 1e-9):.1f}/s  latency p50 {p50:.1f} ms p95 {p95:.1f} ms  "
+        f"dropped {sub.dropped}  invalid {sub.invalid}",
+        flush=True,
+    )

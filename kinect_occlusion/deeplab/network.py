@@ -34,17 +34,18 @@ class BackboneSpec:
 
 
 def _dilate_last_stage(layer: nn.Module, dilation: int = 2) -> None:
-    """Turn a stride-2 ResNet stage into a stride-1 stage with dilated 3×3 convs (any block type)."""
-    for i, block in enumerate(layer.children()):
-        for name, mod in block.named_modules():
-            if not isinstance(mod, nn.Conv2d):
-                continue
-            # The stride-2 conv and the downsample shortcut keep their weights, lose the stride
-            if mod.stride == (2, 2):
-                mod.stride = (1, 1)
-            # 3×3 convs: the first one of the first block sees the undilated input (as torchvision does)
-            if mod.kernel_size == (3, 3) and not (i == 0 and name == "conv1"):
-                mod.dilation, mod.padding = (dilation, dilation), (dilation, dilation)
+    """Turn a stride-2 ResNet stage into a stride-1 stage with dilated 3×3 convs (any block type).
+
+    Same result as torchvision's ``replace_stride_with_dilation``: the strided 3×3 conv of the first
+    block only loses its stride; every later 3×3 conv is dilated; the shortcut loses its stride.
+    """
+    for mod in layer.modules():
+        if not isinstance(mod, nn.Conv2d):
+            continue
+        if mod.stride == (2, 2):
+            mod.stride = (1, 1)
+        elif mod.kernel_size == (3, 3):
+            mod.dilation, mod.padding = (dilation, dilation), (dilation, dilation)
 
 
 def _resnet(builder: Callable[..., nn.Module]) -> nn.Module:

@@ -16,9 +16,9 @@ log = logging.getLogger(__name__)
 
 def build_predictor(cfg: Config):
     """Load the configured coarse model once (CheckpointError: one clear line)."""
-    from .model import build_deeplab
-
     from pathlib import Path
+
+    from .model import build_deeplab
 
     dl = cfg.deeplab
     have_checkpoint = dl.checkpoint is not None and Path(dl.checkpoint).is_file()
@@ -34,8 +34,9 @@ def build_predictor(cfg: Config):
         return OnnxCoarsePredictor(loaded), loaded
     from .predict import CoarsePredictor
 
-    return CoarsePredictor(loaded, device=dl.device, half=dl.half, channels_last=dl.channels_last,
-                           compile=dl.compile), loaded
+    return CoarsePredictor(
+        loaded, device=dl.device, half=dl.half, channels_last=dl.channels_last, compile=dl.compile
+    ), loaded
 
 
 def to_uint8(prob: np.ndarray) -> np.ndarray:
@@ -45,8 +46,16 @@ def to_uint8(prob: np.ndarray) -> np.ndarray:
 
 def coarse_message(frame: m.ColorFrame, prob: np.ndarray, roi: tuple, model: str, ms: float) -> m.CoarseMask:
     """The CoarseMask for ``frame``, carrying its frame_id, ts_us and origin_us."""
-    return m.CoarseMask(camera=frame.camera, frame_id=frame.frame_id, ts_us=frame.ts_us, origin_us=frame.origin_us,
-                        prob=to_uint8(prob), roi=tuple(int(v) for v in roi), model=model, infer_ms=ms)
+    return m.CoarseMask(
+        camera=frame.camera,
+        frame_id=frame.frame_id,
+        ts_us=frame.ts_us,
+        origin_us=frame.origin_us,
+        prob=to_uint8(prob),
+        roi=tuple(int(v) for v in roi),
+        model=model,
+        infer_ms=ms,
+    )
 
 
 def run(rt: WorkerRuntime) -> int:

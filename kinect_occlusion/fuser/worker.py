@@ -19,17 +19,26 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
     """The occlusion mask for ``coarse`` (pure apart from building the message)."""
     prob = coarse.probability()
     choice = pair(coarse, partition, cfg.max_partition_age_ms)
-    common = {"camera": coarse.camera, "frame_id": coarse.frame_id, "ts_us": coarse.ts_us,
-              "origin_us": coarse.origin_us, "encoding": cfg.output_encoding}
+    common = {
+        "camera": coarse.camera,
+        "frame_id": coarse.frame_id,
+        "ts_us": coarse.ts_us,
+        "origin_us": coarse.origin_us,
+        "encoding": cfg.output_encoding,
+    }
     if choice.partition is None:
         mask = (prob >= 0.5).astype(np.uint8)
         return m.OcclusionMask(mask=mask, fused=False, partition_age_ms=choice.age_ms, **common)
     labels = fit_labels(choice.partition.labels, prob.shape)
     classes, votes = soft_vote(binary_probs(prob), labels)
     return m.OcclusionMask(
-        mask=classes.astype(np.uint8), votes=votes.astype(np.float32), fused=True,
-        partition_frame_id=choice.partition.frame_id, partition_age_ms=choice.age_ms,
-        partitioner=choice.partition.partitioner, **common,
+        mask=classes.astype(np.uint8),
+        votes=votes.astype(np.float32),
+        fused=True,
+        partition_frame_id=choice.partition.frame_id,
+        partition_age_ms=choice.age_ms,
+        partitioner=choice.partition.partitioner,
+        **common,
     )
 
 
@@ -56,6 +65,10 @@ def run(rt: WorkerRuntime) -> int:
             continue
         pub.publish(out)
         rt.counters.out()
-        rt.info.update(fused=out.fused, partition_age_ms=round(out.partition_age_ms, 1),
-                       dropped=sub.stats.stale, invalid=sub.stats.invalid)
+        rt.info.update(
+            fused=out.fused,
+            partition_age_ms=round(out.partition_age_ms, 1),
+            dropped=sub.stats.stale,
+            invalid=sub.stats.invalid,
+        )
     return 0

@@ -16,7 +16,9 @@ def handlers(cfg: LoggingConfig) -> list[logging.Handler]:
     """stderr, plus a rotating file when ``logging.file`` is set."""
     out: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if cfg.file:
-        out.append(logging.handlers.RotatingFileHandler(cfg.file, maxBytes=cfg.max_bytes, backupCount=cfg.backups))
+        out.append(
+            logging.handlers.RotatingFileHandler(cfg.file, maxBytes=cfg.max_bytes, backupCount=cfg.backups)
+        )
     for h in out:
         h.setFormatter(logging.Formatter(FORMAT))
     return out

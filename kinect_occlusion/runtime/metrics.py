@@ -7,8 +7,11 @@ from typing import Any
 from .. import messages as m
 
 LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
-PATHS = {m.TOPIC_COARSE: "capture_to_coarse", m.TOPIC_PARTITION: "capture_to_partition",
-         m.TOPIC_OCCLUSION: "capture_to_fused"}
+PATHS = {
+    m.TOPIC_COARSE: "capture_to_coarse",
+    m.TOPIC_PARTITION: "capture_to_partition",
+    m.TOPIC_OCCLUSION: "capture_to_fused",
+}
 
 
 class PipelineMetrics:
@@ -25,18 +28,44 @@ class PipelineMetrics:
         self.camera = camera
         self.registry = CollectorRegistry()
         labels = ["camera", "worker"]
-        self.rate = Gauge("kinect_occlusion_rate_hz", "Results per second of a worker", labels, registry=self.registry)
-        self.frames = Gauge("kinect_occlusion_frames_out", "Results published by a worker since it started",
-                            labels, registry=self.registry)
-        self.dropped = Gauge("kinect_occlusion_dropped", "Inputs skipped (latest-wins) by a worker", labels,
-                             registry=self.registry)
-        self.errors = Gauge("kinect_occlusion_errors", "Per-frame errors of a worker", labels, registry=self.registry)
-        self.restarts = Gauge("kinect_occlusion_restarts", "Restarts of a worker", labels, registry=self.registry)
-        self.up = Gauge("kinect_occlusion_up", "1 while a worker process runs", labels, registry=self.registry)
-        self.latency = Histogram("kinect_occlusion_latency_seconds", "Capture to result latency",
-                                 ["camera", "path"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.partition_age = Histogram("kinect_occlusion_partition_age_seconds", "Age of the partition used",
-                                       ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.rate = Gauge(
+            "kinect_occlusion_rate_hz", "Results per second of a worker", labels, registry=self.registry
+        )
+        self.frames = Gauge(
+            "kinect_occlusion_frames_out",
+            "Results published by a worker since it started",
+            labels,
+            registry=self.registry,
+        )
+        self.dropped = Gauge(
+            "kinect_occlusion_dropped",
+            "Inputs skipped (latest-wins) by a worker",
+            labels,
+            registry=self.registry,
+        )
+        self.errors = Gauge(
+            "kinect_occlusion_errors", "Per-frame errors of a worker", labels, registry=self.registry
+        )
+        self.restarts = Gauge(
+            "kinect_occlusion_restarts", "Restarts of a worker", labels, registry=self.registry
+        )
+        self.up = Gauge(
+            "kinect_occlusion_up", "1 while a worker process runs", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "kinect_occlusion_latency_seconds",
+            "Capture to result latency",
+            ["camera", "path"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.partition_age = Histogram(
+            "kinect_occlusion_partition_age_seconds",
+            "Age of the partition used",
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.server: Any = start_http_server(port, addr=host, registry=self.registry)
 
     def observe_message(self, msg: m.Message, latency_ms: float | None) -> None:
@@ -62,6 +91,8 @@ class PipelineMetrics:
 
     def close(self) -> None:
         """Stop serving."""
-        shutdown = getattr(self.server[0] if isinstance(self.server, tuple) else self.server, "shutdown", None)
+        shutdown = getattr(
+            self.server[0] if isinstance(self.server, tuple) else self.server, "shutdown", None
+        )
         if shutdown is not None:
             shutdown()

@@ -37,7 +37,9 @@ class VideoWriter:
         h, w = rgb.shape[:2]
         if self.frames == 0:
             self.stream.width, self.stream.height = w - w % 2, h - h % 2
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2]), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2]), format="rgb24"
+        )
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -51,13 +53,16 @@ class VideoWriter:
 class OverlayRecorder(threading.Thread):
     """Subscribes to colour, partition and occlusion; writes one overlay frame per occlusion mask."""
 
-    def __init__(self, path: str, endpoint: str, camera: str, fps: int, curve: CurveKeys | None = None) -> None:
+    def __init__(
+        self, path: str, endpoint: str, camera: str, fps: int, curve: CurveKeys | None = None
+    ) -> None:
         super().__init__(name="recorder", daemon=True)
         self.path, self.endpoint, self.camera, self.fps, self.curve = path, endpoint, camera, fps, curve
         self.stop_event = threading.Event()
         self.written = 0
-        self.sub = Subscriber(endpoint, camera, [m.TOPIC_COLOR, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION], rcvhwm=64,
-                              curve=curve)
+        self.sub = Subscriber(
+            endpoint, camera, [m.TOPIC_COLOR, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION], rcvhwm=64, curve=curve
+        )
 
     def run(self) -> None:
         writer: VideoWriter | None = None

@@ -57,15 +57,24 @@ class Supervisor:
         workers: which workers to run (default: all five stages' four processes + proxy).
     """
 
-    def __init__(self, cfg: Config, stop: threading.Event, on_message: Callable | None = None,
-                 workers: tuple[str, ...] = PIPELINE) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        stop: threading.Event,
+        on_message: Callable | None = None,
+        workers: tuple[str, ...] = PIPELINE,
+    ) -> None:
         self.cfg, self.stop, self.workers = cfg, stop, workers
         self.ctx = mp.get_context("spawn")
         self.log_queue = self.ctx.Queue()
         rt = cfg.runtime
         self.handles = {
-            n: Handle(n, RestartPolicy(rt.restart_backoff_s[0], rt.restart_backoff_s[1], rt.max_restarts,
-                                       rt.restart_window_s))
+            n: Handle(
+                n,
+                RestartPolicy(
+                    rt.restart_backoff_s[0], rt.restart_backoff_s[1], rt.max_restarts, rt.restart_window_s
+                ),
+            )
             for n in workers
         }
         self.on_message = on_message
@@ -77,8 +86,12 @@ class Supervisor:
     # ------------------------------------------------------------------ processes
 
     def _spawn(self, h: Handle) -> None:
-        h.process = self.ctx.Process(target=child_entry, name=h.name,
-                                     args=(h.name, self.cfg.model_dump_json(), self.log_queue), daemon=False)
+        h.process = self.ctx.Process(
+            target=child_entry,
+            name=h.name,
+            args=(h.name, self.cfg.model_dump_json(), self.log_queue),
+            daemon=False,
+        )
         h.process.start()
         h.started_at = time.monotonic()
         h.restart_at = None
@@ -99,8 +112,12 @@ class Supervisor:
         if delay is None:
             h.failed = True
             self.exit_code = EXIT_GAVE_UP
-            log.error("%s failed %d times within %.0f s: giving up on it (pipeline degraded)",
-                      h.name, h.policy.restarts, h.policy.window_s)
+            log.error(
+                "%s failed %d times within %.0f s: giving up on it (pipeline degraded)",
+                h.name,
+                h.policy.restarts,
+                h.policy.window_s,
+            )
             return
         h.restart_at = now + delay
         log.warning("%s exited with code %s; restarting in %.1f s", h.name, code, delay)
@@ -168,35 +185,54 @@ class Supervisor:
             self.on_message(msg, latency_ms)
 
     def _publish_status(self, pub: Publisher, beat: int, monitor: BusMonitor) -> None:
-        info = {n: {"restarts": h.restarts, "failed": h.failed, "alive": bool(h.process and h.process.is_alive())}
-                for n, h in self.handles.items()}
+        info = {
+            n: {"restarts": h.restarts, "failed": h.failed, "alive": bool(h.process and h.process.is_alive())}
+            for n, h in self.handles.items()
+        }
         if self.metrics is not None:
             for n, w in info.items():
                 self.metrics.observe_worker(n, w["restarts"], w["alive"])
             for st in monitor.status.values():
                 self.metrics.observe_status(st)
-        pub.publish(m.Status(camera=self.cfg.camera.id, frame_id=beat, ts_us=m.now_us(), worker="supervisor",
-                             pid=os.getpid(), state="degraded" if any(h.failed for h in self.handles.values())
-                             else "running", info={"workers": info}))
+        pub.publish(
+            m.Status(
+                camera=self.cfg.camera.id,
+                frame_id=beat,
+                ts_us=m.now_us(),
+                worker="supervisor",
+                pid=os.getpid(),
+                state="degraded" if any(h.failed for h in self.handles.values()) else "running",
+                info={"workers": info},
+            )
+        )
 
     def run(self) -> int:
         """Run until done; return the exit code."""
         listener = logs.setup_main(self.cfg.logging, self.log_queue)
         frontend, backend = self.cfg.bus.endpoints(self.cfg.camera.id)
         c = self.cfg.bus.curve
-        server_keys = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=True) \
-            if c.enabled else None
-        client_keys = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False) \
-            if c.enabled else None
-        proxy = Proxy(frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys).start()
+        server_keys = (
+            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=True)
+            if c.enabled
+            else None
+        )
+        client_keys = (
+            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
+            if c.enabled
+            else None
+        )
+        proxy = Proxy(
+            frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys
+        ).start()
         sub = Subscriber(backend, self.cfg.camera.id, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
         pub = Publisher(frontend, 16, client_keys)
         monitor = BusMonitor(sub, self._message)
         if self.cfg.metrics.prometheus_port:
             from .metrics import PipelineMetrics
 
-            self.metrics = PipelineMetrics(self.cfg.camera.id, self.cfg.metrics.prometheus_port,
-                                           self.cfg.metrics.prometheus_host)
+            self.metrics = PipelineMetrics(
+                self.cfg.camera.id, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
+            )
         try:
             self._loop(monitor, pub)
         finally:
@@ -224,7 +260,9 @@ class Supervisor:
         while not self.stop.is_set() and self.fatal is None and time.monotonic() < deadline:
             monitor.poll(100)
             self._check(monitor)
-            if all(monitor.status.get(n) is not None and monitor.status[n].state != "starting" for n in consumers):
+            if all(
+                monitor.status.get(n) is not None and monitor.status[n].state != "starting" for n in consumers
+            ):
                 return
 
     def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:

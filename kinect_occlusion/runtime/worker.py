@@ -135,13 +135,25 @@ class WorkerRuntime:
         """The Status message describing this worker now."""
         c = self.counters
         info = {
-            "frames_in": c.frames_in, "frames_out": c.frames_out, "rate_hz": round(c.rate(), 2),
-            "errors": c.errors, "last_error": c.last_error, "loop_age_s": round(time.monotonic() - self.loop_tick, 2),
-            "uptime_s": round(time.monotonic() - c.started, 1), **self.info,
+            "frames_in": c.frames_in,
+            "frames_out": c.frames_out,
+            "rate_hz": round(c.rate(), 2),
+            "errors": c.errors,
+            "last_error": c.last_error,
+            "loop_age_s": round(time.monotonic() - self.loop_tick, 2),
+            "uptime_s": round(time.monotonic() - c.started, 1),
+            **self.info,
         }
         now = m.now_us()
-        return m.Status(camera=self.camera, frame_id=beat, ts_us=now, worker=self.name, pid=os.getpid(),
-                        state=self.state, info=info)
+        return m.Status(
+            camera=self.camera,
+            frame_id=beat,
+            ts_us=now,
+            worker=self.name,
+            pid=os.getpid(),
+            state=self.state,
+            info=info,
+        )
 
     def start_heartbeat(self) -> None:
         """Publish Status every ``runtime.heartbeat_s`` from a thread with its own socket."""

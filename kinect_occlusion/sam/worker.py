@@ -26,15 +26,23 @@ def build(cfg: SamConfig):
     from .partitioner import build_partitioner
 
     amg = {
-        "points_per_side": cfg.points_per_side, "points_per_batch": cfg.points_per_batch,
-        "pred_iou_thresh": cfg.pred_iou_thresh, "stability_score_thresh": cfg.stability_score_thresh,
+        "points_per_side": cfg.points_per_side,
+        "points_per_batch": cfg.points_per_batch,
+        "pred_iou_thresh": cfg.pred_iou_thresh,
+        "stability_score_thresh": cfg.stability_score_thresh,
         "min_mask_region_area": cfg.min_mask_region_area,
     }
     guided = cfg.guided.model_dump()
     enabled = guided.pop("enabled")
     return build_partitioner(
-        cfg.partitioner, sam_checkpoint=cfg.checkpoint, model_type=cfg.model_type, device=cfg.device, amg=amg,
-        guided=enabled, guided_kwargs=guided, superpixel=cfg.superpixel.model_dump(),
+        cfg.partitioner,
+        sam_checkpoint=cfg.checkpoint,
+        model_type=cfg.model_type,
+        device=cfg.device,
+        amg=amg,
+        guided=enabled,
+        guided_kwargs=guided,
+        superpixel=cfg.superpixel.model_dump(),
     )
 
 
@@ -69,8 +77,11 @@ def choose_input(ring: FrameRing, coarse: m.CoarseMask | None, need_coarse: bool
 
 def has_occlusion(coarse: m.CoarseMask, threshold: float) -> bool:
     """Whether any pixel of the coarse mask reaches the occlusion threshold."""
-    return bool((coarse.prob >= round(threshold * 255)).any()) if coarse.prob.dtype == np.uint8 else bool(
-        (coarse.prob >= threshold).any())
+    return (
+        bool((coarse.prob >= round(threshold * 255)).any())
+        if coarse.prob.dtype == np.uint8
+        else bool((coarse.prob >= threshold).any())
+    )
 
 
 def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None = None) -> m.Partition:
@@ -78,10 +89,19 @@ def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None =
     src = source or frame
     labels = result.labels.astype(np.int32, copy=False)
     scores = np.asarray(result.scores, np.float32).reshape(-1, 2)
-    return m.Partition(camera=src.camera, frame_id=src.frame_id, ts_us=src.ts_us, origin_us=src.origin_us,
-                       labels=labels, scores=scores, partitioner=result.name, compute_ms=float(result.ms),
-                       decoder_calls=int(result.decoder_calls), reused=source is not None,
-                       confirmed_ts_us=frame.ts_us)
+    return m.Partition(
+        camera=src.camera,
+        frame_id=src.frame_id,
+        ts_us=src.ts_us,
+        origin_us=src.origin_us,
+        labels=labels,
+        scores=scores,
+        partitioner=result.name,
+        compute_ms=float(result.ms),
+        decoder_calls=int(result.decoder_calls),
+        reused=source is not None,
+        confirmed_ts_us=frame.ts_us,
+    )
 
 
 class Refresher:
@@ -100,18 +120,25 @@ class Refresher:
         return time.monotonic() >= self.next_due
 
     def refresh(self, frame: m.ColorFrame, coarse: m.CoarseMask | None):
-        """Partition ``frame``; return (result, source frame if reused else None), or (None, None) if skipped."""
+        """Partition ``frame``: (result, source frame if reused else None), or (None, None) if skipped."""
         self.next_due = time.monotonic() + (1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0)
         self.last_frame_id = frame.frame_id
-        if coarse is not None and self.cfg.skip_when_no_occlusion and not has_occlusion(
-                coarse, self.cfg.occlusion_threshold):
+        if (
+            coarse is not None
+            and self.cfg.skip_when_no_occlusion
+            and not has_occlusion(coarse, self.cfg.occlusion_threshold)
+        ):
             self.skipped += 1
             return None, None
         from .partitioner import frame_changed, small_gray
 
         small = small_gray(frame.image)
-        if (self.cfg.reuse_threshold > 0 and self.last_result is not None and self.last_small is not None
-                and not frame_changed(self.last_small, small, self.cfg.reuse_threshold)):
+        if (
+            self.cfg.reuse_threshold > 0
+            and self.last_result is not None
+            and self.last_small is not None
+            and not frame_changed(self.last_small, small, self.cfg.reuse_threshold)
+        ):
             self.reused += 1
             return self.last_result, self.last_source
         prob = coarse.probability() if coarse is not None else None
@@ -127,7 +154,10 @@ def run(rt: WorkerRuntime) -> int:
     refresher = Refresher(cfg, build(cfg))
     rt.info.update(partitioner=refresher.partitioner.name)
     fault = injected_fault(rt.name)
-    sub, pub = rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.cfg.bus.rcvhwm, RING)), rt.publisher()
+    sub, pub = (
+        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.cfg.bus.rcvhwm, RING)),
+        rt.publisher(),
+    )
     ring, coarse = FrameRing(), None
     rt.tick("ready")
     while not rt.stop.is_set():

@@ -10,8 +10,9 @@ from ..errors import SourceError
 from .base import Source
 
 
-def build_source(cam: CameraConfig, stop: threading.Event | None = None,
-                 on_idle: Callable[[str], None] | None = None) -> Source:
+def build_source(
+    cam: CameraConfig, stop: threading.Event | None = None, on_idle: Callable[[str], None] | None = None
+) -> Source:
     """The source named by ``camera.source``; raises SourceError with one line when unusable.
 
     ``on_idle(state)`` is called at least every 0.5 s while a live camera delivers no frames
@@ -24,7 +25,10 @@ def build_source(cam: CameraConfig, stop: threading.Event | None = None,
         if not cam.mkv_path:
             raise SourceError("camera.mkv_path: no recording configured for source=mkv")
         return MkvSource(
-            cam.mkv_path, realtime=realtime, loop=cam.loop, depth=cam.depth_mode != "OFF",
+            cam.mkv_path,
+            realtime=realtime,
+            loop=cam.loop,
+            depth=cam.depth_mode != "OFF",
             max_frames=cam.max_frames,
         )
     if cam.source == "synthetic":
@@ -32,13 +36,24 @@ def build_source(cam: CameraConfig, stop: threading.Event | None = None,
 
         w, h = cam.synthetic_size
         return SyntheticSource(
-            width=w, height=h, fps=cam.fps, seed=cam.synthetic_seed, n_frames=cam.max_frames,
-            realtime=realtime, depth=cam.depth_mode != "OFF",
+            width=w,
+            height=h,
+            fps=cam.fps,
+            seed=cam.synthetic_seed,
+            n_frames=cam.max_frames,
+            realtime=realtime,
+            depth=cam.depth_mode != "OFF",
         )
     from .kinect import KinectSource
 
     return KinectSource(
-        color_resolution=cam.resolution, fps=cam.fps, color_format=cam.color_format, depth_mode=cam.depth_mode,
-        align_depth=cam.align_depth_to_color, device_serial=cam.device_serial,
-        reconnect_backoff=cam.reconnect_backoff_s, stop_event=stop, on_idle=on_idle,
+        color_resolution=cam.resolution,
+        fps=cam.fps,
+        color_format=cam.color_format,
+        depth_mode=cam.depth_mode,
+        align_depth=cam.align_depth_to_color,
+        device_serial=cam.device_serial,
+        reconnect_backoff=cam.reconnect_backoff_s,
+        stop_event=stop,
+        on_idle=on_idle,
     )

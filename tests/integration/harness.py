@@ -26,8 +26,14 @@ def tiny_checkpoint(path: Path, backbone: str = "resnet18", input_size: int = 64
 
     torch.manual_seed(0)
     model = build_model(backbone, num_classes=2)
-    save_checkpoint(path, model, input_size=input_size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                    meta={"note": "random weights for tests"})
+    save_checkpoint(
+        path,
+        model,
+        input_size=input_size,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        meta={"note": "random weights for tests"},
+    )
     return path
 
 
@@ -37,9 +43,16 @@ def write_recording(path: Path, n_frames: int = 20, fps: int = 15, seed: int = 0
     from kinect_occlusion.sources.synthetic import SyntheticSource
 
     frames = []
-    with K4AMkvWriter(path, color_mode="MJPG_720P", depth_mode="NFOV_2X2BINNED", fps=fps,
-                      calibration_json='{"synthetic": true}') as writer, \
-            SyntheticSource(width=1280, height=720, fps=fps, seed=seed, n_frames=n_frames) as source:
+    with (
+        K4AMkvWriter(
+            path,
+            color_mode="MJPG_720P",
+            depth_mode="NFOV_2X2BINNED",
+            fps=fps,
+            calibration_json='{"synthetic": true}',
+        ) as writer,
+        SyntheticSource(width=1280, height=720, fps=fps, seed=seed, n_frames=n_frames) as source,
+    ):
         for frame in source:
             depth = frame.depth[::2, ::2][:288, :320] if frame.depth is not None else None
             if depth is not None and depth.shape != (288, 320):
@@ -52,14 +65,35 @@ def write_recording(path: Path, n_frames: int = 20, fps: int = 15, seed: int = 0
 def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) -> Path:
     """A config file for a test pipeline on private ipc endpoints; ``sections`` override/extend."""
     cfg = {
-        "camera": {"id": "bed1", "source": "synthetic", "synthetic_size": [320, 240], "fps": 15,
-                   "depth_mode": "OFF", "rate": "realtime"},
-        "bus": {"frontend": f"ipc://{ipc_dir}/in", "backend": f"ipc://{ipc_dir}/out", "sndhwm": 8, "rcvhwm": 8},
-        "deeplab": {"checkpoint": str(checkpoint) if checkpoint else None, "allow_untrained": checkpoint is None,
-                    "device": "cpu", "threads": 1},
+        "camera": {
+            "id": "bed1",
+            "source": "synthetic",
+            "synthetic_size": [320, 240],
+            "fps": 15,
+            "depth_mode": "OFF",
+            "rate": "realtime",
+        },
+        "bus": {
+            "frontend": f"ipc://{ipc_dir}/in",
+            "backend": f"ipc://{ipc_dir}/out",
+            "sndhwm": 8,
+            "rcvhwm": 8,
+        },
+        "deeplab": {
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "allow_untrained": checkpoint is None,
+            "device": "cpu",
+            "threads": 1,
+        },
         "sam": {"partitioner": "superpixel", "superpixel": {"method": "seeds", "n_segments": 100}},
-        "runtime": {"heartbeat_s": 0.25, "report_interval_s": 1.0, "restart_backoff_s": [0.2, 1.0],
-                    "hang_timeout_s": 10.0, "startup_grace_s": 60.0, "shutdown_timeout_s": 5.0},
+        "runtime": {
+            "heartbeat_s": 0.25,
+            "report_interval_s": 1.0,
+            "restart_backoff_s": [0.2, 1.0],
+            "hang_timeout_s": 10.0,
+            "startup_grace_s": 60.0,
+            "shutdown_timeout_s": 5.0,
+        },
     }
     for section, values in sections.items():
         merged = dict(cfg.get(section, {}))
@@ -73,8 +107,15 @@ def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) 
 def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
     """Start ``kinect-occlusion ARGS`` as a real process (its own process group)."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "kinect_occlusion", *args], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kinect_occlusion", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:

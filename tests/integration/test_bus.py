@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import zmq
-
 from conftest import free_port, wait_for
+
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Publisher, Subscriber, load_curve
 from kinect_occlusion.commands.keys import generate
@@ -34,8 +34,11 @@ def sync(pub: Publisher, sub: Subscriber, timeout: float = 5.0) -> None:
 
 def test_messages_flow_in_order_through_the_proxy(endpoints):
     front, back = endpoints
-    with Proxy(front, back, hwm=1000), Publisher(front, 1000) as pub, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=1000) as sub:
+    with (
+        Proxy(front, back, hwm=1000),
+        Publisher(front, 1000) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=1000) as sub,
+    ):
         sync(pub, sub)
         for i in range(100):
             pub.publish(color(i))
@@ -46,8 +49,11 @@ def test_messages_flow_in_order_through_the_proxy(endpoints):
 
 def test_other_cameras_and_topics_are_filtered(endpoints):
     front, back = endpoints
-    with Proxy(front, back, hwm=100), Publisher(front, 100) as pub, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub:
+    with (
+        Proxy(front, back, hwm=100),
+        Publisher(front, 100) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub,
+    ):
         sync(pub, sub)
         other = color(5)
         other.camera = "bed2"
@@ -60,8 +66,11 @@ def test_other_cameras_and_topics_are_filtered(endpoints):
 
 def test_latest_wins_drains_to_the_newest_and_counts_drops(endpoints):
     front, back = endpoints
-    with Proxy(front, back, hwm=50), Publisher(front, 50) as pub, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=50) as sub:
+    with (
+        Proxy(front, back, hwm=50),
+        Publisher(front, 50) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=50) as sub,
+    ):
         sync(pub, sub)
         for i in range(30):
             pub.publish(color(i))
@@ -73,8 +82,11 @@ def test_latest_wins_drains_to_the_newest_and_counts_drops(endpoints):
 
 def test_garbage_is_counted_and_dropped(endpoints):
     front, back = endpoints
-    with Proxy(front, back, hwm=100), Publisher(front, 100) as pub, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub:
+    with (
+        Proxy(front, back, hwm=100),
+        Publisher(front, 100) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub,
+    ):
         sync(pub, sub)
         raw = zmq.Context.instance().socket(zmq.PUB)
         raw.connect(front)
@@ -101,7 +113,7 @@ def test_ipc_sockets_are_owner_only(endpoints):
     front, back = endpoints
     with Proxy(front, back):
         for ep in endpoints:
-            mode = stat.S_IMODE(os.stat(ep[len("ipc://"):]).st_mode)
+            mode = stat.S_IMODE(os.stat(ep[len("ipc://") :]).st_mode)
             assert mode == 0o600
 
 
@@ -116,9 +128,12 @@ def test_curve_rejects_unauthorised_subscribers(tmp_path):
     client = load_curve(str(keys), "server.key_secret", "client.key_secret", "authorized", server=False)
     bad = load_curve(str(intruder), "server.key_secret", "client.key_secret", "authorized", server=False)
     bad = type(bad)(client.server_public, None, bad.client_public, bad.client_secret)
-    with Proxy(front, back, hwm=100, curve=server), Publisher(front, 100, client) as pub, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, bad) as spy, \
-            Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, client) as sub:
+    with (
+        Proxy(front, back, hwm=100, curve=server),
+        Publisher(front, 100, client) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, bad) as spy,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], 100, client) as sub,
+    ):
         sync(pub, sub)
         for i in range(20):
             pub.publish(color(i))
@@ -135,8 +150,13 @@ def test_late_publisher_learns_every_subscription_despite_a_small_hwm(endpoints)
         status = Subscriber(back, "bed1", [m.TOPIC_STATUS], rcvhwm=10)
         time.sleep(0.5)  # all 21 subscriptions are at the proxy before the publisher exists
         with Publisher(front, 10) as pub:
-            got = wait_for(lambda: pub.publish(m.Status(camera="bed1", frame_id=0, ts_us=0, worker="w", pid=1,
-                                                        state="s")) and status.recv(100), timeout=5)
+            got = wait_for(
+                lambda: (
+                    pub.publish(m.Status(camera="bed1", frame_id=0, ts_us=0, worker="w", pid=1, state="s"))
+                    and status.recv(100)
+                ),
+                timeout=5,
+            )
         for s in [*subs, status]:
             s.close()
     assert got is not None and got.worker == "w"

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from harness import write_recording
+
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Subscriber
 from kinect_occlusion.config import Config
@@ -29,11 +29,13 @@ def capture_process(cfg: Config):
 
 
 def cfg_for(ipc_dir, **camera) -> Config:
-    return Config.model_validate({
-        "camera": camera,
-        "bus": {"frontend": f"ipc://{ipc_dir}/in", "backend": f"ipc://{ipc_dir}/out", "sndhwm": 1000},
-        "runtime": {"heartbeat_s": 0.2},
-    })
+    return Config.model_validate(
+        {
+            "camera": camera,
+            "bus": {"frontend": f"ipc://{ipc_dir}/in", "backend": f"ipc://{ipc_dir}/out", "sndhwm": 1000},
+            "runtime": {"heartbeat_s": 0.2},
+        }
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -47,8 +49,10 @@ def test_every_frame_in_order_and_bit_exact(tmp_path, ipc_dir):
     with MkvSource(str(rec)) as src:
         expected = list(src)
     cfg = cfg_for(ipc_dir, source="mkv", mkv_path=str(rec), rate="realtime", depth_mode="NFOV_2X2BINNED")
-    with Proxy(*cfg.bus.endpoints("bed1"), hwm=1000), \
-            Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_COLOR, m.TOPIC_DEPTH], rcvhwm=1000) as sub:
+    with (
+        Proxy(*cfg.bus.endpoints("bed1"), hwm=1000),
+        Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_COLOR, m.TOPIC_DEPTH], rcvhwm=1000) as sub,
+    ):
         proc = capture_process(cfg)
         got: list[m.Message] = []
         deadline = time.monotonic() + 60
@@ -61,7 +65,8 @@ def test_every_frame_in_order_and_bit_exact(tmp_path, ipc_dir):
     colors = [g for g in got if isinstance(g, m.ColorFrame)]
     depths = [g for g in got if isinstance(g, m.DepthFrame)]
     assert [c.frame_id for c in colors] == [f.frame_id for f in expected]
-    for c, d, f in zip(colors, depths, expected):
+    assert len(colors) == len(depths) == len(expected)
+    for c, d, f in zip(colors, depths, expected, strict=True):
         assert c.ts_us == f.ts_us == d.ts_us
         np.testing.assert_array_equal(c.image, f.color)
         np.testing.assert_array_equal(d.depth, f.depth)
@@ -69,11 +74,20 @@ def test_every_frame_in_order_and_bit_exact(tmp_path, ipc_dir):
 
 
 def test_slow_subscriber_neither_slows_capture_nor_grows_memory(ipc_dir):
-    cfg = cfg_for(ipc_dir, source="synthetic", synthetic_size=[1280, 720], fps=30, rate="realtime",
-                  depth_mode="OFF", max_frames=150)
-    with Proxy(*cfg.bus.endpoints("bed1"), hwm=4), \
-            Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_COLOR], rcvhwm=2) as slow, \
-            Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_STATUS], rcvhwm=100) as status:
+    cfg = cfg_for(
+        ipc_dir,
+        source="synthetic",
+        synthetic_size=[1280, 720],
+        fps=30,
+        rate="realtime",
+        depth_mode="OFF",
+        max_frames=150,
+    )
+    with (
+        Proxy(*cfg.bus.endpoints("bed1"), hwm=4),
+        Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_COLOR], rcvhwm=2) as slow,
+        Subscriber(cfg.bus.endpoints("bed1")[1], "bed1", [m.TOPIC_STATUS], rcvhwm=100) as status,
+    ):
         proc = capture_process(cfg)
         received, rss, t0 = [], [], time.monotonic()
         while proc.is_alive() and time.monotonic() - t0 < 30:
@@ -91,4 +105,6 @@ def test_slow_subscriber_neither_slows_capture_nor_grows_memory(ipc_dir):
     assert last and last[-1].info["frames_out"] == 150
     assert len(received) < 60 and received == sorted(received)
     assert received[-1] - received[0] > 100  # it skips ahead: the newest frames still arrive
-    assert max(rss) - rss[len(rss) // 4] < 50, f"capture RSS grew: {rss[len(rss) // 4]:.0f} → {max(rss):.0f} MB"
+    assert max(rss) - rss[len(rss) // 4] < 50, (
+        f"capture RSS grew: {rss[len(rss) // 4]:.0f} → {max(rss):.0f} MB"
+    )

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 import zmq
-
 from conftest import wait_for
 from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+
 from kinect_occlusion import messages as m
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,9 @@ def test_each_killed_worker_is_restarted_and_masks_resume(daemon, ipc_dir):
     assert masks_flow(ipc_dir)
     for name in WORKERS:
         os.kill(pids[name], signal.SIGKILL)
-        new = wait_for(lambda n=name: (p := worker_pids(ipc_dir, 5)).get(n) not in (None, pids[n]) and p, 30)
+        new = wait_for(
+            lambda n=name, old=pids[name]: (p := worker_pids(ipc_dir, 5)).get(n) not in (None, old) and p, 30
+        )
         assert new, f"{name} was not restarted"
         assert masks_flow(ipc_dir), f"masks did not resume after killing {name}"
         for other in WORKERS:
@@ -87,9 +89,16 @@ def test_each_killed_worker_is_restarted_and_masks_resume(daemon, ipc_dir):
 
 
 def test_worker_failing_on_every_frame_is_given_up_without_taking_the_daemon_down(daemon, ipc_dir):
-    proc = daemon(env={"KINECT_OCCLUSION_FAULT": "fuser=raise"},
-                  runtime={"heartbeat_s": 0.25, "report_interval_s": 1.0, "restart_backoff_s": [0.2, 0.4],
-                           "max_restarts": 2, "restart_window_s": 120})
+    proc = daemon(
+        env={"KINECT_OCCLUSION_FAULT": "fuser=raise"},
+        runtime={
+            "heartbeat_s": 0.25,
+            "report_interval_s": 1.0,
+            "restart_backoff_s": [0.2, 0.4],
+            "max_restarts": 2,
+            "restart_window_s": 120,
+        },
+    )
 
     def gave_up():
         with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
@@ -118,16 +127,25 @@ def test_garbage_on_the_bus_is_counted_and_survived(daemon, ipc_dir):
     raw.connect(f"ipc://{ipc_dir}/in")
     time.sleep(0.5)
     rng = np.random.default_rng(1)
-    good = [bytes(f) for f in m.encode(m.ColorFrame(camera="bed1", frame_id=10**6, ts_us=0,
-                                                    image=np.zeros((240, 320, 3), np.uint8)))]
-    header = m.encode(m.CoarseMask(camera="bed1", frame_id=1, ts_us=0, prob=np.zeros((240, 320), np.uint8),
-                                   roi=(0, 0, 320, 320)))
+    good = [
+        bytes(f)
+        for f in m.encode(
+            m.ColorFrame(camera="bed1", frame_id=10**6, ts_us=0, image=np.zeros((240, 320, 3), np.uint8))
+        )
+    ]
+    header = m.encode(
+        m.CoarseMask(
+            camera="bed1", frame_id=1, ts_us=0, prob=np.zeros((240, 320), np.uint8), roi=(0, 0, 320, 320)
+        )
+    )
     for i in range(300):
         for topic in (b"bed1/frame.color", b"bed1/mask.coarse", b"bed1/partition"):
             raw.send_multipart([topic, rng.bytes(int(rng.integers(0, 200))), rng.bytes(64)])
         raw.send_multipart([good[0], good[1].replace(b"\x01", b"\x07", 1), good[2]])  # wrong schema
         raw.send_multipart([good[0], good[1], good[2][:1000]])  # lying shape
-        raw.send_multipart([header[0], header[1], b"\x00" * (60 * 1024 * 1024 if i == 0 else 10)])  # oversized
+        raw.send_multipart(
+            [header[0], header[1], b"\x00" * (60 * 1024 * 1024 if i == 0 else 10)]
+        )  # oversized
         time.sleep(0.01)
     raw.close(linger=1000)
     ctx.term()

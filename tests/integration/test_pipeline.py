@@ -5,8 +5,8 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-
 from harness import collect, start, stop, subscriber, tiny_checkpoint, write_config, write_recording
+
 from kinect_occlusion import messages as m
 
 pytestmark = pytest.mark.slow

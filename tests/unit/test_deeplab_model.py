@@ -183,3 +183,26 @@ def test_unknown_backbone():
         build_model("vgg16")
     with pytest.raises(CheckpointError, match="unknown DeepLab head"):
         build_model("resnet18", head="huge")
+
+
+def test_dilation_matches_torchvision():
+    from torch import nn
+
+    from kinect_occlusion.deeplab.network import _dilate_last_stage
+
+    def convs(layer):
+        return [
+            (n, m.stride, m.dilation, m.padding) for n, m in layer.named_modules() if isinstance(m, nn.Conv2d)
+        ]
+
+    ref = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, False, True]).layer4
+    ours = torchvision.models.resnet50(weights=None).layer4
+    _dilate_last_stage(ours)
+    assert convs(ours) == convs(ref)
+    # BasicBlock (resnet18), which torchvision cannot dilate: every 3×3 but the strided one is dilated
+    r18 = torchvision.models.resnet18(weights=None).layer4
+    _dilate_last_stage(r18)
+    dil = {
+        n: m.dilation for n, m in r18.named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
+    }
+    assert dil == {"0.conv1": (1, 1), "0.conv2": (2, 2), "1.conv1": (2, 2), "1.conv2": (2, 2)}

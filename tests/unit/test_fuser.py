@@ -12,14 +12,17 @@ def coarse(ts_us=1_000_000, frame_id=10, shape=(20, 30)):
     prob = np.zeros(shape, np.uint8)
     prob[:, :12] = 230  # left part occluded with high confidence
     prob[:, 12:16] = 140  # a band just above 0.5
-    return m.CoarseMask(camera="bed1", frame_id=frame_id, ts_us=ts_us, prob=prob, roi=(0, 0, shape[1], shape[0]))
+    return m.CoarseMask(
+        camera="bed1", frame_id=frame_id, ts_us=ts_us, prob=prob, roi=(0, 0, shape[1], shape[0])
+    )
 
 
 def partition(ts_us, frame_id=5, shape=(20, 30)):
     labels = np.ones(shape, np.int32)
     labels[:, 10:] = 2  # segment 2 covers the 140-band and the background: majority background
-    return m.Partition(camera="bed1", frame_id=frame_id, ts_us=ts_us, labels=labels,
-                       scores=np.zeros((2, 2), np.float32))
+    return m.Partition(
+        camera="bed1", frame_id=frame_id, ts_us=ts_us, labels=labels, scores=np.zeros((2, 2), np.float32)
+    )
 
 
 def test_fresh_partition_is_used_and_votes_per_segment():

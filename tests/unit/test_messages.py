@@ -15,17 +15,49 @@ def sample_messages():
     img = RNG.integers(0, 256, (36, 64, 3), dtype=np.uint8)
     return [
         m.ColorFrame(camera="bed1", frame_id=7, ts_us=123, origin_us=5, image=img),
-        m.DepthFrame(camera="bed1", frame_id=7, ts_us=123, depth=RNG.integers(0, 9000, (24, 32), dtype=np.uint16),
-                     calibration='{"k": 1}'),
-        m.CoarseMask(camera="bed1", frame_id=8, ts_us=124, prob=RNG.integers(0, 256, (36, 64), dtype=np.uint8),
-                     roi=(1, 2, 30, 20), model="x", infer_ms=3.5),
-        m.Partition(camera="bed1", frame_id=9, ts_us=125, labels=RNG.integers(0, 50, (36, 64), dtype=np.int32),
-                    scores=RNG.random((50, 2), dtype=np.float32), partitioner="superpixel/seeds"),
-        m.OcclusionMask(camera="bed1", frame_id=9, ts_us=125, mask=RNG.integers(0, 2, (36, 64), dtype=np.uint8),
-                        votes=RNG.random((51, 2), dtype=np.float32), fused=True, partition_frame_id=4,
-                        partition_age_ms=12.0),
-        m.Status(camera="bed1", frame_id=1, ts_us=1, worker="deeplab", pid=42, state="running",
-                 info={"frames_in": 3, "rate_hz": 2.5}),
+        m.DepthFrame(
+            camera="bed1",
+            frame_id=7,
+            ts_us=123,
+            depth=RNG.integers(0, 9000, (24, 32), dtype=np.uint16),
+            calibration='{"k": 1}',
+        ),
+        m.CoarseMask(
+            camera="bed1",
+            frame_id=8,
+            ts_us=124,
+            prob=RNG.integers(0, 256, (36, 64), dtype=np.uint8),
+            roi=(1, 2, 30, 20),
+            model="x",
+            infer_ms=3.5,
+        ),
+        m.Partition(
+            camera="bed1",
+            frame_id=9,
+            ts_us=125,
+            labels=RNG.integers(0, 50, (36, 64), dtype=np.int32),
+            scores=RNG.random((50, 2), dtype=np.float32),
+            partitioner="superpixel/seeds",
+        ),
+        m.OcclusionMask(
+            camera="bed1",
+            frame_id=9,
+            ts_us=125,
+            mask=RNG.integers(0, 2, (36, 64), dtype=np.uint8),
+            votes=RNG.random((51, 2), dtype=np.float32),
+            fused=True,
+            partition_frame_id=4,
+            partition_age_ms=12.0,
+        ),
+        m.Status(
+            camera="bed1",
+            frame_id=1,
+            ts_us=1,
+            worker="deeplab",
+            pid=42,
+            state="running",
+            info={"frames_in": 3, "rate_hz": 2.5},
+        ),
     ]
 
 
@@ -62,8 +94,13 @@ def test_header_carries_the_documented_fields():
     header = msgpack.unpackb(m.encode(sample_messages()[2])[1])
     for key in ("schema", "kind", "camera", "frame_id", "ts_us", "sent_us", "origin_us", "arrays", "roi"):
         assert key in header
-    assert header["arrays"][0] == {"name": "prob", "dtype": "uint8", "shape": [36, 64], "encoding": "raw",
-                                   "nbytes": 36 * 64}
+    assert header["arrays"][0] == {
+        "name": "prob",
+        "dtype": "uint8",
+        "shape": [36, 64],
+        "encoding": "raw",
+        "nbytes": 36 * 64,
+    }
 
 
 def test_jpeg_and_packbits_encodings():
@@ -90,9 +127,18 @@ def _mutated(frames, header_update=None, buffers=None):
         ({"kind": "Nope"}, "unknown message kind"),
         ({"camera": "bed2"}, "topic does not match"),
         ({"frame_id": "x"}, "wrong type"),
-        ({"arrays": [{"name": "prob", "dtype": "float64", "shape": [36, 64], "encoding": "raw"}]}, "not allowed"),
-        ({"arrays": [{"name": "prob", "dtype": "uint8", "shape": [36, 65], "encoding": "raw"}]}, "bytes for shape"),
-        ({"arrays": [{"name": "prob", "dtype": "uint8", "shape": [100000, 100000], "encoding": "raw"}]}, "bad dim"),
+        (
+            {"arrays": [{"name": "prob", "dtype": "float64", "shape": [36, 64], "encoding": "raw"}]},
+            "not allowed",
+        ),
+        (
+            {"arrays": [{"name": "prob", "dtype": "uint8", "shape": [36, 65], "encoding": "raw"}]},
+            "bytes for shape",
+        ),
+        (
+            {"arrays": [{"name": "prob", "dtype": "uint8", "shape": [100000, 100000], "encoding": "raw"}]},
+            "bad dim",
+        ),
         ({"roi": [1, 2, 3]}, "roi"),
     ],
 )
@@ -142,11 +188,34 @@ def test_mutated_messages_decode_or_raise_message_error(which, part, data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["schema", "kind", "camera", "frame_id", "ts_us", "sent_us", "origin_us",
-                                        "arrays", "roi", "model", "infer_ms"]),
-                       st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.floats(), st.booleans(),
-                                 st.lists(st.integers(-(2**31), 2**31), max_size=4),
-                                 st.lists(st.dictionaries(st.text(max_size=6), st.integers(0, 2**31)), max_size=2))))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "schema",
+                "kind",
+                "camera",
+                "frame_id",
+                "ts_us",
+                "sent_us",
+                "origin_us",
+                "arrays",
+                "roi",
+                "model",
+                "infer_ms",
+            ]
+        ),
+        st.one_of(
+            st.none(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.text(max_size=5),
+            st.floats(),
+            st.booleans(),
+            st.lists(st.integers(-(2**31), 2**31), max_size=4),
+            st.lists(st.dictionaries(st.text(max_size=6), st.integers(0, 2**31)), max_size=2),
+        ),
+    )
+)
 def test_random_headers_only_raise_message_error(header):
     frames = [b"bed1/mask.coarse", msgpack.packb(header), b"\x00" * 16]
     try:
