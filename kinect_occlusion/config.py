@@ -166,6 +166,13 @@ class SamConfig(_Section):
     occlusion_threshold: float = Field(
         0.5, gt=0, lt=1, description="Coarse probability counted as occlusion."
     )
+    work_size: int | None = Field(
+        None,
+        ge=64,
+        le=8192,
+        description="Shrink the ROI crop to at most this long side before SAM (None: full).",
+    )
+    half: bool = Field(False, description="bf16 autocast for the SAM image encoder on CUDA.")
     reuse_threshold: float = Field(
         0.0,
         ge=0,

@@ -43,6 +43,8 @@ def build(cfg: SamConfig):
         guided=enabled,
         guided_kwargs=guided,
         superpixel=cfg.superpixel.model_dump(),
+        work_size=cfg.work_size,
+        half=cfg.half,
     )
 
 

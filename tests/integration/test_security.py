@@ -1,0 +1,45 @@
+"""An encrypted bus end to end: the daemon on tcp:// with CURVE; only authorised keys get masks."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import free_port
+from harness import start, stop, tiny_checkpoint, write_config
+from kinect_occlusion import messages as m
+from kinect_occlusion.bus import Subscriber, load_curve
+from kinect_occlusion.commands.keys import generate
+
+pytestmark = pytest.mark.slow
+
+
+def test_curve_pipeline_serves_only_authorised_subscribers(tmp_path, ipc_dir):
+    keys, intruder = tmp_path / "keys", tmp_path / "intruder"
+    generate(keys, ["client"])
+    generate(intruder, ["client"])
+    front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    cfg = write_config(
+        tmp_path,
+        ipc_dir,
+        tiny_checkpoint(tmp_path / "model.pt"),
+        bus={"frontend": front, "backend": back, "curve": {"enabled": True, "keys_dir": str(keys)}},
+    )
+    good = load_curve(str(keys), "server.key_secret", "client.key_secret", "authorized", server=False)
+    bad_pair = load_curve(str(intruder), "server.key_secret", "client.key_secret", "authorized", server=False)
+    bad = type(good)(good.server_public, None, bad_pair.client_public, bad_pair.client_secret)
+    proc = start(["run", "--config", str(cfg)])
+    try:
+        with (
+            Subscriber(back, "bed1", [m.TOPIC_OCCLUSION, m.TOPIC_COLOR], 100, bad) as spy,
+            Subscriber(back, "bed1", [m.TOPIC_OCCLUSION], 100, good) as sub,
+        ):
+            got = None
+            for _ in range(600):  # up to 60 s for model loading and the first masks
+                got = sub.recv(100)
+                if got is not None:
+                    break
+            assert isinstance(got, m.OcclusionMask)
+            assert spy.recv(2000) is None and spy.stats.received == 0
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
