@@ -31,7 +31,7 @@ def build_predictor(cfg: Config):
     if dl.runtime == "onnx":
         from .onnx_export import OnnxCoarsePredictor
 
-        return OnnxCoarsePredictor(loaded), loaded
+        return OnnxCoarsePredictor(loaded, threads=dl.threads), loaded
     from .predict import CoarsePredictor
 
     return CoarsePredictor(

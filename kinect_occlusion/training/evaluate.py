@@ -110,6 +110,16 @@ def evaluate_image(predictor, partitioner, rgb: np.ndarray, roi: tuple[int, int,
     return prob, labels, classes.astype(np.uint8)
 
 
+def score_image(
+    prob: np.ndarray, fused: np.ndarray, truth: np.ndarray, valid: np.ndarray
+) -> tuple[BinaryMetrics, BinaryMetrics]:
+    """Metrics of the coarse probability and the fused 0/1 classes on the same (ROI) pixels."""
+    coarse, fused_m = BinaryMetrics(), BinaryMetrics()
+    coarse.update(prob, truth, valid)
+    fused_m.update(fused.astype(bool), truth, valid)
+    return coarse, fused_m
+
+
 def roi_mask(shape: tuple[int, int], roi: tuple[int, int, int, int]) -> np.ndarray:
     """(H, W) bool, True inside the ROI box."""
     out = np.zeros(shape, bool)
@@ -168,10 +178,7 @@ def evaluate(opts: EvalOptions) -> EvalResult:
         roi = roi_box(sample, roi_mode)
         prob, labels, fused = evaluate_image(predictor, partitioner, rgb, roi)
         truth, valid = sample.target(), roi_mask(rgb.shape[:2], roi)
-        # Score both outputs on the same ROI pixels
-        c, f = BinaryMetrics(), BinaryMetrics()
-        c.update(prob, truth, valid)
-        f.update(fused, truth, valid)
+        c, f = score_image(prob, fused, truth, valid)
         total_c.merge(c)
         total_f.merge(f)
         rows.append(_row(sample.name, c, f))

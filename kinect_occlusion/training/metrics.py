@@ -76,14 +76,14 @@ class BinaryMetrics:
         """Add one image.
 
         Args:
-            prob: occlusion score per pixel in [0, 1] (float, or bool/0-1 ints for a binary mask;
-                uint8 arrays are read as 0–255 and divided by 255).
+            prob: occlusion score per pixel in [0, 1]: float, or bool / 0-1 integers for a binary
+                mask. Values are taken as they are (divide a uint8 0–255 map by 255 first).
             truth: ground truth per pixel (bool or 0/1), same shape.
             valid: optional bool mask of the pixels to count (e.g. the ROI); None counts all.
         """
         if prob.shape != truth.shape:
             raise ValueError(f"prob and truth shapes differ: {prob.shape} vs {truth.shape}")
-        scores = prob.astype(np.float64) / 255.0 if prob.dtype == np.uint8 else prob.astype(np.float64)
+        scores = prob.astype(np.float64)
         gt = truth.astype(bool)
         if valid is not None:
             scores, gt = scores[valid], gt[valid]

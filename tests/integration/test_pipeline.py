@@ -15,7 +15,11 @@ pytestmark = pytest.mark.slow
 def test_replay_runs_all_workers_and_exits_cleanly(tmp_path, ipc_dir):
     rec = tmp_path / "rec.mkv"
     write_recording(rec, n_frames=24, fps=15)
-    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"))
+    # HWM above the frame count: this test checks that every frame can get through, so a busy
+    # machine must not make the proxy drop frames for the test's own subscriber
+    cfg = write_config(
+        tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), bus={"sndhwm": 64, "rcvhwm": 64}
+    )
     video = tmp_path / "overlay.mp4"
     with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_COLOR, m.TOPIC_PARTITION)) as sub:
         proc = start(["replay", str(rec), "--config", str(cfg), "--save-video", str(video)])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import free_port
 from harness import start, stop, tiny_checkpoint, write_config
+
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Subscriber, load_curve
 from kinect_occlusion.commands.keys import generate

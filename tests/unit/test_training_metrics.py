@@ -58,14 +58,15 @@ def test_uint8_scores_binary_output_and_valid_mask() -> None:
     prob_u8 = rng.integers(0, 256, truth.shape).astype(np.uint8)
     valid = rng.random(truth.shape) < 0.7
     acc = BinaryMetrics()
-    acc.update(prob_u8, truth, valid=valid)
+    acc.update(prob_u8 / 255.0, truth, valid=valid)
     ref = _sklearn(prob_u8[valid] / 255.0, truth[valid])
     assert acc.compute()["auc"] == pytest.approx(ref["auc"], abs=1e-12)
     assert acc.compute()["f1"] == pytest.approx(ref["f1"], abs=1e-12)
     # A binary mask: its AUC is the balanced accuracy of the decision
     fused = BinaryMetrics()
     pred = rng.random(truth.shape) < 0.5
-    fused.update(pred, truth)
+    fused.update(pred.astype(np.uint8), truth)  # a 0/1 uint8 mask is a mask, not 0–255 scores
+    assert fused.compute()["recall"] == pytest.approx(skm.recall_score(truth.ravel(), pred.ravel()))
     tpr = (pred & truth).sum() / truth.sum()
     tnr = (~pred & ~truth).sum() / (~truth).sum()
     assert fused.compute()["auc"] == pytest.approx((tpr + tnr) / 2, abs=1e-12)
@@ -88,3 +89,20 @@ def test_merge_equals_single_pass_and_degenerate_cases() -> None:
     assert math.isnan(auc_from_histograms(np.zeros(3), np.ones(3)))
     with pytest.raises(ValueError):
         empty.update(np.zeros((2, 2)), np.zeros((3, 3), bool))
+
+
+def test_evaluation_scores_fused_classes_as_a_mask() -> None:
+    from kinect_occlusion.fuser.vote import binary_probs, soft_vote
+    from kinect_occlusion.training.evaluate import roi_mask, score_image
+
+    truth = np.zeros((20, 30), np.uint8)
+    truth[5:12, 8:20] = 1
+    # Coarse is unsure (0.4–0.7) but the segments follow the object: the vote recovers it
+    prob = np.where(truth == 1, 0.6, 0.45).astype(np.float32)
+    prob[5:12, 8:11] = 0.4
+    labels = (truth + 1).astype(np.int32)
+    classes, _ = soft_vote(binary_probs(prob), labels)
+    coarse, fused = score_image(prob, classes.astype(np.uint8), truth, roi_mask(truth.shape, (0, 0, 30, 20)))
+    assert fused.compute()["iou"] == 1.0 and fused.compute()["auc"] == 1.0
+    assert coarse.compute()["iou"] == pytest.approx(9 * 7 / (12 * 7))
+    assert roi_mask((4, 5), (1, 1, 2, 2)).sum() == 4
