@@ -143,8 +143,8 @@ def collect(sub: Subscriber, seconds: float, until=None) -> list[m.Message]:
         msg = sub.recv(100)
         if msg is not None:
             msgs.append(msg)
-            if until is not None and until(msgs):
-                break
+        if until is not None and until(msgs):
+            break
     return msgs
 
 
