@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Train the small demo coarse model on synthetic scenes and report coarse vs fused test metrics.
 
-    python tools/train_demo_model.py [--out recordings/demo_model.pt] [--n-images 80] [--epochs 12]
+    python tools/train_demo_model.py [--out recordings/demo_model.pt] [--n-images 80] [--epochs 40]
                                      [--size 192] [--backbone mobilenet_v3_large] [--seed 0]
 
 Steps: render a synthetic data set (tools/make_synthetic_dataset.py) into a temporary folder, run
 ``kinect_occlusion.training.train`` on it (recipe as ``kinect-occlusion train``, with the cosine period
-set to the number of epochs and no early stop), store ``best.pt`` with fp16 weights at ``--out``
-(the loader casts them back to fp32), then evaluate the test split, coarse vs fused over superpixels.
+set to the number of epochs, BatchNorm momentum 0.1, no early stop), store ``best.pt`` with fp16
+weights at ``--out`` (the loader casts them back to fp32), then evaluate the test split, coarse vs fused
+over superpixels. Defaults (80 images, 40 epochs, input 192, batch 4) took ~9 min on 2 busy CPU cores.
 Deterministic by seed on a given machine and thread count. The model has only seen SYNTHETIC scenes.
 """
 
@@ -41,10 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "recordings" / "demo_model.pt")
     p.add_argument("--n-images", type=int, default=80, help="synthetic images (80/10/10 split)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--size", type=int, default=192, help="network input (letterbox) size")
     p.add_argument("--backbone", default="mobilenet_v3_large", choices=["mobilenet_v3_large", "resnet18"])
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--head", default="lite", choices=["lite", "standard"], help="lite keeps the file under 10 MB")
+    p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--width", type=int, default=640, help="synthetic image width (16:9 like 720p)")
     p.add_argument("--height", type=int, default=360)
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         t0=args.epochs,
         device="cpu",
         backbone=args.backbone,
+        head=args.head,
         patience=args.epochs,
         input_size=args.size,
         bn_momentum=0.1,

@@ -49,6 +49,10 @@ def preflight(cfg: Config) -> None:
             f"sam.checkpoint: {sam.checkpoint} does not exist (partitioner: sam needs a local "
             "SAM checkpoint, e.g. sam_vit_b_01ec64.pth); or set sam.partitioner: superpixel"
         )
+    if cfg.camera.source == "kinect":
+        from ..sources.kinect import import_pyk4a
+
+        import_pyk4a()
     if cfg.camera.source == "mkv":
         from ..sources.mkv import probe_mkv
 

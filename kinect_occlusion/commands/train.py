@@ -18,6 +18,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="cpu | cuda | auto")
     p.add_argument("--backbone", default="resnet50", choices=["resnet50", "resnet18", "mobilenet_v3_large"])
     p.add_argument(
+        "--head",
+        default="standard",
+        choices=["standard", "lite"],
+        help="standard: the paper's ASPP/decoder; lite: separable convs at 128 channels (small, fast on CPU)",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         device=args.device,
         backbone=args.backbone,
+        head=args.head,
         init=args.init,
         resume=args.resume,
         patience=args.patience,

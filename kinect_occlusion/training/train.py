@@ -66,6 +66,7 @@ class TrainOptions:
     eta_min: float = 5e-4
     device: str = "auto"
     backbone: str = "resnet50"
+    head: str = "standard"  # standard (paper) | lite (separable ASPP/decoder, small checkpoints)
     init: Path | None = None
     resume: bool = False
     patience: int = 10
@@ -143,7 +144,7 @@ def initialise(opts: TrainOptions) -> dl.DeepLabV3Plus:
 def _initial_weights(opts: TrainOptions) -> dl.DeepLabV3Plus:
     torch.manual_seed(opts.seed)
     if opts.init is None:
-        return dl.build_model(opts.backbone)
+        return dl.build_model(opts.backbone, head=opts.head)
     try:
         payload = torch.load(opts.init, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -151,7 +152,7 @@ def _initial_weights(opts: TrainOptions) -> dl.DeepLabV3Plus:
     if isinstance(payload, dict) and payload.get("format") == dl.FORMAT:
         loaded = dl.load_checkpoint(opts.init, expected_backbone=opts.backbone, config_key="--init")
         return loaded.model
-    model = dl.build_model(opts.backbone)
+    model = dl.build_model(opts.backbone, head=opts.head)
     dl.init_from_torchvision(model, opts.init)
     return model
 

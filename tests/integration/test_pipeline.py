@@ -56,3 +56,11 @@ def test_missing_recording_is_one_clear_line(tmp_path, ipc_dir):
     proc.wait(60)
     out = proc.communicate()[0]
     assert proc.returncode != 0 and "missing.mkv" in out and "Traceback" not in out
+
+
+def test_kinect_without_the_sdk_is_one_clear_line(tmp_path, ipc_dir):
+    cfg = write_config(tmp_path, ipc_dir, None)
+    proc = start(["run", "--config", str(cfg), "--source", "kinect"], env={"FAKE_PYK4A_ABSENT": "1"})
+    proc.wait(60)
+    out = proc.communicate()[0]
+    assert proc.returncode == 2 and "Azure Kinect SDK" in out and "Traceback" not in out
