@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (about 1 min per model)")
     p.add_argument("--no-onnx", action="store_true", help="skip onnxruntime")
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: fp16 channels-last, no ONNX"
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     return p.parse_args(argv)
 
@@ -70,14 +73,16 @@ def make_runtimes(loaded, args: argparse.Namespace) -> tuple[dict[str, Callable]
     runtimes: dict[str, Callable] = {}
     startup: dict[str, float] = {}
     variants = [("eager fp32", {}), ("channels_last", {"channels_last": True})]
+    if args.device == "cuda":
+        variants.append(("fp16 channels_last", {"channels_last": True, "half": True}))
     if not args.no_compile:
-        variants.append(("torch.compile", {"compile": True}))
+        variants.append(("torch.compile", {"compile": True, "half": args.device == "cuda"}))
     for name, kw in variants:
         t0 = time.perf_counter()
-        pred = CoarsePredictor(copy.deepcopy(loaded), device="cpu", **kw)
+        pred = CoarsePredictor(copy.deepcopy(loaded), device=args.device, **kw)
         pred.forward(canvas)  # warm-up (and compilation)
         startup[name], runtimes[name] = time.perf_counter() - t0, pred.forward
-    if not args.no_onnx:
+    if not args.no_onnx and args.device == "cpu":
         from kinect_occlusion.deeplab.onnx_export import OnnxCoarsePredictor
 
         t0 = time.perf_counter()
