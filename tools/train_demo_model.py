@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--size", type=int, default=192, help="network input (letterbox) size")
     p.add_argument("--backbone", default="mobilenet_v3_large", choices=["mobilenet_v3_large", "resnet18"])
-    p.add_argument("--head", default="lite", choices=["lite", "standard"], help="lite keeps the file under 10 MB")
+    p.add_argument("--head", default="lite", choices=["lite", "standard"], help="lite: file under 10 MB")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--width", type=int, default=640, help="synthetic image width (16:9 like 720p)")
