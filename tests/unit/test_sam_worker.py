@@ -17,11 +17,15 @@ class CountingPartitioner:
 
     def __call__(self, rgb, prob=None, roi=None):
         self.calls += 1
-        return PartitionResult(labels=np.ones(rgb.shape[:2], np.int32), name=self.name, decoder_calls=7, ms=1.0)
+        return PartitionResult(
+            labels=np.ones(rgb.shape[:2], np.int32), name=self.name, decoder_calls=7, ms=1.0
+        )
 
 
 def frame(i, value=100):
-    return m.ColorFrame(camera="bed1", frame_id=i, ts_us=i * 100_000, image=np.full((24, 32, 3), value, np.uint8))
+    return m.ColorFrame(
+        camera="bed1", frame_id=i, ts_us=i * 100_000, image=np.full((24, 32, 3), value, np.uint8)
+    )
 
 
 def coarse(i, occluded=True):
