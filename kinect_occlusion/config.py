@@ -187,6 +187,9 @@ class FuserConfig(_Section):
     max_partition_age_ms: float = Field(
         2000.0, gt=0, description="A partition older than this (vs the coarse frame) is not used."
     )
+    wait_for_partition_ms: float = Field(
+        0.0, ge=0, le=5000, description="Hold a coarse mask this long for the partition of its own frame."
+    )
     output_encoding: Literal["raw", "packbits"] = Field("raw", description="Occlusion mask encoding.")
 
 

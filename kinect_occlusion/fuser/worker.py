@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -42,33 +43,69 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
     )
 
 
+class Holder:
+    """Holds a coarse mask up to ``wait_ms`` for the partition of its own frame (pure timing logic).
+
+    A coarse mask is released when the matching (or a newer) partition is there, when ``wait_ms``
+    has passed, or when a newer coarse mask arrives — so no frame is dropped for waiting.
+    """
+
+    def __init__(self, wait_ms: float) -> None:
+        self.wait_s = wait_ms / 1000.0
+        self.pending: m.CoarseMask | None = None
+        self.since = 0.0
+
+    def push(self, coarse: m.CoarseMask, now: float) -> m.CoarseMask | None:
+        """Hold ``coarse``; return the previously held mask, which must be fused now."""
+        previous, self.pending, self.since = self.pending, coarse, now
+        return previous
+
+    def release(self, partition: m.Partition | None, now: float) -> m.CoarseMask | None:
+        """The held mask if it should be fused now, else None."""
+        held = self.pending
+        if held is None:
+            return None
+        matched = partition is not None and partition.frame_id >= held.frame_id
+        if self.wait_s <= 0 or matched or now - self.since >= self.wait_s:
+            self.pending = None
+            return held
+        return None
+
+
+def fuse_and_publish(rt: WorkerRuntime, pub, coarse: m.CoarseMask, partition, fault: str | None) -> None:
+    """Fuse one coarse mask and publish it; a per-frame error is logged and counted."""
+    rt.counters.frames_in += 1
+    try:
+        if fault == "raise":
+            raise RuntimeError("injected fault")
+        out = fuse(coarse, partition, rt.cfg.fuser)
+    except Exception as exc:  # per-frame: log with the frame id, count, go on
+        rt.frame_error(coarse.frame_id, exc)
+        return
+    pub.publish(out)
+    rt.counters.out()
+    rt.info.update(fused=out.fused, partition_age_ms=round(out.partition_age_ms, 1))
+
+
 def run(rt: WorkerRuntime) -> int:
-    """Fuse every new coarse mask as it arrives (latest-wins); publish ``mask.occlusion``."""
+    """Fuse each new coarse mask (latest-wins, held briefly for its partition); publish ``mask.occlusion``."""
     sub, pub = rt.subscriber([m.TOPIC_COARSE, m.TOPIC_PARTITION]), rt.publisher()
     fault = injected_fault(rt.name)
+    holder = Holder(rt.cfg.fuser.wait_for_partition_ms)
     partition: m.Partition | None = None
     rt.tick("ready")
     while not rt.stop.is_set():
-        latest = sub.recv_latest(100)
+        latest = sub.recv_latest(5 if holder.pending is not None else 100)
         rt.tick()
         partition = latest.get(m.TOPIC_PARTITION, partition)  # type: ignore[assignment]
+        now = time.monotonic()
         coarse = latest.get(m.TOPIC_COARSE)
-        if coarse is None:
-            continue
-        rt.counters.frames_in += 1
-        try:
-            if fault == "raise":
-                raise RuntimeError("injected fault")
-            out = fuse(coarse, partition, rt.cfg.fuser)  # type: ignore[arg-type]
-        except Exception as exc:  # per-frame: log with the frame id, count, go on
-            rt.frame_error(coarse.frame_id, exc)
-            continue
-        pub.publish(out)
-        rt.counters.out()
-        rt.info.update(
-            fused=out.fused,
-            partition_age_ms=round(out.partition_age_ms, 1),
-            dropped=sub.stats.stale,
-            invalid=sub.stats.invalid,
-        )
+        if coarse is not None:
+            superseded = holder.push(coarse, now)  # type: ignore[arg-type]
+            if superseded is not None:
+                fuse_and_publish(rt, pub, superseded, partition, fault)
+        ready = holder.release(partition, now)
+        if ready is not None:
+            fuse_and_publish(rt, pub, ready, partition, fault)
+        rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
     return 0

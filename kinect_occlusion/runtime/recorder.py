@@ -67,7 +67,7 @@ class OverlayRecorder(threading.Thread):
     def run(self) -> None:
         writer: VideoWriter | None = None
         frames: dict[int, np.ndarray] = {}
-        partition: m.Partition | None = None
+        partitions: dict[int, m.Partition] = {}
         try:
             while not self.stop_event.is_set():
                 for msg in self.sub.drain(100):
@@ -76,10 +76,13 @@ class OverlayRecorder(threading.Thread):
                         for old in [k for k in frames if k < msg.frame_id - 64]:
                             del frames[old]
                     elif isinstance(msg, m.Partition):
-                        partition = msg
+                        partitions[msg.frame_id] = msg
+                        for old in [k for k in partitions if k < msg.frame_id - 64]:
+                            del partitions[old]
                     elif isinstance(msg, m.OcclusionMask) and msg.frame_id in frames:
                         writer = writer or VideoWriter(self.path, self.fps)
-                        writer.write(self._draw(frames[msg.frame_id], msg, partition))
+                        used = partitions.get(msg.partition_frame_id)
+                        writer.write(self._draw(frames[msg.frame_id], msg, used))
                         self.written += 1
         finally:
             self.sub.close()
@@ -90,7 +93,7 @@ class OverlayRecorder(threading.Thread):
     @staticmethod
     def _draw(rgb: np.ndarray, occ: m.OcclusionMask, partition: m.Partition | None) -> np.ndarray:
         labels = None
-        if occ.fused and partition is not None and partition.frame_id == occ.partition_frame_id:
+        if occ.fused and partition is not None:
             labels = fit_labels(partition.labels, occ.mask.shape)
         return draw_overlay(rgb, occ.mask, labels, fused=occ.fused)
 

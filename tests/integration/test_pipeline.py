@@ -18,7 +18,11 @@ def test_replay_runs_all_workers_and_exits_cleanly(tmp_path, ipc_dir):
     # HWM above the frame count: this test checks that every frame can get through, so a busy
     # machine must not make the proxy drop frames for the test's own subscriber
     cfg = write_config(
-        tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), bus={"sndhwm": 64, "rcvhwm": 64}
+        tmp_path,
+        ipc_dir,
+        tiny_checkpoint(tmp_path / "model.pt"),
+        bus={"sndhwm": 64, "rcvhwm": 64},
+        fuser={"wait_for_partition_ms": 80},
     )
     video = tmp_path / "overlay.mp4"
     with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_COLOR, m.TOPIC_PARTITION)) as sub:
@@ -36,6 +40,7 @@ def test_replay_runs_all_workers_and_exits_cleanly(tmp_path, ipc_dir):
         assert mask.mask.shape == (720, 1280) and set(np.unique(mask.mask)) <= {0, 1}
     fused = [x for x in masks if x.fused]
     assert fused and all(x.partitioner.startswith("superpixel") for x in fused)
+    assert any(x.partition_frame_id == x.frame_id for x in fused)  # held for its own partition
     assert any(isinstance(x, m.Partition) for x in msgs)
     with av.open(str(video)) as container:
         n_video = sum(1 for _ in container.decode(video=0))

@@ -56,3 +56,21 @@ def test_partition_at_another_resolution_is_mapped():
     out = fuse(coarse(), small, FuserConfig())
     assert out.fused and out.mask.shape == (20, 30)
     assert fit_labels(small.labels, (20, 30)).shape == (20, 30)
+
+
+def test_holder_waits_for_the_matching_partition_but_never_drops_a_frame():
+    from kinect_occlusion.fuser.worker import Holder
+
+    h = Holder(wait_ms=80)
+    assert h.push(coarse(frame_id=10), now=0.0) is None
+    assert h.release(partition(900_000, frame_id=9), now=0.03) is None  # older partition: keep waiting
+    assert h.release(partition(1_000_000, frame_id=10), now=0.04).frame_id == 10  # its own partition
+    h.push(coarse(frame_id=11), now=1.0)
+    assert h.release(None, now=1.05) is None
+    assert h.release(None, now=1.09).frame_id == 11  # waited long enough
+    h.push(coarse(frame_id=12), now=2.0)
+    assert h.push(coarse(frame_id=13), now=2.01).frame_id == 12  # superseded: fuse it now
+    assert Holder(wait_ms=0).release(None, 0.0) is None
+    h0 = Holder(wait_ms=0)
+    h0.push(coarse(frame_id=1), now=0.0)
+    assert h0.release(None, now=0.0).frame_id == 1
