@@ -37,6 +37,18 @@ SECTIONS = {
     "transport_max": ("Transport at maximum rate", ["bench_transport.py", "--frames", "200", "--fps", "0"]),
     "vote": ("Soft vote (1280×720, 300 segments)", ["bench_vote.py"]),
     "deeplab": ("Coarse model (DeepLabV3+, 512×512, batch 1)", ["bench_deeplab.py"]),
+    "deeplab_lite": (
+        "Coarse model, lite head (the demo model's), 512×512",
+        [
+            "bench_deeplab.py",
+            "--heads",
+            "lite",
+            "--backbones",
+            "mobilenet_v3_large",
+            "resnet18",
+            "--no-compile",
+        ],
+    ),
     "partition": ("Partition (SAM vit_b, guided prompts, superpixels)", ["bench_partition.py"]),
     "e2e": (
         "End to end (replay at camera rate, demo model, superpixel partition)",
@@ -128,7 +140,11 @@ def main() -> int:
     args = ap.parse_args()
     results = {}
     for name in args.only.split(","):
-        extra = ["--device", args.device] if args.device and name in ("deeplab", "partition") else []
+        extra = (
+            ["--device", args.device]
+            if args.device and name in ("deeplab", "deeplab_lite", "partition")
+            else []
+        )
         results[name] = run_section(name, SECTIONS[name][1], extra)
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     desc = machine()

@@ -30,6 +30,9 @@ import numpy as np
 
 from ..deeplab.predict import letterbox
 from ..errors import UserError
+from .rle import rle_decode as rle_decode
+from .rle import rle_string_to_counts as rle_string_to_counts
+from .splits import split_samples as split_samples
 
 log = logging.getLogger(__name__)
 
@@ -280,35 +283,6 @@ def _load_labelstudio(
 # ---------------------------------------------------------------- COCO
 
 
-def rle_string_to_counts(s: str) -> list[int]:
-    """Decode COCO's compressed RLE string (LEB128-like, 5 bits per char, delta after the 2nd run)."""
-    counts: list[int] = []
-    p = 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
-def rle_decode(counts: list[int] | str, height: int, width: int) -> np.ndarray:
-    """COCO RLE (runs of 0s then 1s, column-major) → (height, width) bool mask."""
-    runs = np.asarray(rle_string_to_counts(counts) if isinstance(counts, str) else counts, np.int64)
-    if (runs < 0).any() or runs.sum() != height * width:
-        raise ValueError(f"RLE runs sum to {runs.sum()}, expected {height * width}")
-    values = np.arange(len(runs)) % 2 == 1
-    flat = np.repeat(values, runs)
-    return flat.reshape(width, height).T.copy()
-
-
 def _coco_instance(ann: dict, label: str, hw: tuple[int, int], scale: tuple[float, float]) -> Instance:
     """One COCO annotation as an Instance; ValueError says why it is bad."""
     height, width = hw
@@ -353,58 +327,6 @@ def _load_coco(coco: dict, json_path: Path, images_dir: Path | None, report: Imp
                 report.skip(f"{json_path.name}: {where} annotation {ann.get('id', '?')}: {exc}, skipped")
         samples.append(Sample(path.name, path, h, w, instances, where, (Path(str(img["file_name"])).name,)))
     return samples
-
-
-# ---------------------------------------------------------------- splits
-
-
-def split_samples(
-    samples: list[Sample],
-    seed: int = 0,
-    split_file: Path | None = None,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-) -> dict[str, list[Sample]]:
-    """Split by image into train/val/test.
-
-    Without ``split_file``: sort by name, permute with ``numpy.random.default_rng(seed)``, take
-    round(n * val) for val and round(n * test) for test (at least 1 each when n ≥ 3), the rest train.
-    With ``split_file`` (JSON ``{"train": [names], "val": [...], "test": [...]}``): names match the
-    image file name or the name in the annotation file; unknown names are warned about once.
-    """
-    if split_file is not None:
-        return _split_from_file(samples, Path(split_file))
-    ordered = sorted(samples, key=lambda s: s.name)
-    order = np.random.default_rng(seed).permutation(len(ordered))
-    n = len(ordered)
-    n_val, n_test = (max(1 if n >= 3 else 0, round(n * f)) for f in fractions[1:])
-    shuffled = [ordered[i] for i in order]
-    return {
-        "val": shuffled[:n_val],
-        "test": shuffled[n_val : n_val + n_test],
-        "train": shuffled[n_val + n_test :],
-    }
-
-
-def _split_from_file(samples: list[Sample], path: Path) -> dict[str, list[Sample]]:
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read split file {path}: {exc}") from exc
-    if not isinstance(spec, dict) or not set(spec) <= {"train", "val", "test"}:
-        raise UserError(f"split file {path} must be a JSON object with keys train, val, test")
-    lookup: dict[str, Sample] = {}
-    for s in samples:
-        for key in (s.name, *s.aliases):
-            lookup.setdefault(key, s)
-    out: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    missing = []
-    for part, names in spec.items():
-        for name in names:
-            found = lookup.get(name) or lookup.get(Path(name).name)
-            (out[part].append(found) if found else missing.append(name))
-    if missing:
-        log.warning("%s: %d names not in the data set (e.g. %s)", path.name, len(missing), missing[0])
-    return out
 
 
 # ---------------------------------------------------------------- ROI + letterbox

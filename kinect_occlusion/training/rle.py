@@ -1,0 +1,34 @@
+"""COCO run-length encoding, decoded in numpy (no pycocotools needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rle_string_to_counts(s: str) -> list[int]:
+    """Decode COCO's compressed RLE string (LEB128-like, 5 bits per char, delta after the 2nd run)."""
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def rle_decode(counts: list[int] | str, height: int, width: int) -> np.ndarray:
+    """COCO RLE (runs of 0s then 1s, column-major) → (height, width) bool mask."""
+    runs = np.asarray(rle_string_to_counts(counts) if isinstance(counts, str) else counts, np.int64)
+    if (runs < 0).any() or runs.sum() != height * width:
+        raise ValueError(f"RLE runs sum to {runs.sum()}, expected {height * width}")
+    values = np.arange(len(runs)) % 2 == 1
+    flat = np.repeat(values, runs)
+    return flat.reshape(width, height).T.copy()
