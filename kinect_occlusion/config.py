@@ -121,8 +121,8 @@ class DeepLabConfig(_Section):
         "mobilenet_v3_large", description="Backbone for allow_untrained when no checkpoint exists."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
-    runtime: Literal["torch", "onnx"] = Field(
-        "torch", description="Inference runtime (onnx: onnxruntime CPU)."
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="auto: onnxruntime on CPU-only hosts, torch on CUDA; or force torch/onnx (CPU)."
     )
     half: bool = Field(True, description="fp16 on CUDA (ignored on CPU).")
     channels_last: bool = Field(True, description="channels-last memory format.")

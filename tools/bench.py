@@ -51,8 +51,12 @@ SECTIONS = {
     ),
     "partition": ("Partition (SAM vit_b, guided prompts, superpixels)", ["bench_partition.py"]),
     "e2e": (
-        "End to end (replay at camera rate, demo model, superpixel partition)",
+        "End to end (bundled 5 fps sample at camera rate, demo model, superpixel partition)",
         ["bench_e2e.py", "--frames", "150"],
+    ),
+    "e2e30": (
+        "End to end at 30 fps (synthetic 1280×720 recording, demo model, superpixel partition)",
+        ["bench_e2e.py", "--record-fps", "30", "--frames", "300"],
     ),
 }
 

@@ -14,6 +14,20 @@ from ..runtime.worker import WorkerRuntime, injected_fault
 log = logging.getLogger(__name__)
 
 
+def choose_runtime(runtime: str, device: str) -> str:
+    """``auto``: onnxruntime on a CPU-only host (fastest there), torch when CUDA is used."""
+    if runtime != "auto":
+        return runtime
+    import importlib.util
+
+    import torch
+
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    chosen = "torch" if on_cuda or importlib.util.find_spec("onnxruntime") is None else "onnx"
+    log.info("deeplab runtime: %s (deeplab.runtime=auto, %s)", chosen, "CUDA" if on_cuda else "CPU only")
+    return chosen
+
+
 def build_predictor(cfg: Config):
     """Load the configured coarse model once (CheckpointError: one clear line)."""
     from pathlib import Path
@@ -28,7 +42,7 @@ def build_predictor(cfg: Config):
         import torch
 
         torch.set_num_threads(dl.threads)
-    if dl.runtime == "onnx":
+    if choose_runtime(dl.runtime, dl.device) == "onnx":
         from .onnx_export import OnnxCoarsePredictor
 
         return OnnxCoarsePredictor(loaded, threads=dl.threads), loaded
