@@ -7,6 +7,7 @@ Tests put ``tests/fakes`` first on ``sys.path`` and drive the fake through ``STA
     K4AException) and then stays absent for ``STATE.replug_after_polls`` calls of connected_device_count;
   - ``STATE.absent_polls``: connected_device_count returns 0 this many times first;
   - ``STATE.timeouts``: the next this many get_capture calls raise K4ATimeoutException.
+``FAKE_PYK4A_SCRIPT`` (JSON of those fields) sets them in a process started by a test.
 Set the environment variable ``FAKE_PYK4A_ABSENT=1`` to make the import fail as it does when the native
 k4a library is missing (OSError).
 """
@@ -101,6 +102,14 @@ class _State:
 
 
 STATE = _State()
+
+# Process-level tests script the hardware through the environment: FAKE_PYK4A_SCRIPT='{"absent_polls": 5,
+# "drop_at": [40], "replug_after_polls": 5}'
+if os.environ.get("FAKE_PYK4A_SCRIPT"):
+    import json as _json
+
+    for _key, _value in _json.loads(os.environ["FAKE_PYK4A_SCRIPT"]).items():
+        setattr(STATE, _key, set(_value) if _key == "drop_at" else _value)
 
 
 def connected_device_count() -> int:
