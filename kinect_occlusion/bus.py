@@ -59,6 +59,14 @@ def load_curve(
     return CurveKeys(server_pub, server_sec if server else None, client_pub, client_sec, auth)
 
 
+def curve_keys(curve_cfg: Any, *, server: bool) -> CurveKeys | None:
+    """The keys named by a ``bus.curve`` config section, or None when CURVE is disabled."""
+    if not curve_cfg.enabled:
+        return None
+    c = curve_cfg
+    return load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=server)
+
+
 def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
     if keys is None or not endpoint.startswith("tcp://"):
         return

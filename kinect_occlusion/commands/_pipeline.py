@@ -74,15 +74,10 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
     install_signals(stop)
     recorder = None
     if save_video:
-        from ..bus import load_curve
+        from ..bus import curve_keys
         from ..runtime.recorder import OverlayRecorder
 
-        c = cfg.bus.curve
-        keys = (
-            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
-            if c.enabled
-            else None
-        )
+        keys = curve_keys(cfg.bus.curve, server=False)
         recorder = OverlayRecorder(
             save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
         )

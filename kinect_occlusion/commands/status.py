@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     endpoint = args.endpoint or cfg.bus.endpoints(cfg.camera.id)[1]
     wait = args.wait or max(2.5 * cfg.runtime.heartbeat_s, 1.0)
-    seen = collect(endpoint, cfg.camera.id, wait)
+    from ..bus import curve_keys
+
+    seen = collect(endpoint, cfg.camera.id, wait, curve_keys(cfg.bus.curve, server=False))
     if not seen:
         raise UserError(
             f"no status from camera {cfg.camera.id} on {endpoint} within {wait:.1f} s "

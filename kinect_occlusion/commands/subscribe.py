@@ -49,6 +49,7 @@ def save_message(msg: m.Message, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..bus import curve_keys
     from ..client import OcclusionSubscriber
 
     cfg = config_from_args(args)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     try:
-        sub = OcclusionSubscriber(endpoint, camera, (args.topic,), latest_only=not args.every)
+        keys = curve_keys(cfg.bus.curve, server=False)
+        sub = OcclusionSubscriber(endpoint, camera, (args.topic,), latest_only=not args.every, curve=keys)
     except Exception as exc:
         raise UserError(f"cannot subscribe to {endpoint}: {exc}") from None
     return _loop(sub, args, out, endpoint)

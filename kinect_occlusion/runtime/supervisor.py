@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import messages as m
-from ..bus import Proxy, Publisher, Subscriber, load_curve
+from ..bus import Proxy, Publisher, Subscriber, curve_keys
 from ..config import Config
 from . import logs
 from .child import child_entry
@@ -210,17 +210,8 @@ class Supervisor:
         """Run until done; return the exit code."""
         listener = logs.setup_main(self.cfg.logging, self.log_queue)
         frontend, backend = self.cfg.bus.endpoints(self.cfg.camera.id)
-        c = self.cfg.bus.curve
-        server_keys = (
-            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=True)
-            if c.enabled
-            else None
-        )
-        client_keys = (
-            load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
-            if c.enabled
-            else None
-        )
+        server_keys = curve_keys(self.cfg.bus.curve, server=True)
+        client_keys = curve_keys(self.cfg.bus.curve, server=False)
         proxy = Proxy(
             frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys
         ).start()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import messages as m
-from ..bus import CurveKeys, Publisher, Subscriber, load_curve
+from ..bus import CurveKeys, Publisher, Subscriber, curve_keys
 from ..config import Config
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,7 @@ class WorkerRuntime:
         self.name, self.cfg, self.stop = name, cfg, stop
         self.camera = cfg.camera.id
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
-        self.curve: CurveKeys | None = None
-        if cfg.bus.curve.enabled:
-            c = cfg.bus.curve
-            self.curve = load_curve(c.keys_dir, c.server_key, c.client_key, c.authorized_dir, server=False)
+        self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
         self.counters = Counters()
         self.state = "starting"
         self.info: dict[str, Any] = {}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import free_port
-from harness import start, stop, tiny_checkpoint, write_config
+from harness import ROOT, start, stop, tiny_checkpoint, write_config
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Subscriber, load_curve
@@ -40,6 +43,16 @@ def test_curve_pipeline_serves_only_authorised_subscribers(tmp_path, ipc_dir):
                     break
             assert isinstance(got, m.OcclusionMask)
             assert spy.recv(2000) is None and spy.stats.received == 0
+        # the CLI tools use the client key named in the config
+        for args in (["subscribe", "--count", "2"], ["status", "--json", "--wait", "2"]):
+            res = subprocess.run(
+                [sys.executable, "-m", "kinect_occlusion", *args, "--config", str(cfg)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert res.returncode == 0, res.stderr
     finally:
         code, out = stop(proc)
     assert code == 0, out
