@@ -87,8 +87,12 @@ def time_superpixels(rgb: np.ndarray) -> dict[str, float]:
     """Median ms of each superpixel method at work_scale 0.5 and 1.0 (after one warm-up)."""
     from kinect_occlusion.sam.superpixel import superpixel_partition
 
+    import cv2
+
     out = {}
-    for method in ("seeds", "slic", "felzenszwalb"):
+    # OpenCV without the contrib modules (e.g. a GPU image's opencv-python-headless) has no ximgproc
+    methods = ("seeds", "slic", "felzenszwalb") if hasattr(cv2, "ximgproc") else ("felzenszwalb",)
+    for method in methods:
         for scale in (0.5, 1.0):
             superpixel_partition(rgb, method, work_scale=scale)  # type: ignore[arg-type]
             ms, labels = timed(lambda m=method, s=scale: superpixel_partition(rgb, m, work_scale=s), repeat=3)
@@ -181,6 +185,8 @@ def report(
         rows.append((f"sam vit_b {key} ({n} prompts)", ms, "extrapolated: encoder + batches"))
     for method in ("seeds", "slic", "felzenszwalb"):
         for scale in (0.5, 1.0):
+            if f"{method}@{scale}" not in sp:
+                continue  # not available in this OpenCV build
             segs = int(sp[f"{method}@{scale}_segments"])
             rows.append(
                 (f"superpixel {method} @{scale}", sp[f"{method}@{scale}"], f"measured, {segs} segments")
