@@ -23,24 +23,22 @@ COMMANDS = (
     "train",
     "evaluate",
     "augment_preview",
-    "bench",
     "export_onnx",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available sub-command registered."""
-    parser = argparse.ArgumentParser(prog="kinect-occlusion", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kinect-occlusion",
+        description="Live segmentation of occlusions over ICU patients from an Azure Kinect (SOSS: "
+        "DeepLabV3+ coarse masks soft-voted over Segment Anything / superpixel partitions).",
+        epilog="Run 'kinect-occlusion COMMAND --help' for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"kinect_occlusion.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kinect_occlusion.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"kinect_occlusion.commands.{name}").register(sub)
     return parser
 
 
