@@ -24,6 +24,8 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check kinect_occlusion tools tests
+	$(VENV)/bin/ruff format --check kinect_occlusion tools tests
+	$(VENV)/bin/mypy kinect_occlusion
 
 lint: venv
 	$(VENV)/bin/ruff check kinect_occlusion tools tests

@@ -71,7 +71,7 @@ class BusConfig(_Section):
     rcvhwm: int = Field(4, ge=1, le=10000, description="Receive high-water mark (messages) per socket.")
     color_encoding: Literal["raw", "jpeg"] = Field("raw", description="Colour frames: raw RGB or JPEG.")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality when color_encoding=jpeg.")
-    curve: CurveConfig = Field(default_factory=CurveConfig)
+    curve: CurveConfig = CurveConfig()
 
     @field_validator("frontend", "backend")
     @classmethod
@@ -179,8 +179,8 @@ class SamConfig(_Section):
         le=255,
         description="Skip a refresh when the mean grey difference is below this (0: never).",
     )
-    guided: GuidedConfig = Field(default_factory=GuidedConfig)
-    superpixel: SuperpixelConfig = Field(default_factory=SuperpixelConfig)
+    guided: GuidedConfig = GuidedConfig()
+    superpixel: SuperpixelConfig = SuperpixelConfig()
 
 
 class FuserConfig(_Section):
@@ -219,15 +219,15 @@ class LoggingConfig(_Section):
 
 
 class Config(_Section):
-    camera: CameraConfig = Field(default_factory=CameraConfig)
-    bus: BusConfig = Field(default_factory=BusConfig)
-    roi: RoiConfig = Field(default_factory=RoiConfig)
-    deeplab: DeepLabConfig = Field(default_factory=DeepLabConfig)
-    sam: SamConfig = Field(default_factory=SamConfig)
-    fuser: FuserConfig = Field(default_factory=FuserConfig)
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    camera: CameraConfig = CameraConfig()
+    bus: BusConfig = BusConfig()
+    roi: RoiConfig = RoiConfig()
+    deeplab: DeepLabConfig = DeepLabConfig()
+    sam: SamConfig = SamConfig()
+    fuser: FuserConfig = FuserConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 def format_errors(error: ValidationError) -> list[str]:

@@ -229,7 +229,12 @@ def topic_bytes(camera: str, topic: str) -> bytes:
 
 def _encode_array(spec: ArraySpec, arr: np.ndarray, encoding: str, jpeg_quality: int) -> tuple[dict, Any]:
     arr = np.ascontiguousarray(arr)
-    desc = {"name": spec.name, "dtype": arr.dtype.name, "shape": list(arr.shape), "encoding": encoding}
+    desc: dict[str, Any] = {
+        "name": spec.name,
+        "dtype": arr.dtype.name,
+        "shape": list(arr.shape),
+        "encoding": encoding,
+    }
     if encoding == ENC_JPEG:
         import cv2
 
@@ -242,7 +247,7 @@ def _encode_array(spec: ArraySpec, arr: np.ndarray, encoding: str, jpeg_quality:
     elif arr.size == 0:
         data = b""
     else:
-        data = memoryview(arr).cast("B")
+        data = arr.data.cast("B")
     desc["nbytes"] = len(data) if isinstance(data, bytes) else data.nbytes
     return desc, data
 
@@ -345,11 +350,11 @@ def _decode_jpeg(spec: ArraySpec, shape: tuple, view: memoryview) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def _decode_arrays(cls: type[Message], header: dict, buffers: list[Any]) -> dict[str, np.ndarray]:
+def _decode_arrays(cls: type[Message], header: dict, buffers: list[Any]) -> dict[str, Any]:
     descs = _field(header, "arrays", (list,))
     if len(descs) != len(cls.ARRAYS) or len(buffers) != len(cls.ARRAYS):
         raise MessageError(f"{cls.KIND} needs {len(cls.ARRAYS)} buffers")
-    out = {}
+    out: dict[str, Any] = {}
     for spec, desc, buf in zip(cls.ARRAYS, descs, buffers, strict=True):
         if not isinstance(desc, dict) or desc.get("name") != spec.name:
             raise MessageError(f"array descriptor for '{spec.name}' is missing or misnamed")
@@ -366,7 +371,7 @@ def _decode_arrays(cls: type[Message], header: dict, buffers: list[Any]) -> dict
     return out
 
 
-def _common(header: dict, topic: Any) -> tuple[type[Message], dict]:
+def _common(header: dict, topic: Any) -> tuple[type[Message], dict[str, Any]]:
     schema = _field(header, "schema", (int,))
     if schema != SCHEMA_VERSION:
         raise MessageError(f"schema version {schema} (this build speaks {SCHEMA_VERSION})")
@@ -377,7 +382,8 @@ def _common(header: dict, topic: Any) -> tuple[type[Message], dict]:
     camera = _field(header, "camera", (str,))
     if bytes(topic) != topic_bytes(camera, cls.TOPIC):
         raise MessageError("topic does not match the header's camera and kind")
-    common = {name: _field(header, name, (int,)) for name in ("frame_id", "ts_us", "sent_us", "origin_us")}
+    fields = ("frame_id", "ts_us", "sent_us", "origin_us")
+    common: dict[str, Any] = {name: _field(header, name, (int,)) for name in fields}
     common["camera"] = camera
     return cls, common
 

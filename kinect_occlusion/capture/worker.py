@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from .. import messages as m
 from ..bus import Publisher
@@ -20,7 +21,12 @@ SETTLE_S = 0.3
 def publish_frame(pub: Publisher, rt: WorkerRuntime, frame: Frame, calibration: str | None) -> None:
     """Publish one frame's colour and depth; both carry the same frame_id/ts_us/origin_us."""
     origin = m.now_us()
-    common = {"camera": rt.camera, "frame_id": frame.frame_id, "ts_us": frame.ts_us, "origin_us": origin}
+    common: dict[str, Any] = {
+        "camera": rt.camera,
+        "frame_id": frame.frame_id,
+        "ts_us": frame.ts_us,
+        "origin_us": origin,
+    }
     if frame.color is not None:
         pub.publish(m.ColorFrame(image=frame.color, encoding=rt.cfg.bus.color_encoding, **common))
     if frame.depth is not None:

@@ -58,7 +58,9 @@ def to_uint8(prob: np.ndarray) -> np.ndarray:
     return np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def coarse_message(frame: m.ColorFrame, prob: np.ndarray, roi: tuple, model: str, ms: float) -> m.CoarseMask:
+def coarse_message(
+    frame: m.ColorFrame, prob: np.ndarray, roi: tuple[int, int, int, int], model: str, ms: float
+) -> m.CoarseMask:
     """The CoarseMask for ``frame``, carrying its frame_id, ts_us and origin_us."""
     return m.CoarseMask(
         camera=frame.camera,
@@ -66,7 +68,7 @@ def coarse_message(frame: m.ColorFrame, prob: np.ndarray, roi: tuple, model: str
         ts_us=frame.ts_us,
         origin_us=frame.origin_us,
         prob=to_uint8(prob),
-        roi=tuple(int(v) for v in roi),
+        roi=roi,
         model=model,
         infer_ms=ms,
     )
@@ -87,7 +89,7 @@ def run(rt: WorkerRuntime) -> int:
     while not rt.stop.is_set():
         frame = sub.recv_latest(100).get(m.TOPIC_COLOR)
         rt.tick()
-        if frame is None:
+        if not isinstance(frame, m.ColorFrame):
             continue
         rt.counters.frames_in += 1
         h, w = frame.image.shape[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
     """The occlusion mask for ``coarse`` (pure apart from building the message)."""
     prob = coarse.probability()
     choice = pair(coarse, partition, cfg.max_partition_age_ms)
-    common = {
+    common: dict[str, Any] = {
         "camera": coarse.camera,
         "frame_id": coarse.frame_id,
         "ts_us": coarse.ts_us,

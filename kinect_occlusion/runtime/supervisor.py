@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import messages as m
 from ..bus import Proxy, Publisher, Subscriber, curve_keys
@@ -23,6 +24,9 @@ from .child import child_entry
 from .monitor import BusMonitor
 from .restart import RestartPolicy
 from .worker import EXIT_OK, EXIT_STARTUP
+
+if TYPE_CHECKING:
+    from .metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ class Supervisor:
             for n in workers
         }
         self.on_message = on_message
-        self.metrics = None
+        self.metrics: PipelineMetrics | None = None
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
@@ -166,7 +170,7 @@ class Supervisor:
         deadline = time.monotonic() + self.cfg.runtime.shutdown_timeout_s
         for name in SHUTDOWN_ORDER:
             h = self.handles.get(name)
-            if h is not None and h.process is not None and h.process.is_alive():
+            if h is not None and h.process is not None and h.process.pid is not None and h.process.is_alive():
                 os.kill(h.process.pid, signal.SIGTERM)
         for name in SHUTDOWN_ORDER:
             h = self.handles.get(name)
@@ -185,13 +189,14 @@ class Supervisor:
             self.on_message(msg, latency_ms)
 
     def _publish_status(self, pub: Publisher, beat: int, monitor: BusMonitor) -> None:
+        alive = {n: bool(h.process and h.process.is_alive()) for n, h in self.handles.items()}
         info = {
-            n: {"restarts": h.restarts, "failed": h.failed, "alive": bool(h.process and h.process.is_alive())}
+            n: {"restarts": h.restarts, "failed": h.failed, "alive": alive[n]}
             for n, h in self.handles.items()
         }
         if self.metrics is not None:
-            for n, w in info.items():
-                self.metrics.observe_worker(n, w["restarts"], w["alive"])
+            for n, h in self.handles.items():
+                self.metrics.observe_worker(n, h.restarts, alive[n])
             for st in monitor.status.values():
                 self.metrics.observe_status(st)
         pub.publish(

@@ -52,7 +52,8 @@ class FrameRing:
     """The last few colour frames by frame_id (bounded)."""
 
     def __init__(self, size: int = RING) -> None:
-        self.size, self.frames = size, OrderedDict()
+        self.size = size
+        self.frames: OrderedDict[int, m.ColorFrame] = OrderedDict()
 
     def add(self, frame: m.ColorFrame) -> None:
         self.frames[frame.frame_id] = frame
