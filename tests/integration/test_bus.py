@@ -172,3 +172,30 @@ def test_a_second_proxy_on_the_same_ipc_endpoint_is_refused(endpoints):
             Proxy(*endpoints).start()
     with Proxy(*endpoints):  # released on stop
         pass
+
+
+def test_client_every_message_and_latest_only_modes(endpoints):
+    from kinect_occlusion.client import OcclusionSubscriber
+
+    front, back = endpoints
+    mask = np.zeros((12, 16), np.uint8)
+
+    def occ(i: int) -> m.OcclusionMask:
+        return m.OcclusionMask(camera="bed1", frame_id=i, ts_us=i, mask=mask)
+
+    with (
+        Proxy(front, back, hwm=100),
+        Publisher(front, 100) as pub,
+        OcclusionSubscriber(back, "bed1", latest_only=False, rcvhwm=100) as every,
+        OcclusionSubscriber(back, "bed1", latest_only=True, rcvhwm=100) as latest,
+    ):
+        assert wait_for(lambda: pub.publish(occ(-1)) and every.receive(0.05), timeout=5) is not None
+        while every.receive(0.2) is not None or latest.receive(0.2) is not None:
+            pass
+        for i in range(10):
+            pub.publish(occ(i))
+        time.sleep(0.3)
+        assert [msg.frame_id for msg in every.iter(timeout_s=0.5)] == list(range(10))
+        newest = latest.receive(1.0)
+        assert newest.frame_id == 9 and latest.dropped >= 9
+        assert latest.receive(0.2) is None
