@@ -193,3 +193,26 @@ def test_sigterm_stops_every_process_within_the_bound(daemon, ipc_dir):
     assert code == 0, out
     assert time.monotonic() - t0 < 10
     assert not any(alive(p) for p in pids.values())
+
+
+def test_a_hung_worker_is_killed_and_restarted(daemon, ipc_dir):
+    proc = daemon(
+        runtime={
+            "heartbeat_s": 0.25,
+            "report_interval_s": 1.0,
+            "restart_backoff_s": [0.2, 1.0],
+            "hang_timeout_s": 3.0,
+            "startup_grace_s": 60.0,
+        }
+    )
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    os.kill(pids["sam"], signal.SIGSTOP)  # alive but silent: no heartbeat, no work
+    new = wait_for(lambda: (p := worker_pids(ipc_dir, 5)).get("sam") not in (None, pids["sam"]) and p, 40)
+    assert new, "the hung sam worker was not replaced"
+    assert not alive(pids["sam"])
+    assert all(new[w] == pids[w] for w in ("capture", "deeplab", "fuser"))
+    assert masks_flow(ipc_dir)
+    code, out = stop(proc)
+    assert code == 0, out
+    assert "sam looks hung" in out
