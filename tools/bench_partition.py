@@ -85,9 +85,9 @@ def time_sam_vit_b(rgb: np.ndarray, device: str = "cpu") -> dict[str, float]:
 
 def time_superpixels(rgb: np.ndarray) -> dict[str, float]:
     """Median ms of each superpixel method at work_scale 0.5 and 1.0 (after one warm-up)."""
-    from kinect_occlusion.sam.superpixel import superpixel_partition
-
     import cv2
+
+    from kinect_occlusion.sam.superpixel import superpixel_partition
 
     out = {}
     # OpenCV without the contrib modules (e.g. a GPU image's opencv-python-headless) has no ximgproc
