@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SourceError
 from .base import Frame, Source
+from .k4a_formats import COLOR_RESOLUTIONS
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,6 @@ MISSING_SDK = (
     "pyk4a is not importable: install the Azure Kinect SDK (or Orbbec's K4A wrapper for Femto cameras) "
     "and `pip install 'kinect-occlusion[kinect]'`"
 )
-RESOLUTIONS = {
-    "720P": (1280, 720),
-    "1080P": (1920, 1080),
-    "1440P": (2560, 1440),
-    "1536P": (2048, 1536),
-    "2160P": (3840, 2160),
-    "3072P": (4096, 3072),
-}
 COLOR_FORMATS = ("MJPG", "BGRA32", "NV12", "YUY2")
 DEPTH_MODES = ("OFF", "NFOV_2X2BINNED", "NFOV_UNBINNED", "WFOV_2X2BINNED", "WFOV_UNBINNED", "PASSIVE_IR")
 
@@ -48,8 +41,9 @@ class _Event(Protocol):
 
 def check_mode(color_resolution: str, fps: int, color_format: str, depth_mode: str) -> None:
     """Raise SourceError (one line naming the config key) for a mode the Azure Kinect does not offer."""
-    if color_resolution not in RESOLUTIONS:
-        raise SourceError(f"camera.resolution: {color_resolution!r} is not one of {', '.join(RESOLUTIONS)}")
+    if color_resolution not in COLOR_RESOLUTIONS:
+        known = ", ".join(COLOR_RESOLUTIONS)
+        raise SourceError(f"camera.resolution: {color_resolution!r} is not one of {known}")
     if color_format not in COLOR_FORMATS:
         raise SourceError(f"camera.color_format: {color_format!r} is not one of {', '.join(COLOR_FORMATS)}")
     if depth_mode not in DEPTH_MODES:
@@ -273,7 +267,7 @@ class KinectSource(Source):
         """Decode colour, pick depth (raw or aligned) and number the frame."""
         if capture.color is None:
             return None
-        rgb = to_rgb(capture.color, self.color_format, RESOLUTIONS[self.color_resolution])
+        rgb = to_rgb(capture.color, self.color_format, COLOR_RESOLUTIONS[self.color_resolution])
         if rgb is None:
             log.warning("kinect: undecodable colour image after frame %d, skipped", self._next_id - 1)
             return None
