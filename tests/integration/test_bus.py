@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import zmq
@@ -32,14 +33,21 @@ def sync(pub: Publisher, sub: Subscriber, timeout: float = 5.0) -> None:
     raise AssertionError("subscription never reached the publisher")
 
 
-def test_messages_flow_in_order_through_the_proxy(endpoints):
+@contextmanager
+def color_bus(endpoints, hwm: int):
+    """Proxy + publisher + a bed1 colour subscriber, all with ``hwm``, subscription in place."""
     front, back = endpoints
     with (
-        Proxy(front, back, hwm=1000),
-        Publisher(front, 1000) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=1000) as sub,
+        Proxy(front, back, hwm=hwm),
+        Publisher(front, hwm) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=hwm) as sub,
     ):
         sync(pub, sub)
+        yield pub, sub
+
+
+def test_messages_flow_in_order_through_the_proxy(endpoints):
+    with color_bus(endpoints, hwm=1000) as (pub, sub):
         for i in range(100):
             pub.publish(color(i))
         got = [sub.recv(1000) for _ in range(100)]
@@ -48,13 +56,7 @@ def test_messages_flow_in_order_through_the_proxy(endpoints):
 
 
 def test_other_cameras_and_topics_are_filtered(endpoints):
-    front, back = endpoints
-    with (
-        Proxy(front, back, hwm=100),
-        Publisher(front, 100) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub,
-    ):
-        sync(pub, sub)
+    with color_bus(endpoints, hwm=100) as (pub, sub):
         other = color(5)
         other.camera = "bed2"
         pub.publish(other)
@@ -65,13 +67,7 @@ def test_other_cameras_and_topics_are_filtered(endpoints):
 
 
 def test_latest_wins_drains_to_the_newest_and_counts_drops(endpoints):
-    front, back = endpoints
-    with (
-        Proxy(front, back, hwm=50),
-        Publisher(front, 50) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=50) as sub,
-    ):
-        sync(pub, sub)
+    with color_bus(endpoints, hwm=50) as (pub, sub):
         for i in range(30):
             pub.publish(color(i))
         time.sleep(0.3)
@@ -81,13 +77,8 @@ def test_latest_wins_drains_to_the_newest_and_counts_drops(endpoints):
 
 
 def test_garbage_is_counted_and_dropped(endpoints):
-    front, back = endpoints
-    with (
-        Proxy(front, back, hwm=100),
-        Publisher(front, 100) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub,
-    ):
-        sync(pub, sub)
+    front = endpoints[0]
+    with color_bus(endpoints, hwm=100) as (pub, sub):
         raw = zmq.Context.instance().socket(zmq.PUB)
         raw.connect(front)
         good = [bytes(f) for f in m.encode(color(1))]
