@@ -173,6 +173,9 @@ class SamConfig(_Section):
         description="Shrink the ROI crop to at most this long side before SAM (None: full).",
     )
     half: bool = Field(False, description="bf16 autocast for the SAM image encoder on CUDA.")
+    sdpa: bool = Field(
+        True, description="SAM attention through scaled_dot_product_attention (same output, faster)."
+    )
     reuse_threshold: float = Field(
         0.0,
         ge=0,

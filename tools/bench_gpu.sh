@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
-# GPU benchmark: the same tables as tools/bench.py, on CUDA, in under 5 minutes.
+# GPU benchmark: the model stages of tools/bench.py on CUDA, plus whole SAM partitions per frame,
+# in about 5 minutes.
 #
 # The GPU machine has torch/torchvision, numpy, OpenCV, scikit-image, msgpack, PyYAML and
 # prometheus-client but cannot download. Fetch the rest as wheels here first (x86-64, CPython 3.12):
 #     tools/fetch_gpu_wheels.sh            # → .whl/  (listed in .git/info/exclude)
 # then, on the GPU machine, from the repository root:
 #     bash tools/bench_gpu.sh [OUT_DIR]
-set -euo pipefail
+# Each step has its own time limit and a failed step does not stop the others; the slowest
+# (torch.compile) runs last. Every step writes OUT_DIR/<step>.txt and .json.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-out/gpu}}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu checks the script itself on a machine without a GPU
+QUICK="${QUICK:-0}"       # QUICK=1: tiny SAM and a 6×6 grid, to check the script on a CPU
 mkdir -p "$OUT"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 - <<'PY'
-import torch
-print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+python3 - <<'PY' | tee "$OUT/machine.txt"
+import os, platform, torch
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+print(f"torch {torch.__version__}, {gpu}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
 PY
-# Model stages on CUDA (fp16, channels-last; SAM vit_b with random weights: timing does not depend on them)
-timeout 120 python3 tools/bench_deeplab.py --device "$DEVICE" --no-compile --json "$OUT/deeplab.json" | tee "$OUT/deeplab.txt"
-# torch.compile compiles for about a minute per model: one backbone only
-timeout 150 python3 tools/bench_deeplab.py --device "$DEVICE" --backbones mobilenet_v3_large --no-onnx \
-    --json "$OUT/deeplab_compile.json" | tee "$OUT/deeplab_compile.txt" || echo "torch.compile run did not finish"
-timeout 150 python3 tools/bench_partition.py --device "$DEVICE" --json "$OUT/partition.json" | tee "$OUT/partition.txt"
-timeout 60 python3 tools/bench_vote.py --json "$OUT/vote.json" | tee "$OUT/vote.txt"
-echo "results in $OUT"
+
+failed=()
+step() {  # step NAME SECONDS command...: run with a time limit, log to OUT/NAME.txt, note failures
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name (limit ${limit}s)"
+    local t0=$SECONDS
+    if ! timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"; then
+        failed+=("$name")
+        echo "!! $name failed or ran out of time"
+    fi
+    echo "== $name took $((SECONDS - t0)) s"
+}
+
+if [ "$QUICK" = 1 ]; then sam=(--model tiny --side 6 --repeats 1); reps=2; else sam=(--model vit_b --repeats 2); reps=20; fi
+# Coarse model: eager fp32 vs channels-last vs fp16 channels-last, paper and lite heads
+step deeplab 120 python3 tools/bench_deeplab.py --device "$DEVICE" --no-compile --no-onnx --repeats "$reps" \
+    --heads standard lite --json "$OUT/deeplab.json"
+# Whole SAM partitions, measured: upstream generator vs SDPA, bf16, bigger batches, ROI, guided
+step sam_frames 240 python3 tools/bench_sam_frames.py --device "$DEVICE" "${sam[@]}" --json "$OUT/sam_frames.json"
+# The CPU table's extrapolation (encoder + one 64-prompt batch) and superpixels, for comparison
+step partition 90 python3 tools/bench_partition.py --device "$DEVICE" --no-agreement --json "$OUT/partition.json"
+step vote 40 python3 tools/bench_vote.py --json "$OUT/vote.json"
+# torch.compile compiles for about a minute per model: one backbone only, last
+step deeplab_compile 120 python3 tools/bench_deeplab.py --device "$DEVICE" --backbones mobilenet_v3_large \
+    --no-onnx --repeats "$reps" --json "$OUT/deeplab_compile.json"
+echo "results in $OUT; failed: ${failed[*]:-none}"
+[ ${#failed[@]} -eq 0 ]

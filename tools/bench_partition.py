@@ -204,6 +204,7 @@ def main() -> int:
     )
     ap.add_argument("--agreement-grid", type=int, default=16, help="grid side for the tiny-SAM agreement")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device for SAM vit_b timing")
+    ap.add_argument("--no-agreement", action="store_true", help="skip the tiny-SAM agreement (CPU, ~1 min)")
     args = ap.parse_args()
     import torch
 
@@ -213,7 +214,9 @@ def main() -> int:
     sam = time_sam_vit_b(rgb, args.device)
     counts = prompt_counts(prob, roi)
     sp = time_superpixels(rgb)
-    agree = agreement(rgb, truth, prob, args.agreement_scale, args.agreement_grid)
+    agree = (
+        {} if args.no_agreement else agreement(rgb, truth, prob, args.agreement_scale, args.agreement_grid)
+    )
     rows = report(sam, counts, sp)
     ref = rows[0][1]
     print(f"1280×720, torch threads {args.threads}, {platform.processor() or platform.machine()}")

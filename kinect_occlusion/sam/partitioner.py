@@ -121,6 +121,8 @@ class SamPartitioner(Partitioner):
         work_size: shrink the crop so its long side is at most this many pixels before SAM (the
             encoder sees 1024 px anyway; smaller input makes mask post-processing cheaper).
         half: on CUDA, run the image encoder under bf16 autocast (decoder stays float32).
+        sdpa: route SAM's attention through ``scaled_dot_product_attention`` (``enable_sdpa``):
+            same outputs up to float rounding, fused kernels on CUDA.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class SamPartitioner(Partitioner):
         guided_kwargs: dict[str, Any] | None = None,
         work_size: int | None = None,
         half: bool = False,
+        sdpa: bool = False,
     ) -> None:
         import torch
         from segment_anything import SamAutomaticMaskGenerator
@@ -142,6 +145,10 @@ class SamPartitioner(Partitioner):
         self.guided, self.guided_kwargs, self.work_size = guided, dict(guided_kwargs or {}), work_size
         if half and sam.device.type == "cuda" and not isinstance(sam.image_encoder, AutocastEncoder):
             sam.image_encoder = AutocastEncoder(sam.image_encoder, torch.bfloat16)
+        if sdpa:
+            from .sdpa import enable_sdpa
+
+            enable_sdpa(sam)
         self.sam = sam
         self.grid_generator = SamAutomaticMaskGenerator(sam, **self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
@@ -248,6 +255,7 @@ def build_partitioner(
     superpixel: dict[str, Any] | None = None,
     work_size: int | None = None,
     half: bool = False,
+    sdpa: bool = False,
 ) -> Partitioner:
     """The configured partitioner.
 
@@ -255,7 +263,8 @@ def build_partitioner(
     checkpoint is a CheckpointError (config key ``sam.checkpoint``). Logs at INFO which runs and why.
     ``amg`` overrides the paper's generator settings; ``guided_kwargs`` go to ``guided_points``;
     ``superpixel`` holds SuperpixelPartitioner arguments (method, n_segments, work_scale);
-    ``half`` runs the SAM encoder in bf16 on CUDA.
+    ``half`` runs the SAM encoder in bf16 on CUDA; ``sdpa`` routes SAM's attention through
+    ``scaled_dot_product_attention``.
     """
     from ..errors import CheckpointError, UserError
 
@@ -278,7 +287,13 @@ def build_partitioner(
     dev = resolve_device(device)
     sam = build_sam(model_type, sam_checkpoint, dev)  # type: ignore[arg-type]
     sam_part = SamPartitioner(
-        sam, amg or {}, guided=guided, guided_kwargs=guided_kwargs or {}, work_size=work_size, half=half
+        sam,
+        amg or {},
+        guided=guided,
+        guided_kwargs=guided_kwargs or {},
+        work_size=work_size,
+        half=half,
+        sdpa=sdpa,
     )
     mode = "guided prompts" if guided else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
     log.info(

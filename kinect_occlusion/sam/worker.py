@@ -45,6 +45,7 @@ def build(cfg: SamConfig):
         superpixel=cfg.superpixel.model_dump(),
         work_size=cfg.work_size,
         half=cfg.half,
+        sdpa=cfg.sdpa,
     )
 
 

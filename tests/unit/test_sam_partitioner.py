@@ -53,3 +53,15 @@ def test_work_size_shrinks_then_restores_shape(tiny_sam):  # noqa: F811
     res = SamPartitioner(tiny_sam, LOW, work_size=64)(img)
     assert res.labels.shape == (120, 160) and res.labels.dtype == np.int32
     assert res.labels.max() >= 1
+
+
+def test_sdpa_partition_equals_reference(tiny_sam):  # noqa: F811
+    """SDPA attention gives the same partition as segment-anything's own attention."""
+    import copy
+
+    img = scene(120, 160)
+    ref = SamPartitioner(tiny_sam, LOW)(img)
+    fast = SamPartitioner(copy.deepcopy(tiny_sam), LOW, sdpa=True)(img)
+    assert ref.labels.max() >= 2
+    np.testing.assert_array_equal(fast.labels, ref.labels)
+    np.testing.assert_allclose(fast.scores, ref.scores, rtol=1e-4, atol=1e-5)
