@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import types
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def _encoder_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _encoder_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """``image_encoder.Attention.forward`` with SDPA; rel-pos bias as an additive mask."""
     from segment_anything.modeling.image_encoder import get_rel_pos
 
@@ -40,7 +41,7 @@ def _encoder_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.proj(out)
 
 
-def _decoder_forward(self: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _decoder_forward(self: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``transformer.Attention.forward`` (two-way transformer of the mask decoder) with SDPA."""
     q = self._separate_heads(self.q_proj(q), self.num_heads)
     k = self._separate_heads(self.k_proj(k), self.num_heads)
