@@ -8,13 +8,15 @@
 # then, on the GPU machine, from the repository root:
 #     bash tools/bench_gpu.sh [OUT_DIR]
 # Each step has its own time limit and a failed step does not stop the others; the slowest
-# (torch.compile) runs last. Every step writes OUT_DIR/<step>.txt and .json.
+# (torch.compile) runs last. Each step writes OUT_DIR/<step>.json; everything printed also goes to
+# OUT_DIR/bench_gpu.log (6 files in all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-out/gpu}}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu checks the script itself on a machine without a GPU
 QUICK="${QUICK:-0}"       # QUICK=1: tiny SAM and a 6×6 grid, to check the script on a CPU
 mkdir -p "$OUT"
+exec > >(tee -a "$OUT/bench_gpu.log") 2>&1
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl || exit 1
@@ -24,19 +26,19 @@ else
 fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 - <<'PY' | tee "$OUT/machine.txt"
+python3 - <<'PY'
 import os, platform, torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
 print(f"torch {torch.__version__}, {gpu}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
 PY
 
 failed=()
-step() {  # step NAME SECONDS command...: run with a time limit, log to OUT/NAME.txt, note failures
+step() {  # step NAME SECONDS command...: run with a time limit, note failures
     local name=$1 limit=$2
     shift 2
     echo "== $name (limit ${limit}s)"
     local t0=$SECONDS
-    if ! timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"; then
+    if ! timeout "$limit" "$@"; then
         failed+=("$name")
         echo "!! $name failed or ran out of time"
     fi
