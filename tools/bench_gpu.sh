@@ -50,7 +50,7 @@ if [ "$QUICK" = 1 ]; then sam=(--model tiny --side 6 --repeats 1); reps=2; else 
 step deeplab 120 python3 tools/bench_deeplab.py --device "$DEVICE" --no-compile --no-onnx --repeats "$reps" \
     --heads standard lite --json "$OUT/deeplab.json"
 # Whole SAM partitions, measured: upstream generator vs SDPA, bf16, bigger batches, ROI, guided
-step sam_frames 240 python3 tools/bench_sam_frames.py --device "$DEVICE" "${sam[@]}" --json "$OUT/sam_frames.json"
+step sam_frames 240 python3 tools/bench_sam_frames.py --device "$DEVICE" "${sam[@]}" --filters paper --json "$OUT/sam_frames.json"
 # The CPU table's extrapolation (encoder + one 64-prompt batch) and superpixels, for comparison
 step partition 90 python3 tools/bench_partition.py --device "$DEVICE" --no-agreement --json "$OUT/partition.json"
 step vote 40 python3 tools/bench_vote.py --json "$OUT/vote.json"

@@ -31,7 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-KEEP_ALL: dict[str, Any] = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+FILTERS: dict[str, dict[str, Any]] = {
+    # random weights fail the paper's filters, so "paper" drops (nearly) every mask before the
+    # per-mask CPU post-processing: a lower bound; "keep-all" keeps all 1600: an upper bound
+    "paper": {"pred_iou_thresh": 0.9, "stability_score_thresh": 0.85},
+    "keep-all": {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+}
 
 
 def load_sam(model: str, device: str) -> Any:
@@ -47,7 +52,7 @@ def load_sam(model: str, device: str) -> Any:
 
 
 def variants(
-    sam: Any, prob: np.ndarray, roi: tuple[int, int, int, int], side: int = 40
+    sam: Any, prob: np.ndarray, roi: tuple[int, int, int, int], side: int = 40, filters: str = "keep-all"
 ) -> list[tuple[str, Callable]]:
     """(name, build) pairs; build() returns a zero-argument call that partitions the scene's frame."""
     from segment_anything import SamAutomaticMaskGenerator
@@ -56,7 +61,7 @@ def variants(
     from kinect_occlusion.sam.partitioner import SamPartitioner
 
     def ours(name: str, call_kw: dict, **kw: Any) -> tuple[str, Callable]:
-        amg = {**KEEP_ALL, "points_per_side": side, **kw.pop("amg", {})}
+        amg = {**FILTERS[filters], "points_per_side": side, **kw.pop("amg", {})}
 
         def build() -> Callable:
             part = SamPartitioner(copy.deepcopy(sam), amg, **kw)
@@ -65,7 +70,9 @@ def variants(
         return name, build
 
     def reference() -> Callable:
-        gen = SamAutomaticMaskGenerator(copy.deepcopy(sam), **amg_kwargs(**KEEP_ALL, points_per_side=side))
+        gen = SamAutomaticMaskGenerator(
+            copy.deepcopy(sam), **amg_kwargs(**FILTERS[filters], points_per_side=side)
+        )
         return lambda rgb: gen.generate(rgb)
 
     g = f"{side}×{side}"
@@ -182,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--side", type=int, default=40, help="grid side (paper: 40; smaller only to check the script)"
     )
+    ap.add_argument(
+        "--filters", choices=sorted(FILTERS), default="keep-all", help="mask filters (see FILTERS)"
+    )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args(argv)
     import torch
@@ -192,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     sam = load_sam(args.model, args.device)
     enc = encoder_ms(sam, rgb, args.device, args.repeats)
     calls, rows = {}, {}
-    for name, build in variants(sam, prob, roi, args.side):
+    for name, build in variants(sam, prob, roi, args.side, args.filters):
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         calls[name], warm, out = run_variant(build, rgb, args.device, args.repeats)
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     base = next(iter(ms.values()))
     name_dev = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(
-        f"SAM {args.model} (random weights, all masks kept) on {name_dev}, 1280×720, "
+        f"SAM {args.model} (random weights, filters {args.filters}) on {name_dev}, 1280×720, "
         f"torch {torch.__version__}"
     )
     print("encoder (set_image) ms: " + ", ".join(f"{k} {v:.1f}" for k, v in enc.items()))
@@ -221,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         data = {
             "device": name_dev,
             "model": args.model,
+            "filters": args.filters,
             "torch": torch.__version__,
             "repeats": args.repeats,
             "encoder_ms": enc,
