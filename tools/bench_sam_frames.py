@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--filters", choices=sorted(FILTERS), default="keep-all", help="mask filters (see FILTERS)"
     )
+    ap.add_argument(
+        "--only", nargs="+", default=None, help="run only variants whose name holds one of these words"
+    )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args(argv)
     import torch
@@ -203,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     enc = encoder_ms(sam, rgb, args.device, args.repeats)
     calls, rows = {}, {}
     for name, build in variants(sam, prob, roi, args.side, args.filters):
+        if args.only and not any(word in name for word in args.only):
+            continue
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         calls[name], warm, out = run_variant(build, rgb, args.device, args.repeats)
