@@ -124,7 +124,9 @@ class DeepLabConfig(_Section):
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="auto: onnxruntime on CPU-only hosts, torch on CUDA; or force torch/onnx (CPU)."
     )
-    half: bool = Field(True, description="fp16 on CUDA (ignored on CPU).")
+    half: bool = Field(
+        False, description="fp16 on CUDA (ignored on CPU); measured slower at batch 1 on an H100."
+    )
     channels_last: bool = Field(True, description="channels-last memory format.")
     compile: bool = Field(False, description="torch.compile the model (slow start-up).")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch default).")

@@ -116,7 +116,8 @@ def markdown(results: dict, when: str, desc: str) -> str:
         f"Measured {when} on: {desc}.",
         "",
         "Every figure comes with the baseline it was compared against, measured in the same process "
-        "(or the same run). Made by `python tools/bench.py`; raw numbers in `docs/benchmarks.json`.",
+        "(or the same run). Made by `python tools/bench.py`; raw numbers in `docs/benchmarks.json`. "
+        "CUDA figures (H100): `docs/BENCHMARKS_GPU.md`.",
         "",
     ]
     for name, r in results.items():
