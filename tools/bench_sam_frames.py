@@ -7,10 +7,11 @@ Every row partitions the same 1280×720 synthetic ICU scene end to end (encoder,
 batches, mask post-processing, NMS, small-region clean-up, label painting). The baseline is
 segment-anything's own ``SamAutomaticMaskGenerator.generate`` at the paper's 40×40 grid in fp32;
 each other row adds one of our changes and prints ms/frame and the ratio to that baseline, measured
-round-robin in this process. Weights are random (timing does not depend on them), so all masks are
-kept (pred_iou/stability thresholds 0): with real weights the paper's filters drop some masks
-before the costliest post-processing, so these are upper bounds. ``--model tiny`` checks the
-script on a CPU in seconds; on a CPU vit_b takes minutes per frame.
+round-robin in this process. Weights are random (timing does not depend on them), and random masks
+fail the paper's filters: ``--filters paper`` therefore keeps (nearly) no mask and gives the GPU-bound
+lower bound of a frame, ``--filters keep-all`` (thresholds 0, the default) keeps every noise-like
+mask and gives an upper bound of the per-mask CPU post-processing; a real frame lies between.
+``--model tiny --side 6`` checks the script on a CPU in seconds; on a CPU vit_b takes minutes per frame.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def synced(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def run_variant(build: Callable, rgb: np.ndarray, device: str, repeats: int) -> tuple[Callable, float, Any]:
+def run_variant(build: Callable, rgb: np.ndarray, device: str) -> tuple[Callable, float, Any]:
     """Build and warm up one variant; (call, warm-up ms, last result)."""
     import torch
 
@@ -123,10 +124,12 @@ def run_variant(build: Callable, rgb: np.ndarray, device: str, repeats: int) -> 
     return call, (time.perf_counter() - t0) * 1000, out
 
 
-def describe(out: Any) -> dict[str, float]:
-    """Segments and decoder prompts of a variant's result (list of masks or PartitionResult)."""
-    if isinstance(out, list):
-        return {"segments": float(len(out))}
+def describe(out: Any, shape: tuple[int, int]) -> dict[str, float]:
+    """Visible segments (and decoder prompts) of a variant's result: generator masks or PartitionResult."""
+    if isinstance(out, list):  # upstream generator: paint its masks the way our partition does
+        from kinect_occlusion.sam.partition import masks_to_labels
+
+        return {"segments": float(masks_to_labels(out, shape)[0].max())}
     return {"segments": float(out.labels.max()), "decoder_prompts": float(out.decoder_calls)}
 
 
@@ -150,7 +153,7 @@ def time_round_robin(
 
 
 def encoder_ms(sam: Any, rgb: np.ndarray, device: str, repeats: int) -> dict[str, float]:
-    """Image-encoder ms (set_image) for fp32, SDPA, SDPA + bf16; median of ``repeats`` after a warm-up."""
+    """Image-encoder ms (set_image) for fp32, SDPA and, on CUDA, SDPA + bf16; median of ``repeats``."""
     import torch
     from segment_anything import SamPredictor
 
@@ -158,10 +161,10 @@ def encoder_ms(sam: Any, rgb: np.ndarray, device: str, repeats: int) -> dict[str
     from kinect_occlusion.sam.sdpa import enable_sdpa
 
     sync = synced(device)
-    models = {"fp32": copy.deepcopy(sam), "sdpa": copy.deepcopy(sam), "sdpa + bf16": copy.deepcopy(sam)}
+    models = {"fp32": copy.deepcopy(sam), "sdpa": copy.deepcopy(sam)}
     enable_sdpa(models["sdpa"])
-    enable_sdpa(models["sdpa + bf16"])
-    if device == "cuda":
+    if device == "cuda":  # autocast to bf16 only exists on CUDA here
+        models["sdpa + bf16"] = copy.deepcopy(models["sdpa"])
         models["sdpa + bf16"].image_encoder = AutocastEncoder(
             models["sdpa + bf16"].image_encoder, torch.bfloat16
         )
@@ -193,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         "--filters", choices=sorted(FILTERS), default="keep-all", help="mask filters (see FILTERS)"
     )
     ap.add_argument(
-        "--only", nargs="+", default=None, help="run only variants whose name holds one of these words"
+        "--only",
+        nargs="+",
+        default=None,
+        help="run only variants whose name holds one of these words (ratios: vs the first one run)",
     )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args(argv)
@@ -210,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        calls[name], warm, out = run_variant(build, rgb, args.device, args.repeats)
+        calls[name], warm, out = run_variant(build, rgb, args.device)
         peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0
-        rows[name] = {"warmup_ms": warm, "peak_mib": peak, **describe(out)}
+        rows[name] = {"warmup_ms": warm, "peak_mib": peak, **describe(out, rgb.shape[:2])}
         print(f"  built {name}: warm-up {warm:.0f} ms", flush=True)
     ms = time_round_robin(calls, rgb, args.device, args.repeats)
     base = next(iter(ms.values()))
