@@ -13,9 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .geometry import Box, clip_roi
 from .sources.k4a_formats import ColorFormatName, ColorResolution, DepthSensingMode, Fps, mode_problem
-
-Box = tuple[int, int, int, int]
 
 
 class _Section(BaseModel):
@@ -105,12 +104,8 @@ class RoiConfig(_Section):
         return self
 
     def resolve(self, width: int, height: int) -> Box:
-        """ROI in pixels for a frame of the given size, clipped to the frame."""
-        if self.mode == "full" or self.box is None:
-            return (0, 0, width, height)
-        x, y, w, h = self.box
-        x0, y0 = max(0, min(x, width - 1)), max(0, min(y, height - 1))
-        return (x0, y0, max(1, min(w, width - x0)), max(1, min(h, height - y0)))
+        """ROI in pixels for a frame of the given size (``geometry.clip_roi``: ValueError when outside)."""
+        return clip_roi(self.box if self.mode == "fixed" else None, width, height)
 
 
 class DeepLabConfig(_Section):

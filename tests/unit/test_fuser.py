@@ -4,8 +4,9 @@ import numpy as np
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.config import FuserConfig
-from kinect_occlusion.fuser.pairing import fit_labels, pair
+from kinect_occlusion.fuser.pairing import pair
 from kinect_occlusion.fuser.worker import fuse
+from kinect_occlusion.geometry import fit_labels
 
 
 def coarse(ts_us=1_000_000, frame_id=10, shape=(20, 30)):
