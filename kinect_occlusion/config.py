@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
-
-Box = tuple[int, int, int, int]
+from .geometry import Box, clip_roi
+from .sources.k4a_formats import ColorFormatName, ColorResolution, DepthSensingMode, Fps, mode_problem
 
 
 class _Section(BaseModel):
@@ -27,14 +27,12 @@ class CameraConfig(_Section):
     )
     source: Literal["kinect", "mkv", "synthetic"] = Field("mkv", description="Where frames come from.")
     mkv_path: str | None = Field("recordings/sample.mkv", description="Recording replayed when source=mkv.")
-    resolution: Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"] = Field(
-        "720P", description="Kinect colour resolution."
+    resolution: ColorResolution = Field("720P", description="Kinect colour resolution.")
+    fps: Fps = Field(30, description="Kinect frame rate (frames per second).")
+    color_format: ColorFormatName = Field(
+        "MJPG", description="Kinect colour format (NV12 and YUY2 only at 720P)."
     )
-    fps: Literal[5, 15, 30] = Field(30, description="Kinect frame rate (frames per second).")
-    color_format: Literal["MJPG", "BGRA32", "NV12", "YUY2"] = Field(
-        "MJPG", description="Kinect colour format."
-    )
-    depth_mode: Literal["OFF", "NFOV_UNBINNED", "NFOV_2X2BINNED", "WFOV_UNBINNED", "WFOV_2X2BINNED"] = Field(
+    depth_mode: Literal["OFF", DepthSensingMode] = Field(
         "NFOV_UNBINNED", description="Kinect depth mode, or OFF for colour only."
     )
     align_depth_to_color: bool = Field(False, description="Publish depth reprojected onto the colour image.")
@@ -49,6 +47,14 @@ class CameraConfig(_Section):
     reconnect_backoff_s: tuple[float, float] = Field(
         (0.5, 8.0), description="Kinect reconnect back-off: first and longest wait in seconds."
     )
+
+    @model_validator(mode="after")
+    def _mode_the_kinect_offers(self) -> CameraConfig:
+        # One table (sources/k4a_formats.py) says which resolution × fps × format × depth modes exist
+        problem = mode_problem(self.resolution, self.fps, self.color_format, self.depth_mode, "camera.")
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class CurveConfig(_Section):
@@ -98,12 +104,8 @@ class RoiConfig(_Section):
         return self
 
     def resolve(self, width: int, height: int) -> Box:
-        """ROI in pixels for a frame of the given size, clipped to the frame."""
-        if self.mode == "full" or self.box is None:
-            return (0, 0, width, height)
-        x, y, w, h = self.box
-        x0, y0 = max(0, min(x, width - 1)), max(0, min(y, height - 1))
-        return (x0, y0, max(1, min(w, width - x0)), max(1, min(h, height - y0)))
+        """ROI in pixels for a frame of the given size (``geometry.clip_roi``: ValueError when outside)."""
+        return clip_roi(self.box if self.mode == "fixed" else None, width, height)
 
 
 class DeepLabConfig(_Section):
@@ -240,7 +242,7 @@ def format_errors(error: ValidationError) -> list[str]:
     lines = []
     for e in error.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{path}: {e['msg']}")
+        lines.append(f"{path}: {e['msg'].removeprefix('Value error, ')}")
     return lines
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..geometry import IMAGENET_MEAN, IMAGENET_STD
 from .network import (
     ASPP_RATES,
     BACKBONES,
@@ -59,8 +60,6 @@ log = logging.getLogger(__name__)
 FORMAT = "kinect-occlusion/deeplabv3plus"
 VERSION = 1
 CLASSES = ["background", "occlusion"]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = 512
 
 

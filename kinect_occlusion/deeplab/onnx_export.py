@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..geometry import normalise
 from .model import LoadedModel
-from .predict import normalise, postprocess, preprocess
+from .predict import postprocess, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class OnnxCoarsePredictor:
 
     def forward(self, canvas: np.ndarray) -> np.ndarray:
         """Occlusion probability (S×S float32) for one letterboxed uint8 canvas."""
-        x = normalise(canvas, self.loaded.mean, self.loaded.std)
+        x = normalise(canvas, self.loaded.mean, self.loaded.std)[None]
         (prob,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
         return np.asarray(prob[0], np.float32)
 

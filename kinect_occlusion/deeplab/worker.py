@@ -93,10 +93,10 @@ def run(rt: WorkerRuntime) -> int:
             continue
         rt.counters.frames_in += 1
         h, w = frame.image.shape[:2]
-        roi = rt.cfg.roi.resolve(w, h)
         try:
             if fault == "raise":
                 raise RuntimeError("injected fault")
+            roi = rt.cfg.roi.resolve(w, h)  # ValueError when the box lies outside this frame
             t0 = time.perf_counter()
             prob = predictor.predict(frame.image, roi)
             ms = (time.perf_counter() - t0) * 1000

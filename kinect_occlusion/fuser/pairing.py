@@ -1,11 +1,8 @@
-"""Pairing the newest coarse mask with a recent-enough partition, and mapping geometries (pure)."""
+"""Pairing the newest coarse mask with a recent-enough partition (pure)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import cv2
-import numpy as np
 
 from ..messages import CoarseMask, Partition
 
@@ -35,11 +32,3 @@ def pair(coarse: CoarseMask, partition: Partition | None, max_age_ms: float) -> 
     if age_ms > max_age_ms:
         return Pairing(None, age_ms, f"partition {age_ms:.0f} ms old > {max_age_ms:.0f} ms")
     return Pairing(partition, age_ms, "ok")
-
-
-def fit_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Map a label image computed at another resolution onto ``shape`` (nearest neighbour)."""
-    if labels.shape == shape:
-        return labels
-    src = labels.astype(np.int32, copy=False)
-    return cv2.resize(src, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)

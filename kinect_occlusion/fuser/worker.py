@@ -10,8 +10,9 @@ import numpy as np
 
 from .. import messages as m
 from ..config import FuserConfig
+from ..geometry import fit_labels
 from ..runtime.worker import WorkerRuntime, injected_fault
-from .pairing import fit_labels, pair
+from .pairing import pair
 from .vote import binary_probs, soft_vote
 
 log = logging.getLogger(__name__)

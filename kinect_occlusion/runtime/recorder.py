@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import messages as m
 from ..bus import CurveKeys, Subscriber
-from ..fuser.pairing import fit_labels
+from ..geometry import fit_labels
 from ..overlay import draw_overlay
 
 log = logging.getLogger(__name__)

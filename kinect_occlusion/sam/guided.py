@@ -12,7 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x, y, width, height
+from ..geometry import Box
+
 POSITIVE = 0.5  # probability counted as a coarse positive
 
 

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from ..geometry import Box, clip_roi, resolve_device
 from .superpixel import METHODS, Method, superpixel_partition
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]  # x, y, width, height
 SMALL_WIDTH = 64  # width of the grey thumbnail compared by frame_changed
 
 
@@ -45,19 +45,10 @@ class Partitioner(ABC):
     def __call__(
         self, rgb: np.ndarray, prob: np.ndarray | None = None, roi: Box | None = None
     ) -> PartitionResult:
-        """Partition ``rgb`` (H×W×3 uint8); labels are 0 outside ``roi`` when one is given."""
+        """Partition ``rgb`` (H×W×3 uint8); labels are 0 outside ``roi`` when one is given.
 
-
-def clip_roi(roi: Box | None, width: int, height: int) -> Box:
-    """``roi`` clipped to the frame; the whole frame when ``roi`` is None or empty after clipping."""
-    if roi is None:
-        return (0, 0, width, height)
-    x, y, w, h = (int(v) for v in roi)
-    x0, y0 = max(0, min(x, width)), max(0, min(y, height))
-    x1, y1 = max(x0, min(x + w, width)), max(y0, min(y + h, height))
-    if x1 <= x0 or y1 <= y0:
-        return (0, 0, width, height)
-    return (x0, y0, x1 - x0, y1 - y0)
+        An ``roi`` with nothing inside the frame is a ValueError (``geometry.clip_roi``).
+        """
 
 
 def paste_labels(crop_labels: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
@@ -234,15 +225,6 @@ def frame_changed(prev_small: np.ndarray | None, cur_small: np.ndarray, threshol
     return float(np.mean(np.abs(cur_small - prev_small))) >= threshold
 
 
-def resolve_device(device: str) -> str:
-    """'auto' → 'cuda' when available, else 'cpu'."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_partitioner(
     kind: Literal["auto", "sam", "superpixel"] = "auto",
     *,
@@ -284,7 +266,7 @@ def build_partitioner(
         raise CheckpointError("sam.partitioner=sam needs sam.checkpoint (a local SAM .pth file)")
     from .partition import build_sam
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "sam.device")
     sam = build_sam(model_type, sam_checkpoint, dev)  # type: ignore[arg-type]
     sam_part = SamPartitioner(
         sam,

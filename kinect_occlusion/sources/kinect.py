@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from ..errors import SourceError
 from .base import Frame, Source
-from .k4a_formats import COLOR_RESOLUTIONS
+from .k4a_formats import COLOR_FORMATS, COLOR_RESOLUTIONS, decode_color, mode_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,6 @@ MISSING_SDK = (
     "pyk4a is not importable: install the Azure Kinect SDK (or Orbbec's K4A wrapper for Femto cameras) "
     "and `pip install 'kinect-occlusion[kinect]'`"
 )
-COLOR_FORMATS = ("MJPG", "BGRA32", "NV12", "YUY2")
-DEPTH_MODES = ("OFF", "NFOV_2X2BINNED", "NFOV_UNBINNED", "WFOV_2X2BINNED", "WFOV_UNBINNED", "PASSIVE_IR")
 
 
 class _Event(Protocol):
@@ -40,35 +37,19 @@ class _Event(Protocol):
 
 
 def check_mode(color_resolution: str, fps: int, color_format: str, depth_mode: str) -> None:
-    """Raise SourceError (one line naming the config key) for a mode the Azure Kinect does not offer."""
-    if color_resolution not in COLOR_RESOLUTIONS:
-        known = ", ".join(COLOR_RESOLUTIONS)
-        raise SourceError(f"camera.resolution: {color_resolution!r} is not one of {known}")
-    if color_format not in COLOR_FORMATS:
-        raise SourceError(f"camera.color_format: {color_format!r} is not one of {', '.join(COLOR_FORMATS)}")
-    if depth_mode not in DEPTH_MODES:
-        raise SourceError(f"camera.depth_mode: {depth_mode!r} is not one of {', '.join(DEPTH_MODES)}")
-    if fps not in (5, 15, 30):
-        raise SourceError(f"camera.fps: the Kinect runs at 5, 15 or 30 fps, not {fps}")
-    if color_format in ("NV12", "YUY2") and color_resolution != "720P":
-        raise SourceError(
-            f"camera.color_format: {color_format} is only available at 720P; use MJPG or BGRA32"
-        )
-    if fps == 30 and (color_resolution == "3072P" or depth_mode == "WFOV_UNBINNED"):
-        raise SourceError("camera.fps: 3072P colour and WFOV_UNBINNED depth run at most at 15 fps")
+    """Raise SourceError (one line naming the config keys) for a mode the Azure Kinect does not offer."""
+    problem = mode_problem(color_resolution, fps, color_format, depth_mode, prefix="camera.")
+    if problem:
+        raise SourceError(problem)
 
 
 def to_rgb(color: np.ndarray, color_format: str, size: tuple[int, int]) -> np.ndarray | None:
     """Decode a K4A colour image (MJPG bytes, BGRA32, NV12 or YUY2) to H×W×3 RGB; None if undecodable."""
     w, h = size
-    if color_format == "MJPG":
-        bgr = cv2.imdecode(np.frombuffer(color, np.uint8), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if color_format == "BGRA32":
-        return cv2.cvtColor(color, cv2.COLOR_BGRA2RGB)
-    if color_format == "NV12":
-        return cv2.cvtColor(color.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12)
-    return cv2.cvtColor(color.reshape(h, w, 2), cv2.COLOR_YUV2RGB_YUY2)
+    try:
+        return decode_color(np.ascontiguousarray(color), COLOR_FORMATS[color_format].fourcc.decode(), w, h)
+    except ValueError:
+        return None
 
 
 def import_pyk4a() -> Any:

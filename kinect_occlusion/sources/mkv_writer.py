@@ -25,6 +25,8 @@ from .k4a_formats import (
     DEPTH_FOURCC,
     DEPTH_MODES,
     bitmap_info_header,
+    check_mode,
+    color_mode_tag,
     encode_color,
     encode_depth16,
     parse_color_mode,
@@ -45,7 +47,7 @@ class K4AMkvWriter:
         color_mode: ``<FMT>_<RES>`` (FMT in MJPG, NV12, YUY2, BGRA32/BGRA; RES in 720P…3072P) or ``OFF``.
         depth_mode: NFOV_UNBINNED, NFOV_2X2BINNED, WFOV_UNBINNED, WFOV_2X2BINNED, PASSIVE_IR or OFF.
         ir: write the IR track (k4arecord always writes it when depth is on).
-        fps: 5, 15 or 30 (sets each track's DefaultDuration).
+        fps: 5, 15 or 30 (sets each track's DefaultDuration); 3072P and WFOV_UNBINNED at most 15.
         calibration_json: device calibration text, attached as ``calibration.json``.
         serial: ``K4A_DEVICE_SERIAL_NUMBER``.
         start_offset_ns: ``K4A_START_OFFSET_NS``; None takes the first capture's timestamp (as the SDK).
@@ -72,15 +74,12 @@ class K4AMkvWriter:
         uid_seed: int | None = None,
         date_utc: datetime | None = None,
     ) -> None:
-        if fps not in (5, 15, 30):
-            raise ValueError(f"fps must be 5, 15 or 30, not {fps}")
-        if depth_mode != "OFF" and depth_mode not in DEPTH_MODES:
-            raise ValueError(f"unknown depth mode {depth_mode!r}: use one of OFF, {', '.join(DEPTH_MODES)}")
-        self.path = Path(path)
+        # The camera's mode table: a ModeError (ValueError) for a mode no Azure Kinect records
         self.color = parse_color_mode(color_mode)
-        self.color_mode_tag = (
-            "OFF" if self.color is None else f"{self.color[0]}_{color_mode.partition('_')[2]}"
-        )
+        resolution = color_mode.partition("_")[2] if self.color is not None else None
+        check_mode(resolution, fps, self.color and self.color[0], depth_mode)
+        self.path = Path(path)
+        self.color_mode_tag = "OFF" if self.color is None else color_mode_tag(self.color[0], str(resolution))
         self.depth_mode = depth_mode
         self.depth_size = DEPTH_MODES.get(depth_mode)
         self.has_depth = depth_mode not in ("OFF", "PASSIVE_IR")
@@ -106,7 +105,7 @@ class K4AMkvWriter:
         plan: list[tuple[str, int, int, bytes, int]] = []
         if self.color is not None:
             fmt, w, h = self.color
-            plan.append(("COLOR", w, h, *COLOR_FORMATS[fmt]))
+            plan.append(("COLOR", w, h, COLOR_FORMATS[fmt].fourcc, COLOR_FORMATS[fmt].bits))
         if self.depth_size is not None:
             if self.has_depth:
                 plan.append(("DEPTH", *self.depth_size, DEPTH_FOURCC, 16))

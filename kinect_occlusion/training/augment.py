@@ -21,10 +21,9 @@ from torch.utils.data import Dataset as TorchDataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..geometry import IMAGENET_MEAN, IMAGENET_STD, normalise
 from .data import Prepared
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = 255
 
 
@@ -132,14 +131,6 @@ def apply_transform(
     return img_t.permute(1, 2, 0).numpy(), mask_t.numpy()
 
 
-def normalise(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """(H, W, 3) uint8 → (3, H, W) float32, (x/255 - mean) / std."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (t - m) / s
-
-
 class OcclusionDataset(TorchDataset):
     """Prepared samples → (normalised image (3, S, S) float, target (S, S) int64 with 255 = padding).
 
@@ -185,4 +176,6 @@ class OcclusionDataset(TorchDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target, _ = self.augmented(index)
-        return normalise(image, self.mean, self.std), torch.from_numpy(target.astype(np.int64))
+        return torch.from_numpy(normalise(image, self.mean, self.std)), torch.from_numpy(
+            target.astype(np.int64)
+        )

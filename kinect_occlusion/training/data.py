@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import cv2
 import numpy as np
 
-from ..deeplab.predict import letterbox
 from ..errors import UserError
+from ..geometry import Box, clip_roi, letterbox
 from .rle import rle_decode as rle_decode
 from .rle import rle_string_to_counts as rle_string_to_counts
 from .splits import split_samples as split_samples
@@ -364,12 +364,9 @@ class Prepared:
         ]
 
 
-Box = tuple[int, int, int, int]
-
-
 def roi_box(sample: Sample, roi: str | Box, margin: float = 0.1) -> Box:
     """The crop (x, y, w, h): ``"full"``, ``"annotations"`` (union bbox + ``margin`` of its size;
-    full image when there is none) or a fixed box (clipped to the image)."""
+    full image when there is none) or a fixed box (clipped to the image; UserError when outside it)."""
     h, w = sample.height, sample.width
     if roi == "full":
         return 0, 0, w, h
@@ -384,9 +381,10 @@ def roi_box(sample: Sample, roi: str | Box, margin: float = 0.1) -> Box:
         return x0, y0, x1 - x0, y1 - y0
     if isinstance(roi, str):
         raise UserError(f"unknown ROI mode '{roi}' (full, annotations, or x,y,w,h)")
-    x, y, bw, bh = (int(v) for v in roi)
-    x0, y0 = min(max(0, x), w - 1), min(max(0, y), h - 1)
-    return x0, y0, max(1, min(bw, w - x0)), max(1, min(bh, h - y0))
+    try:
+        return clip_roi(roi, w, h)
+    except ValueError as exc:
+        raise UserError(f"--roi: {exc} of image {sample.name}") from None
 
 
 def prepare_sample(

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..deeplab import model as dl
 from ..errors import UserError
+from ..geometry import resolve_device
 from .augment import IGNORE_INDEX, OcclusionDataset
 from .data import Prepared, load_dataset, prepare_sample, split_samples
 from .metrics import BinaryMetrics
@@ -89,15 +90,6 @@ class TrainResult:
     stopped_early: bool = False
     interrupted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (use --device cpu)")
-    return torch.device(name)
 
 
 def prepare_splits(opts: TrainOptions) -> tuple[list[Prepared], list[Prepared], dict[str, list[str]], dict]:
@@ -354,7 +346,7 @@ def _setup(opts: TrainOptions) -> tuple[_Run, list[Prepared], list[Prepared], to
     if last.exists() and not opts.resume:
         raise UserError(f"{opts.out} already holds a run (last.pt): pass --resume or choose another --out")
     opts.out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(opts.device)
+    device = resolve_device(opts.device, "--device")
     train_set, val_set, names, summary = prepare_splits(opts)
     _write_run_files(opts, names, summary)
     model = initialise(opts)

@@ -10,13 +10,8 @@ import torch
 from torch import nn
 
 from kinect_occlusion.deeplab.model import LoadedModel, build_deeplab
-from kinect_occlusion.deeplab.predict import (
-    CoarsePredictor,
-    clip_roi,
-    letterbox,
-    letterbox_transform,
-    unletterbox,
-)
+from kinect_occlusion.deeplab.predict import CoarsePredictor
+from kinect_occlusion.geometry import letterbox, letterbox_transform, unletterbox
 
 torch.set_num_threads(2)
 
@@ -89,11 +84,9 @@ def test_stub_rectangle_lands_where_it_was():
 
 
 def test_roi_clipped_to_frame_and_outside_rejected():
-    assert clip_roi((-10, 50, 40, 100), 60, 100) == (0, 50, 30, 10)
-    assert clip_roi(None, 60, 100) == (0, 0, 100, 60)
-    with pytest.raises(ValueError, match="outside"):
-        clip_roi((200, 0, 10, 10), 60, 100)
     rgb = ramp_frame(60, 100)
+    with pytest.raises(ValueError, match="nothing inside the 100×60 frame"):
+        CoarsePredictor(stub_loaded(32), device="cpu").predict(rgb, (200, 0, 10, 10))
     prob = CoarsePredictor(stub_loaded(32), device="cpu").predict(rgb, (90, 50, 40, 40))
     assert np.all(prob[:50] == 0) and np.all(prob[:, :90] == 0) and prob[55, 95] > 0
 

@@ -4,8 +4,9 @@ import numpy as np
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.config import FuserConfig
-from kinect_occlusion.fuser.pairing import fit_labels, pair
+from kinect_occlusion.fuser.pairing import pair
 from kinect_occlusion.fuser.worker import fuse
+from kinect_occlusion.geometry import fit_labels
 
 
 def coarse(ts_us=1_000_000, frame_id=10, shape=(20, 30)):
@@ -52,10 +53,12 @@ def test_reused_partition_age_counts_from_confirmation():
 
 
 def test_partition_at_another_resolution_is_mapped():
-    small = partition(1_000_000, shape=(10, 15))
+    small = partition(1_000_000, shape=(10, 15))  # segment 1: columns 0-9 → 0-19 at full size
     out = fuse(coarse(), small, FuserConfig())
     assert out.fused and out.mask.shape == (20, 30)
-    assert fit_labels(small.labels, (20, 30)).shape == (20, 30)
+    assert fit_labels(small.labels, (20, 30)).tolist() == [[1] * 20 + [2] * 10] * 20
+    # Segment 1 (mean probability 0.65) is occluded as a whole, segment 2 is not
+    assert out.mask[:, :20].all() and not out.mask[:, 20:].any()
 
 
 def test_holder_waits_for_the_matching_partition_but_never_drops_a_frame():

@@ -41,7 +41,7 @@ def _take(source: KinectSource, n: int, timeout: float = 20.0) -> list:
     return out
 
 
-@pytest.mark.parametrize("fmt", ["MJPG", "BGRA32", "NV12"])
+@pytest.mark.parametrize("fmt", ["MJPG", "BGRA32", "NV12", "YUY2"])
 def test_colour_formats_decode_to_rgb_with_device_timestamps(fake, fmt):
     frames = _take(KinectSource(color_format=fmt, fps=15, depth_mode="NFOV_UNBINNED"), 3)
     truth = render_scene(0, 1280, 720, t=1 / 15).rgb

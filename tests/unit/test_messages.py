@@ -156,6 +156,15 @@ def test_missing_and_extra_buffers_rejected():
         m.decode(frames + [b"x"])
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_colour_frame_without_three_channels_is_rejected(channels):
+    """A BGRA (4-channel) or grey image is not a ColorFrame: MessageError, nothing reaches a worker."""
+    img = RNG.integers(0, 256, (6, 8, channels), dtype=np.uint8)
+    frames = [bytes(f) for f in m.encode(m.ColorFrame(camera="bed1", frame_id=1, ts_us=1, image=img))]
+    with pytest.raises(m.MessageError, match="3 channels"):
+        m.decode(frames)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=256), min_size=0, max_size=5))
 def test_random_bytes_only_raise_message_error(parts):

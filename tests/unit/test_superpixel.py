@@ -11,7 +11,6 @@ from kinect_occlusion.errors import CheckpointError
 from kinect_occlusion.sam.partitioner import (
     SuperpixelPartitioner,
     build_partitioner,
-    clip_roi,
     frame_changed,
     small_gray,
 )
@@ -79,10 +78,13 @@ def test_partitioner_roi_zero_outside():
     assert not res.labels.any()
 
 
-def test_clip_roi():
-    assert clip_roi(None, 100, 50) == (0, 0, 100, 50)
-    assert clip_roi((90, 40, 50, 50), 100, 50) == (90, 40, 10, 10)
-    assert clip_roi((200, 0, 10, 10), 100, 50) == (0, 0, 100, 50)
+def test_roi_clipped_to_frame_and_outside_rejected():
+    rgb = np.random.default_rng(0).integers(0, 255, (50, 100, 3), dtype=np.uint8)
+    part = SuperpixelPartitioner("slic", n_segments=4, work_scale=1.0)
+    labels = part(rgb, roi=(60, 20, 100, 100)).labels
+    assert labels[20:, 60:].all() and not labels[:20].any() and not labels[:, :60].any()
+    with pytest.raises(ValueError, match="nothing inside the 100×50 frame"):
+        part(rgb, roi=(200, 0, 10, 10))
 
 
 def test_factory_auto_without_checkpoint_uses_superpixels(caplog):

@@ -20,6 +20,8 @@ from enum import IntEnum
 import cv2
 import numpy as np
 
+from kinect_occlusion.sources.k4a_formats import COLOR_RESOLUTIONS, DEPTH_MODES, encode_color
+
 if os.environ.get("FAKE_PYK4A_ABSENT"):
     raise OSError("Failed to load k4a library (fake)")
 
@@ -71,15 +73,11 @@ class K4ATimeoutException(K4AException):
     pass
 
 
+# Image sizes from the project's one mode table, by the enum names pyk4a uses
 COLOR_SIZES = {
-    1: (1280, 720),
-    2: (1920, 1080),
-    3: (2560, 1440),
-    4: (2048, 1536),
-    5: (3840, 2160),
-    6: (4096, 3072),
+    int(r): COLOR_RESOLUTIONS[r.name.removeprefix("RES_")] for r in ColorResolution if r.name != "OFF"
 }
-DEPTH_SIZES = {1: (320, 288), 2: (640, 576), 3: (512, 512), 4: (1024, 1024)}
+DEPTH_SIZES = {int(m): DEPTH_MODES[m.name] for m in DepthMode if m.name not in ("OFF", "PASSIVE_IR")}
 
 
 class _State:
@@ -177,20 +175,18 @@ class PyK4ACapture:
 
 
 def _encode(rgb: np.ndarray, fmt: ImageFormat) -> np.ndarray:
-    """RGB to what the K4A SDK hands out for ``fmt``."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if fmt == ImageFormat.COLOR_MJPG:
-        return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].reshape(-1)
-    if fmt == ImageFormat.COLOR_BGRA32:
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
-    if fmt == ImageFormat.COLOR_NV12:
-        h, w = rgb.shape[:2]
-        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-        u = i420[h : h + h // 4].reshape(-1)
-        v = i420[h + h // 4 :].reshape(-1)
-        uv = np.stack([u, v], axis=1).reshape(h // 2, w)
-        return np.concatenate([i420[:h], uv])
-    raise NotImplementedError(f"fake pyk4a does not produce {fmt.name}")
+    """RGB to what the K4A SDK hands out for ``fmt``: MJPG bytes, BGRA H×W×4, NV12 (H·3/2)×W, YUY2 H×W×2."""
+    h, w = rgb.shape[:2]
+    data = np.frombuffer(encode_color(rgb, fmt.name.removeprefix("COLOR_")), np.uint8)
+    shapes = {
+        ImageFormat.COLOR_MJPG: (-1,),
+        ImageFormat.COLOR_BGRA32: (h, w, 4),
+        ImageFormat.COLOR_NV12: (h * 3 // 2, w),
+        ImageFormat.COLOR_YUY2: (h, w, 2),
+    }
+    if fmt not in shapes:
+        raise NotImplementedError(f"fake pyk4a does not produce {fmt.name}")
+    return data.reshape(shapes[fmt])
 
 
 class PyK4A:
