@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,11 @@ from . import messages as m
 from .errors import UserError
 
 log = logging.getLogger(__name__)
+
+# Publisher: at most this many trackers of in-flight zero-copy buffers before a full prune
+MAX_TRACKED = 256
+# Publisher.close: time for ZeroMQ to release discarded buffers once the socket is closed
+CLOSE_RELEASE_S = 2.0
 
 
 # ----------------------------------------------------------------------------- security
@@ -215,11 +222,17 @@ class Proxy:
 class Publisher:
     """Publishes :mod:`messages` to the proxy frontend; never blocks (a full queue drops).
 
+    Raw arrays go out zero-copy: ZeroMQ reads them from the caller's memory after ``publish``
+    returns. Each such buffer is tracked until ZeroMQ has released it, and :meth:`close` waits
+    (bounded) for that, so no buffer is freed while the I/O thread still reads it (a process that
+    published and exited at once used to abort: "Bad address (src/tcp.cpp:227)").
+
     Args:
         endpoint: the proxy's frontend (XSUB) endpoint.
         sndhwm: send high-water mark in messages.
         curve: client keys for tcp:// endpoints.
         jpeg_quality: quality of JPEG-encoded colour frames.
+        linger_s: how long :meth:`close` lets queued messages go out before dropping them.
     """
 
     def __init__(
@@ -229,31 +242,71 @@ class Publisher:
         curve: CurveKeys | None = None,
         jpeg_quality: int = 90,
         context: zmq.Context | None = None,
+        linger_s: float = 0.2,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.PUB)
-        self.sock.linger = 200
+        self.sock.linger = 0
         self.sock.sndhwm = sndhwm
         _secure_client(self.sock, endpoint, curve)
         self.sock.connect(endpoint)
         self.jpeg_quality = jpeg_quality
+        self.linger_s = linger_s
         self.sent = 0
         self.dropped = 0
+        self._in_flight: deque[zmq.MessageTracker] = deque()
 
     def publish(self, msg: m.Message) -> bool:
         """Serialise then send ``msg``; return False (and count a drop) when the queue is full."""
         frames = m.encode(msg, jpeg_quality=self.jpeg_quality)
         try:
-            self.sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            self._send(frames)
         except zmq.Again:
             self.dropped += 1
             return False
         self.sent += 1
         return True
 
+    def _send(self, frames: list[Any]) -> None:
+        """Send one multipart message; keep the trackers of its zero-copy parts."""
+        # Parts under the socket's copy threshold are copied (their tracker is already done)
+        last = len(frames) - 1
+        for i, part in enumerate(frames):
+            flags = zmq.NOBLOCK | (zmq.SNDMORE if i < last else 0)
+            tracker = self.sock.send(part, flags, copy=False, track=True)
+            if tracker is not None and not tracker.done:
+                self._in_flight.append(tracker)
+        self._forget_sent()
+
+    def _forget_sent(self) -> None:
+        """Drop the trackers of buffers ZeroMQ has released (the list stays ~HWM long)."""
+        while self._in_flight and self._in_flight[0].done:
+            self._in_flight.popleft()
+        if len(self._in_flight) > MAX_TRACKED:
+            self._in_flight = deque(t for t in self._in_flight if not t.done)
+
+    def _wait_released(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until ZeroMQ has released every zero-copy buffer."""
+        deadline = time.monotonic() + timeout_s
+        while self._in_flight:
+            try:
+                self._in_flight[0].wait(max(0.0, deadline - time.monotonic()))
+            except zmq.NotDone:
+                return False
+            self._in_flight.popleft()
+        return True
+
     def close(self) -> None:
-        """Close the socket (pending messages get up to 200 ms)."""
-        self.sock.close()
+        """Let queued messages go out (up to ``linger_s``), drop the rest, close the socket.
+
+        Returns only once ZeroMQ no longer reads any buffer handed to :meth:`publish`, so the
+        caller may free them (or exit) safely.
+        """
+        self._wait_released(self.linger_s)
+        self.sock.close(linger=0)
+        # Closing discards what is still queued; the I/O thread releases those buffers promptly
+        if not self._wait_released(CLOSE_RELEASE_S):
+            log.warning("publisher: %d buffers still held by ZeroMQ after close", len(self._in_flight))
 
     def __enter__(self) -> Publisher:
         return self

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 import zmq
-from conftest import free_port, wait_for
+from conftest import ROOT, free_port, wait_for
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Publisher, Subscriber, load_curve
@@ -190,3 +193,37 @@ def test_client_every_message_and_latest_only_modes(endpoints):
         newest = latest.receive(1.0)
         assert newest.frame_id == 9 and latest.dropped >= 9
         assert latest.receive(0.2) is None
+
+
+def _publish_and_exit(front: str, sub: Subscriber) -> tuple[int, str]:
+    """Run tests/integration/publish_and_exit.py once: 15 raw 720p frames, then exit."""
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "integration" / "publish_and_exit.py"), front, "15"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's package, not an installed one
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # its probe frames arrive once the subscription has reached it: then let it publish
+    assert wait_for(lambda: sub.recv(50) or child.poll() is not None, timeout=10)
+    out, _ = child.communicate("go\n", timeout=30)
+    return child.returncode, out
+
+
+@pytest.mark.parametrize("scheme", ["ipc", "tcp"])
+def test_a_process_that_publishes_big_frames_and_exits_does_not_crash(scheme, endpoints):
+    """Regression (issue #10, defect 5): zero-copy buffers were freed before ZeroMQ had sent them.
+
+    Before the fix the child aborted ("Bad address (src/tcp.cpp:227)") or segfaulted in most runs.
+    """
+    if scheme == "tcp":
+        endpoints = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    front, back = endpoints
+    # Large HWMs: the proxy and subscriber drain at full speed while the child exits
+    with Proxy(front, back, hwm=100), Subscriber(back, "bed1", [m.TOPIC_COLOR], rcvhwm=100) as sub:
+        for _ in range(10):
+            code, out = _publish_and_exit(front, sub)
+            assert code == 0, out
+            while sub.recv(100) is not None:  # frames of this run
+                pass
