@@ -28,7 +28,7 @@ def sync(pub: Publisher, sub: Subscriber, timeout: float = 5.0) -> None:
     """Publish probes until the subscription has reached the publisher (slow-joiner)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pub.publish(color(-1 + 0))
+        pub.publish(color(0))
         if sub.recv(50) is not None:
             while sub.recv(50) is not None:
                 pass
@@ -183,7 +183,7 @@ def test_client_every_message_and_latest_only_modes(endpoints):
         OcclusionSubscriber(back, "bed1", latest_only=False, rcvhwm=100) as every,
         OcclusionSubscriber(back, "bed1", latest_only=True, rcvhwm=100) as latest,
     ):
-        assert wait_for(lambda: pub.publish(occ(-1)) and every.receive(0.05), timeout=5) is not None
+        assert wait_for(lambda: pub.publish(occ(0)) and every.receive(0.05), timeout=5) is not None
         while every.receive(0.2) is not None or latest.receive(0.2) is not None:
             pass
         for i in range(10):
