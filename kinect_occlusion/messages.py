@@ -488,6 +488,18 @@ def _array_within(arr: np.ndarray, lo: float, hi: float) -> bool:
     return bool(arr.min() >= lo) and bool(arr.max() <= hi)
 
 
+# Bit patterns of 1.0: a non-negative IEEE float is <= 1.0 exactly when its bits are (NaN/inf are above)
+_ONE_BITS = {np.dtype(np.float16): (np.uint16, 0x3C00), np.dtype(np.float32): (np.uint32, 0x3F800000)}
+
+
+def _unit_interval(arr: np.ndarray) -> bool:
+    """Every element finite and in [0, 1]; one integer max pass (float16 min/max is ~30x slower)."""
+    uint, one = _ONE_BITS[arr.dtype]
+    if arr.size == 0 or int(arr.view(uint).max()) <= one:
+        return True
+    return _array_within(arr, 0.0, 1.0)  # negative zero (sign bit set) takes the exact path
+
+
 def _check_common(msg: Message) -> None:
     # ids and timestamps: non-negative int64 (a receiver compares and subtracts them)
     for name in ("frame_id", "ts_us", "sent_us", "origin_us"):
@@ -512,7 +524,7 @@ def _check_coarse(msg: CoarseMask) -> None:
     _require(x + w <= width and y + h <= height, "roi reaches outside the probability image")
     # Float probabilities are finite and in [0, 1] (uint8 is 0-255 by type)
     if msg.prob.dtype != np.uint8:
-        _require(_array_within(msg.prob, 0.0, 1.0), "probabilities must be finite and in [0, 1]")
+        _require(_unit_interval(msg.prob), "probabilities must be finite and in [0, 1]")
     _require(_in_range(msg.infer_ms, 0, float("inf")), "infer_ms must be finite and >= 0")
     _require(len(msg.model) <= MAX_NAME_CHARS, "model name is too long")
 
