@@ -32,6 +32,29 @@ CLOSE_RELEASE_S = 2.0
 # ----------------------------------------------------------------------------- security
 
 
+# CURVE roles: the ZAP domain of each proxy side, also the folder (under authorized_dir) of the
+# public keys allowed there. Publisher keys (workers, bedside captures) may publish and subscribe;
+# subscriber keys (monitoring apps) may only subscribe.
+ROLE_PUBLISHERS = "publishers"
+ROLE_SUBSCRIBERS = "subscribers"
+
+
+@dataclass(frozen=True)
+class AuthorizedKeys:
+    """Public keys (Z85) allowed per role; the proxy authenticator's ZAP callback."""
+
+    publishers: frozenset[bytes]
+    subscribers: frozenset[bytes]
+
+    def callback(self, domain: str, client_key: bytes) -> bool:
+        """Whether ``client_key`` may connect to the proxy side whose ZAP domain is ``domain``."""
+        if domain == ROLE_PUBLISHERS:
+            return client_key in self.publishers
+        if domain == ROLE_SUBSCRIBERS:
+            return client_key in self.subscribers or client_key in self.publishers
+        return False
+
+
 @dataclass(frozen=True)
 class CurveKeys:
     """CURVE key material for tcp:// endpoints (None fields: plain text)."""
@@ -41,6 +64,37 @@ class CurveKeys:
     client_public: bytes | None = None
     client_secret: bytes | None = None
     authorized_dir: str | None = None
+    authorized: AuthorizedKeys | None = None
+
+
+def _public_keys(folder: Path) -> frozenset[bytes]:
+    """Z85 public keys of the ``*.key`` files in ``folder`` (empty when it does not exist)."""
+    import zmq.auth
+
+    if not folder.is_dir():
+        return frozenset()
+    try:
+        return frozenset(zmq.auth.load_certificates(str(folder)))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"bus.curve: cannot read the public keys in {folder} ({exc})") from None
+
+
+def load_authorized(folder: str) -> AuthorizedKeys:
+    """Read ``publishers/`` and ``subscribers/`` under ``folder``; one clear line for the old layout."""
+    base = Path(folder)
+    flat = sorted(p.name for p in base.glob("*.key"))
+    if flat:
+        raise UserError(
+            f"bus.curve: {base} holds keys without a role ({', '.join(flat[:3])}): move the public keys "
+            f"of publishers (workers, bedside captures) into {base / ROLE_PUBLISHERS}/ and those of "
+            f"subscribe-only apps into {base / ROLE_SUBSCRIBERS}/"
+        )
+    if not (base / ROLE_PUBLISHERS).is_dir():
+        raise UserError(
+            f"bus.curve: {base / ROLE_PUBLISHERS} is missing; run "
+            f"'kinect-occlusion keys generate {base.parent} --publishers client …'"
+        )
+    return AuthorizedKeys(_public_keys(base / ROLE_PUBLISHERS), _public_keys(base / ROLE_SUBSCRIBERS))
 
 
 def load_curve(
@@ -61,9 +115,11 @@ def load_curve(
             ) from None
 
     server_pub, server_sec = read(server_key if server else server_key.replace("_secret", ""))
-    client_pub, client_sec = (None, None) if server else read(client_key)
-    auth = str(base / authorized_dir) if server else None
-    return CurveKeys(server_pub, server_sec if server else None, client_pub, client_sec, auth)
+    if not server:
+        client_pub, client_sec = read(client_key)
+        return CurveKeys(server_pub, None, client_pub, client_sec)
+    auth = str(base / authorized_dir)
+    return CurveKeys(server_pub, server_sec, None, None, auth, load_authorized(auth))
 
 
 def curve_keys(curve_cfg: Any, *, server: bool) -> CurveKeys | None:
@@ -119,7 +175,8 @@ class Proxy:
     Args:
         frontend, backend: endpoints to bind.
         hwm: high-water mark of both proxy sockets (messages).
-        curve: server keys; with them every tcp:// side requires CURVE from an authorised key.
+        curve: server keys; with them every tcp:// side requires CURVE: the frontend from a
+            publisher key, the backend from a publisher or subscriber key.
     """
 
     def __init__(self, frontend: str, backend: str, hwm: int = 4, curve: CurveKeys | None = None) -> None:
@@ -147,9 +204,13 @@ class Proxy:
     def _start_auth(self) -> None:
         from zmq.auth.thread import ThreadAuthenticator
 
+        if self.curve is None or self.curve.authorized is None:
+            raise UserError("bus.curve: the proxy needs server keys with their authorised public keys")
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
-        self._auth.configure_curve(domain="*", location=self.curve.authorized_dir)  # type: ignore[union-attr]
+        # One ZAP domain per side: publisher keys on the frontend, any authorised key on the backend
+        for role in (ROLE_PUBLISHERS, ROLE_SUBSCRIBERS):
+            self._auth.configure_curve_callback(domain=role, credentials_provider=self.curve.authorized)
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
         sock = self._ctx.socket(kind)
@@ -162,6 +223,7 @@ class Proxy:
         else:
             sock.sndhwm, sock.rcvhwm = data_hwm, subscription_hwm
         if self.curve is not None and endpoint.startswith("tcp://"):
+            sock.zap_domain = (ROLE_PUBLISHERS if kind == zmq.XSUB else ROLE_SUBSCRIBERS).encode()
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public

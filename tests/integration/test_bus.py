@@ -227,3 +227,50 @@ def test_a_process_that_publishes_big_frames_and_exits_does_not_crash(scheme, en
             assert code == 0, out
             while sub.recv(100) is not None:  # frames of this run
                 pass
+
+
+def _client(keys_dir, name: str, server_keys_dir=None):
+    """Client keys ``name`` of ``keys_dir``, talking to the server of ``server_keys_dir``."""
+    own = load_curve(str(keys_dir), "server.key_secret", f"{name}.key_secret", "authorized", server=False)
+    server = load_curve(str(server_keys_dir or keys_dir), "server.key_secret", "x", "authorized", server=True)
+    return type(own)(server.server_public, None, own.client_public, own.client_secret)
+
+
+def test_curve_roles_a_subscriber_key_cannot_publish(tmp_path):
+    """Regression (issue #10, defect 8): one authorised set guarded both sides of the proxy.
+
+    A monitoring app's key could publish: its fake masks reached every other subscriber.
+    """
+    keys, intruder = tmp_path / "keys", tmp_path / "intruder"
+    generate(keys, ["worker"], ["monitor", "viewer"])
+    generate(intruder, ["worker"])
+    front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    server = load_curve(str(keys), "server.key_secret", "x", "authorized", server=True)
+    worker, monitor, viewer = (_client(keys, n) for n in ("worker", "monitor", "viewer"))
+    unknown = _client(intruder, "worker", keys)
+    mask = np.zeros((12, 16), np.uint8)
+
+    def occ(i: int) -> m.OcclusionMask:
+        return m.OcclusionMask(camera="bed1", frame_id=i, ts_us=i, mask=mask)
+
+    with (
+        Proxy(front, back, hwm=1000, curve=server),
+        Publisher(front, 1000, worker) as real,
+        Publisher(front, 1000, monitor) as fake,
+        Publisher(front, 1000, unknown) as stranger,
+        Subscriber(back, "bed1", [m.TOPIC_OCCLUSION], 1000, viewer) as sub,
+        Subscriber(back, "bed1", [m.TOPIC_OCCLUSION], 1000, unknown) as spy,
+    ):
+        # the subscriber key subscribes and receives what a publisher key publishes
+        assert wait_for(lambda: real.publish(occ(0)) and sub.recv(50), timeout=5) is not None
+        # 100 fake masks from the subscriber key (and 100 from an unknown key), between real ones
+        got = []
+        for i in range(1, 101):
+            fake.publish(occ(100_000 + i))
+            stranger.publish(occ(200_000 + i))
+            real.publish(occ(i))
+            got += sub.drain(10)
+        wait_for(lambda: got.extend(sub.drain(50)) or any(g.frame_id == 100 for g in got), timeout=5)
+        ids = {g.frame_id for g in got}
+        assert 100 in ids and max(ids) == 100  # every real mask came, no fake one
+        assert spy.recv(500) is None and spy.stats.received == 0  # an unknown key gets nothing
