@@ -549,6 +549,11 @@ def _check_occlusion(msg: OcclusionMask) -> None:
     _require(rows <= MAX_SEGMENTS + 1, "too many occlusion votes")
     _require(_array_within(msg.votes, 0.0, float(np.finfo(np.float32).max)), "votes must be finite and >= 0")
     _require(_in_range(msg.partition_frame_id, -1, MAX_INT), "partition_frame_id must be -1 or a frame id")
+    # A fused mask says which partition voted, and carries its votes
+    _require(
+        not msg.fused or (rows > 0 and msg.partition_frame_id >= 0),
+        "a fused mask needs votes and its partition",
+    )
     _require(_in_range(msg.partition_age_ms, -1, float("inf")), "partition_age_ms must be finite and >= -1")
     _require(len(msg.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
 

@@ -367,6 +367,8 @@ LIES = {
         lambda: _lie(_msg("OcclusionMask"), partition_frame_id=-2),
         "partition_frame_id",
     ),
+    "fused without votes": (lambda: _lie(_msg("OcclusionMask"), votes=np.zeros((0, 2), F32)), "fused mask"),
+    "fused without partition": (lambda: _lie(_msg("OcclusionMask"), partition_frame_id=-1), "fused mask"),
     "partition_age_ms NaN": (lambda: _lie(_msg("OcclusionMask"), partition_age_ms=float("nan")), "age"),
     # Status: what the supervisor and `status` read
     "loop_age_s 'x'": (lambda: _lie(_msg("Status"), info={"loop_age_s": "x"}), "info.loop_age_s"),
@@ -394,7 +396,11 @@ def test_honest_edge_values_still_decode():
         _lie(_msg("Partition"), labels=np.zeros((2, 2), np.uint16), scores=np.zeros((0, 2), F32)),
         _lie(_msg("CoarseMask"), roi=(0, 0, 64, 36), prob=np.ones((36, 64), np.float16)),
         _lie(
-            _msg("OcclusionMask"), votes=np.zeros((0, 2), F32), partition_frame_id=-1, partition_age_ms=-1.0
+            _msg("OcclusionMask"),
+            fused=False,
+            votes=np.zeros((0, 2), F32),
+            partition_frame_id=-1,
+            partition_age_ms=-1.0,
         ),
         _lie(_msg("ColorFrame"), frame_id=2**63 - 1, camera="Bed_3-a"),
         _lie(_msg("Status"), info={"workers": {"sam": {"restarts": 0, "alive": True}}, "loop_age_s": 1e9}),
