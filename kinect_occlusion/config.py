@@ -61,8 +61,16 @@ class CurveConfig(_Section):
     enabled: bool = Field(False, description="Encrypt and authenticate every tcp:// endpoint with CURVE.")
     keys_dir: str = Field("keys", description="Folder made by 'kinect-occlusion keys generate'.")
     server_key: str = Field("server.key_secret", description="Proxy secret key file (in keys_dir).")
-    client_key: str = Field("client.key_secret", description="This process' client secret key file.")
-    authorized_dir: str = Field("authorized", description="Public keys allowed to connect (in keys_dir).")
+    client_key: str = Field(
+        "client.key_secret",
+        description="This process' secret key file: a publisher key for the pipeline, a subscriber key "
+        "is enough for apps that only subscribe.",
+    )
+    authorized_dir: str = Field(
+        "authorized",
+        description="Allowed public keys (in keys_dir): publishers/ may publish and subscribe, "
+        "subscribers/ may only subscribe.",
+    )
 
 
 class BusConfig(_Section):
