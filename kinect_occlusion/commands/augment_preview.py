@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _args
+
 
 def register(sub) -> None:
     p = sub.add_parser("augment-preview", help="write a grid of augmented samples (Copy-Paste, jitter)")
@@ -28,6 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from ..training.data import load_dataset, prepare_sample
     from .train import parse_roi
 
+    _args.input_file(args.data, "DATA")
+    _args.input_folder(args.images, "--images")
+    if args.size < 16:
+        raise UserError("--size must be at least 16")
+    _args.output_folder(args.out, "--out")
     ds = load_dataset(args.data, args.images)
     if not ds.samples or args.n < 1:
         raise UserError(f"{args.data}: no usable images to preview (or --n < 1)")

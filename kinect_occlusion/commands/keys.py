@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("keys", help="manage CURVE keys for tcp:// endpoints")
@@ -35,7 +37,12 @@ def generate(base: Path, clients: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    made = generate(Path(args.dir), args.clients)
+    if Path(args.dir).exists() and not Path(args.dir).is_dir():
+        raise UserError(f"keys generate {args.dir}: is a file, not a folder — name a folder for the keys")
+    try:
+        made = generate(Path(args.dir), args.clients)
+    except OSError as exc:
+        raise UserError(f"keys generate {args.dir}: cannot write the keys ({exc.strerror or exc})") from None
     for p in made:
         print(p)
     print(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _args
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the DeepLabV3+ coarse model (Label Studio or COCO annotations)")
@@ -62,12 +64,21 @@ def parse_roi(text: str) -> str | tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """The files and folders a training or evaluation run reads exist (before anything is written)."""
+    _args.input_file(args.data, "--data")
+    _args.input_folder(args.images, "--images")
+    _args.input_file(args.split_file, "--split-file")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..training.train import TrainOptions, train
 
     if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
         raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
+    check_inputs(args)
+    _args.output_folder(args.out, "--out")
     opts = TrainOptions(
         data=args.data,
         out=args.out,
