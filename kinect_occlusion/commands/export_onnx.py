@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import UserError
+from . import _args
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: use a .onnx file name")
+    _args.output_folder(out.parent, "--out")
+    _args.output_file(out, "--out")
     loaded = load_checkpoint(args.checkpoint, config_key="CHECKPOINT")
-    out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(loaded, out)
     log.info(
         "wrote %s (%.1f MB, input 1×3×%d×%d)",

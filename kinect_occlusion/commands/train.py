@@ -69,6 +69,25 @@ def check_inputs(args: argparse.Namespace) -> None:
     _args.input_file(args.data, "--data")
     _args.input_folder(args.images, "--images")
     _args.input_file(args.split_file, "--split-file")
+    if args.split_file is not None:
+        check_split_file(args.split_file)
+
+
+def check_split_file(path: Path) -> None:
+    """``{"train": [names], "val": [...], "test": [...]}``: a JSON object of lists of image names."""
+    import json
+
+    from ..errors import UserError
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"--split-file {path}: not a readable JSON file ({type(exc).__name__})") from None
+    parts_ok = isinstance(spec, dict) and set(spec) <= {"train", "val", "test"}
+    if not parts_ok or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names) for names in spec.values()
+    ):
+        raise UserError(f'--split-file {path}: must be {{"train": [names], "val": [names], "test": [names]}}')
 
 
 def run(args: argparse.Namespace) -> int:
