@@ -76,12 +76,32 @@ def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> N
 
 
 def _prepare_ipc(endpoint: str) -> str | None:
-    """Create the folder of an ipc:// endpoint owner-only; return the socket path."""
+    """Create the folder of an ipc:// endpoint owner-only; return the socket path.
+
+    A folder that already exists must be ours and not group/world-writable: others could have
+    planted a socket or a lock there already, which fixing the mode now would not undo.
+    """
     if not endpoint.startswith("ipc://"):
         return None
     path = Path(endpoint[len("ipc://") :])
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = path.parent.stat()
+    except OSError as exc:
+        raise UserError(f"bus: cannot create the folder of {endpoint} ({exc.strerror or exc})") from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UserError(
+            f"bus: folder {path.parent} of {endpoint} is {_who_can_write(st)} — use a private folder "
+            f"(mkdir -m 700) or 'chmod go-w {path.parent}' if it is yours and holds nothing else"
+        )
     return str(path)
+
+
+def _who_can_write(st: os.stat_result) -> str:
+    """Why another user could write into a folder, for the refusal line."""
+    if st.st_uid != os.geteuid():
+        return f"owned by another user (uid {st.st_uid})"
+    return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
 
 
 def _lock_ipc(path: str) -> int:

@@ -64,15 +64,13 @@ def _curve_problems(cfg: Config) -> list[str]:
         return []
     from ..bus import curve_keys
 
-    problems = []
     for server in (True, False):
         try:
             curve_keys(cfg.bus.curve, server=server)
         except (UserError, OSError, ValueError) as exc:
-            line = str(exc) if str(exc).startswith("bus.curve") else f"bus.curve: {exc}"
-            if line not in problems:
-                problems.append(line)
-    return problems
+            # One line is enough: the same missing folder fails both roles
+            return [str(exc) if str(exc).startswith("bus.curve") else f"bus.curve: {exc}"]
+    return []
 
 
 def _logging_problems(log_cfg: LoggingConfig) -> list[str]:

@@ -22,19 +22,21 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ..errors import UserError
-    from ..training import panels
-    from ..training.augment import OcclusionDataset
-    from ..training.data import load_dataset, prepare_sample
-    from .train import parse_roi
 
+    # Arguments first, before the (slow) torch import
     _args.input_file(args.data, "DATA")
     _args.input_folder(args.images, "--images")
     if args.size < 16:
         raise UserError("--size must be at least 16")
     _args.output_folder(args.out, "--out")
+    import numpy as np
+
+    from ..training import panels
+    from ..training.augment import OcclusionDataset
+    from ..training.data import load_dataset, prepare_sample
+    from .train import parse_roi
+
     ds = load_dataset(args.data, args.images)
     if not ds.samples or args.n < 1:
         raise UserError(f"{args.data}: no usable images to preview (or --n < 1)")

@@ -36,14 +36,16 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.evaluate import EvalOptions, evaluate, format_table
     from .train import check_inputs, parse_roi
 
+    # Arguments first, before the (slow) torch import
     check_inputs(args)
     if args.panels < 0 or args.n_segments < 2:
         raise UserError("--panels must be >= 0 and --n-segments >= 2")
     if args.out is not None:
         _args.output_folder(args.out, "--out")
+    from ..training.evaluate import EvalOptions, evaluate, format_table
+
     opts = EvalOptions(
         data=args.data,
         checkpoint=args.checkpoint,

@@ -92,12 +92,14 @@ def check_split_file(path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..training.train import TrainOptions, train
 
+    # Arguments first, before the (slow) torch import
     if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
         raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
     check_inputs(args)
     _args.output_folder(args.out, "--out")
+    from ..training.train import TrainOptions, train
+
     opts = TrainOptions(
         data=args.data,
         out=args.out,
