@@ -165,6 +165,7 @@ class Proxy:
         self._auth.configure_curve(domain="*", location=self.curve.authorized_dir)  # type: ignore[union-attr]
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+        ipc_path = _prepare_ipc(endpoint)  # may refuse the folder: before any socket exists
         sock = self._ctx.socket(kind)
         sock.linger = 0
         # Data is bounded by the HWM; subscriptions (XPUB in, XSUB out) must never be dropped, or a
@@ -178,7 +179,6 @@ class Proxy:
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public
-        ipc_path = _prepare_ipc(endpoint)
         if ipc_path is not None:
             try:
                 self._locks.append(_lock_ipc(ipc_path))
