@@ -237,19 +237,20 @@ class Damage:
     """What one pass over a recording found wrong; reported once, in one warning line."""
 
     bad: int = 0  # frames with an undecodable packet
-    first_bad: list[int] = field(default_factory=list)  # their indices (the first five)
+    first_bad: list[str] = field(default_factory=list)  # "frame N: TRACK" for the first five
     last_bad: int = -1
     missing: int = 0  # captures absent between two others (gaps in the timestamps)
     read_error: str | None = None  # demuxer error that ended the pass early
     frames: int = 0  # captures read
+    played: int = 0  # frames yielded (a capture with nothing decodable is not)
     last_ts: int | None = None
 
-    def bad_frame(self, index: int) -> None:
+    def bad_frame(self, index: int, track: str) -> None:
         """Count frame ``index`` as corrupt (once, however many of its packets are bad)."""
         if index != self.last_bad:
             self.bad, self.last_bad = self.bad + 1, index
             if len(self.first_bad) < 5:
-                self.first_bad.append(index)
+                self.first_bad.append(f"frame {index}: {track}")
 
     def see(self, ts: int, period_us: int) -> None:
         """Count one capture at block time ``ts`` and the captures a gap before it lost."""
@@ -263,7 +264,7 @@ def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool
     parts = []
     if d.bad:
         shown = ", ".join(str(i) for i in d.first_bad) + (", …" if d.bad > len(d.first_bad) else "")
-        parts.append(f"{d.bad} corrupt frame(s) skipped or incomplete (frame {shown})")
+        parts.append(f"{d.bad} corrupt frame(s) skipped or incomplete ({shown})")
     if d.missing:
         parts.append(f"{d.missing} capture(s) missing (gaps in the timestamps)")
     if finished and (cut := cut_note(header)):
@@ -274,7 +275,7 @@ def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool
         parts.append("recording was not closed (unknown segment size: the recorder stopped while writing)")
     if not parts:
         return None
-    return f"{name}: damaged recording — " + "; ".join(parts) + f"; {d.frames} frames played"
+    return f"{name}: damaged recording — " + "; ".join(parts) + f"; {d.played} frames played"
 
 
 class MkvSource(Source):
@@ -366,6 +367,7 @@ class MkvSource(Source):
                 damage.see(ts, 2 * (tolerance + 1))
                 frame = self._decode(packets, index, damage)
                 if frame is not None:
+                    damage.played += 1
                     yield ts + layout.start_offset_us, frame
             finished = True
         finally:
@@ -413,7 +415,7 @@ class MkvSource(Source):
                     frame.ir = decode_depth16(bytes(pkt), track.width, track.height)
             except ValueError as exc:
                 log.debug("%s: frame %d: corrupt %s packet skipped (%s)", self.path.name, index, name, exc)
-                damage.bad_frame(index)
+                damage.bad_frame(index, name)
         if frame.color is None and frame.depth is None and frame.ir is None:
             return None
         return frame

@@ -243,5 +243,5 @@ def test_export_of_a_damaged_recording_keeps_the_intact_frames_and_warns_once(tm
     assert len(list(out.glob("depth_*.png"))) == 18
     warnings = [line for line in done.stderr.splitlines() if "bad.mkv" in line and "WARNING" in line]
     assert len(warnings) == 1, done.stderr
-    assert "1 corrupt frame(s)" in warnings[0] and "(frame 10)" in warnings[0]
+    assert "1 corrupt frame(s) skipped or incomplete (frame 10: COLOR)" in warnings[0]
     assert f"stopped at byte {cut} after frame 17" in warnings[0] and "Traceback" not in done.stderr
