@@ -136,3 +136,18 @@ def test_validate_config_lists_every_reason_a_valid_config_cannot_run(tmp_path):
     for key in ("camera.mkv_path:", "deeplab.checkpoint:", "sam.checkpoint:", "bus.curve:"):
         assert sum(key in line for line in done.stderr.splitlines()) == 1, done.stderr
     assert str(tmp_path / "missing.mkv") in done.stderr  # relative to the config file's folder
+
+
+def test_an_unexpected_exception_is_one_line_with_its_own_exit_code(monkeypatch, capsys):
+    # The last-resort guard (a bug, not bad input): a command that raises what nobody expected
+    from kinect_occlusion import cli
+    from kinect_occlusion.commands import info
+
+    def broken(args):
+        raise RuntimeError("something\nnobody expected")
+
+    monkeypatch.setattr(info, "run", broken)
+    monkeypatch.delenv("KINECT_OCCLUSION_TRACEBACK", raising=False)
+    assert cli.main(["info", "x.mkv"]) == cli.INTERNAL_ERROR == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: something nobody expected" in err
