@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from ..errors import UserError
@@ -64,6 +65,20 @@ def endpoint(value: str | None, option: str) -> str | None:
     """A ZeroMQ endpoint we can connect to (None passes through)."""
     if value is not None and not value.startswith(ENDPOINT_SCHEMES):
         raise UserError(f"{option} {value}: endpoint must start with ipc://, tcp:// or inproc://")
+    return value
+
+
+def device(value: str, option: str) -> str:
+    """A torch device the commands accept: auto, cpu, cuda or cuda:N."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise UserError(f"{option} {value}: use auto, cpu, cuda or cuda:N")
+    return value
+
+
+def camera_id(value: str | None, option: str) -> str | None:
+    """A camera id as in camera.id, or * for every camera (None passes through)."""
+    if value is not None and value != "*" and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise UserError(f"{option} {value!r}: a camera id is 1-32 letters, digits, _ or - (or * for all)")
     return value
 
 

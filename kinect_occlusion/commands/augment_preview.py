@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     # Arguments first, before the (slow) torch import
     _args.input_file(args.data, "DATA")
     _args.input_folder(args.images, "--images")
-    if args.size < 16:
-        raise UserError("--size must be at least 16")
+    if args.size < 16 or not args.copy_paste >= 0:
+        raise UserError("--size must be at least 16 and --copy-paste >= 0")
     _args.output_folder(args.out, "--out")
     import numpy as np
 

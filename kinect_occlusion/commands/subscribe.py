@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..client import OcclusionSubscriber
 
     _args.endpoint(args.endpoint, "--endpoint")
+    _args.camera_id(args.camera, "--camera")
     for option, value in (
         ("--count", args.count),
         ("--duration", args.duration),

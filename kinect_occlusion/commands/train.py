@@ -69,6 +69,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     _args.input_file(args.data, "--data")
     _args.input_folder(args.images, "--images")
     _args.input_file(args.split_file, "--split-file")
+    _args.device(args.device, "--device")
     if args.split_file is not None:
         check_split_file(args.split_file)
 
@@ -96,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     # Arguments first, before the (slow) torch import
     if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
         raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
+    if args.workers < 0 or args.patience < 1 or not args.lr > 0 or not args.copy_paste >= 0:
+        raise UserError("--workers must be >= 0, --patience >= 1, --lr > 0 and --copy-paste >= 0")
+    if args.bn_momentum is not None and not 0 < args.bn_momentum <= 1:
+        raise UserError("--bn-momentum must be in (0, 1]")
     check_inputs(args)
     _args.output_folder(args.out, "--out")
     from ..training.train import TrainOptions, train
