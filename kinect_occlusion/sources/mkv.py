@@ -267,10 +267,11 @@ def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool
         parts.append(f"{d.bad} corrupt frame(s) skipped or incomplete ({shown})")
     if d.missing:
         parts.append(f"{d.missing} capture(s) missing (gaps in the timestamps)")
+    where = f"after frame {d.frames - 1}" if d.frames else "before the first frame"
     if finished and (cut := cut_note(header)):
-        parts.append(f"{cut}: stopped at byte {header.file_size} after frame {d.frames - 1}")
+        parts.append(f"{cut}: stopped at byte {header.file_size} {where}")
     elif finished and d.read_error:
-        parts.append(f"read error after frame {d.frames - 1}, stopped there ({d.read_error})")
+        parts.append(f"read error {where}, stopped there ({d.read_error})")
     if finished and header.segment_size is None:
         parts.append("recording was not closed (unknown segment size: the recorder stopped while writing)")
     if not parts:
