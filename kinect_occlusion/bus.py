@@ -139,12 +139,32 @@ def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> N
 
 
 def _prepare_ipc(endpoint: str) -> str | None:
-    """Create the folder of an ipc:// endpoint owner-only; return the socket path."""
+    """Create the folder of an ipc:// endpoint owner-only; return the socket path.
+
+    A folder that already exists must be ours and not group/world-writable: others could have
+    planted a socket or a lock there already, which fixing the mode now would not undo.
+    """
     if not endpoint.startswith("ipc://"):
         return None
     path = Path(endpoint[len("ipc://") :])
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = path.parent.stat()
+    except OSError as exc:
+        raise UserError(f"bus: cannot create the folder of {endpoint} ({exc.strerror or exc})") from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UserError(
+            f"bus: folder {path.parent} of {endpoint} is {_who_can_write(st)} — use a private folder "
+            f"(mkdir -m 700) or 'chmod go-w {path.parent}' if it is yours and holds nothing else"
+        )
     return str(path)
+
+
+def _who_can_write(st: os.stat_result) -> str:
+    """Why another user could write into a folder, for the refusal line."""
+    if st.st_uid != os.geteuid():
+        return f"owned by another user (uid {st.st_uid})"
+    return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
 
 
 def _lock_ipc(path: str) -> int:
@@ -213,6 +233,7 @@ class Proxy:
             self._auth.configure_curve_callback(domain=role, credentials_provider=self.curve.authorized)
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+        ipc_path = _prepare_ipc(endpoint)  # may refuse the folder: before any socket exists
         sock = self._ctx.socket(kind)
         sock.linger = 0
         # Data is bounded by the HWM; subscriptions (XPUB in, XSUB out) must never be dropped, or a
@@ -227,7 +248,6 @@ class Proxy:
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public
-        ipc_path = _prepare_ipc(endpoint)
         if ipc_path is not None:
             try:
                 self._locks.append(_lock_ipc(ipc_path))

@@ -80,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
     publishers = args.publishers if args.publishers is not None else args.clients
     publishers = ["client"] if publishers is None else publishers
     base = Path(args.dir)
-    made = generate(base, publishers, args.subscribers)
+    if base.exists() and not base.is_dir():
+        raise UserError(f"keys generate {args.dir}: is a file, not a folder — name a folder for the keys")
+    try:
+        made = generate(base, publishers, args.subscribers)
+    except OSError as exc:
+        raise UserError(f"keys generate {args.dir}: cannot write the keys ({exc.strerror or exc})") from None
     for p in made:
         print(p)
     print(
