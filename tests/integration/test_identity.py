@@ -51,6 +51,12 @@ def is_fused(msg: m.Message) -> bool:
     return isinstance(msg, m.OcclusionMask) and msg.fused
 
 
+def fused_after(frame_id: int):
+    """A predicate: a fused mask whose partition was computed from a real frame after ``frame_id``
+    (a stale partition keeps masks fused for ``fuser.max_partition_age_ms`` after the fine branch stops)."""
+    return lambda x: is_fused(x) and frame_id < x.partition_frame_id < FORGED
+
+
 def forge(sock: zmq.Socket, sub, msgs: list[m.Message], seen) -> None:
     """Send ``msgs`` (again every 100 ms) until ``sub`` sees one pass the proxy (``seen``)."""
     for _ in range(30):
@@ -100,11 +106,13 @@ def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(daemon, ipc_di
             assert real is not None, "no fused masks at start"
             # Three ColorFrames from the far future
             image = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
-            forged = m.ColorFrame(camera="bed1", epoch=real.epoch, frame_id=FORGED, ts_us=0, image=image)
+            forged = m.ColorFrame(
+                camera="bed1", epoch=real.epoch, frame_id=FORGED, ts_us=real.ts_us, image=image
+            )
             forge(sock, sub, [forged] * 3, lambda x: isinstance(x, m.ColorFrame) and x.frame_id == FORGED)
             after = watch(sub, 2, lambda x: isinstance(x, m.ColorFrame) and x.frame_id < FORGED)
             assert after is not None
-            again = watch(sub, 5, lambda x: is_fused(x) and after.frame_id < x.frame_id < FORGED)
+            again = watch(sub, 5, fused_after(after.frame_id))
             assert again is not None, "fused masks stopped after three forged frame ids 2**62"
 
             # CoarseMasks asking for a 16×12 ROI on the newest real frames, and one garbage message
@@ -123,7 +131,7 @@ def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(daemon, ipc_di
             def recovered(x: m.Message) -> bool:
                 if isinstance(x, m.Partition) and (x.labels > 0).sum() == 16 * 12:
                     seen["tiny"] = x  # the partition of a 16×12 ROI
-                elif is_fused(x) and frame.frame_id < x.frame_id < FORGED:
+                elif fused_after(frame.frame_id)(x):
                     seen.setdefault("fused", x)
                 elif isinstance(x, m.Status) and x.worker == "sam" and x.info.get("invalid", 0) >= 1:
                     seen["invalid"] = x  # defect 11: the partition worker counts invalid messages
