@@ -120,16 +120,28 @@ class BusConfig(_Section):
         return self.frontend.format(camera=camera), self.backend.format(camera=camera)
 
 
+# Smallest ROI side (px): the superpixel partition needs sam.superpixel.MIN_SIDE (16) after the
+# default work_scale of 0.5, and a patient is hundreds of pixels wide anyway.
+MIN_ROI_SIDE = 32
+
+
 class RoiConfig(_Section):
     mode: Literal["full", "fixed"] = Field(
         "full", description="Whole frame, or a fixed box around the patient."
     )
-    box: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height when mode=fixed.")
+    box: tuple[int, int, int, int] | None = Field(
+        None, description=f"x, y, width, height when mode=fixed (width, height ≥ {MIN_ROI_SIDE})."
+    )
 
     @model_validator(mode="after")
     def _box_when_fixed(self) -> RoiConfig:
-        if self.mode == "fixed" and (self.box is None or self.box[2] <= 0 or self.box[3] <= 0):
-            raise ValueError("roi.box must be [x, y, width, height] with positive size when mode=fixed")
+        if self.mode != "fixed":
+            return self
+        if self.box is None or self.box[2] < MIN_ROI_SIDE or self.box[3] < MIN_ROI_SIDE:
+            raise ValueError(
+                f"roi.box must be [x, y, width, height] with width and height of at least "
+                f"{MIN_ROI_SIDE} pixels when mode=fixed"
+            )
         return self
 
     def resolve(self, width: int, height: int) -> Box:

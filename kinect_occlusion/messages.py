@@ -3,9 +3,9 @@
 A message is the multipart ZeroMQ message ``[topic, header, *buffers]``:
 
 - ``topic``: ``b"<camera>/<kind topic>"``, e.g. ``b"bed1/frame.color"``;
-- ``header``: a msgpack map with ``schema``, ``kind``, ``camera``, ``frame_id``, ``ts_us``,
-  ``sent_us``, ``arrays`` (one ``{name, dtype, shape, encoding, nbytes}`` per buffer) and the
-  kind's own fields;
+- ``header``: a msgpack map with ``schema``, ``kind``, ``camera``, ``epoch``, ``frame_id``,
+  ``ts_us``, ``sent_us``, ``origin_us``, ``arrays`` (one ``{name, dtype, shape, encoding,
+  nbytes}`` per buffer) and the kind's own fields;
 - one raw buffer per array, in the order of ``arrays``.
 
 ``encode`` serialises everything before anything is sent; ``decode`` validates everything and
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the common ``epoch`` field (frame identity survives a capture restart)
 
 TOPIC_COLOR = "frame.color"
 TOPIC_DEPTH = "frame.depth"
@@ -83,9 +83,11 @@ class ArraySpec:
 class Message:
     """Fields common to every message.
 
-    ``frame_id``/``ts_us`` (device time) identify the source frame; ``origin_us`` is the wall-clock
-    time at which capture published that frame (0 if unknown), so end-to-end latency is
-    ``sent_us - origin_us`` on one host.
+    ``(epoch, frame_id)`` identifies the source frame: ``epoch`` is the capture run's start (wall
+    clock, µs; each run on a host gets a larger one) and ``frame_id`` counts frames within that run,
+    so the pair stays unique and monotonic per camera across capture restarts. ``ts_us`` is the
+    device time of that frame; ``origin_us`` is the wall-clock time at which capture published it
+    (0 if unknown), so end-to-end latency is ``sent_us - origin_us`` on one host.
     """
 
     camera: str
@@ -93,11 +95,17 @@ class Message:
     ts_us: int
     sent_us: int = 0
     origin_us: int = 0
+    epoch: int = 0
 
     KIND: ClassVar[str] = ""
     TOPIC: ClassVar[str] = ""
     ARRAYS: ClassVar[tuple[ArraySpec, ...]] = ()
     META: ClassVar[dict[str, tuple[type, ...]]] = {}
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        """``(epoch, frame_id)`` of the source frame: compare for equality, never for order."""
+        return (self.epoch, self.frame_id)
 
 
 @dataclass(kw_only=True)
@@ -281,6 +289,7 @@ def encode(msg: Message, *, jpeg_quality: int = 90, sent_us: int | None = None) 
         "ts_us": int(msg.ts_us),
         "sent_us": int(now_us() if sent_us is None else sent_us),
         "origin_us": int(msg.origin_us),
+        "epoch": int(msg.epoch),
     }
     for name in cls.META:
         value = getattr(msg, name)
@@ -453,7 +462,7 @@ def _common(header: dict, topic: Any) -> tuple[type[Message], dict[str, Any]]:
     camera = _field(header, "camera", (str,))
     if bytes(topic) != topic_bytes(camera, cls.TOPIC):
         raise MessageError("topic does not match the header's camera and kind")
-    fields = ("frame_id", "ts_us", "sent_us", "origin_us")
+    fields = ("epoch", "frame_id", "ts_us", "sent_us", "origin_us")
     common: dict[str, Any] = {name: _field(header, name, (int,)) for name in fields}
     common["camera"] = camera
     return cls, common

@@ -83,3 +83,22 @@ def test_section_that_is_not_a_mapping_is_reported_even_with_overrides(tmp_path)
 def test_camera_and_logging_values_that_cannot_work_are_refused(section, match):
     with pytest.raises(UserError, match=match):
         validate(section)
+
+
+@pytest.mark.parametrize("box", [[0, 0, 32, 24], [0, 0, 16, 12], [10, 10, 1, 1], [0, 0, 0, 100]])
+def test_roi_too_small_to_partition_is_one_clear_line(tmp_path, box):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"roi: {{mode: fixed, box: {box}}}\nsam: {{skip_when_no_occlusion: false}}\n")
+    with pytest.raises(UserError) as exc:
+        load_config(p)
+    text = str(exc.value)
+    assert "roi" in text and "at least 32 pixels" in text and "\n" not in text
+
+
+def test_smallest_roi_fits_the_superpixel_minimum_at_the_default_work_scale():
+    from kinect_occlusion.config import MIN_ROI_SIDE, SuperpixelConfig
+    from kinect_occlusion.sam.superpixel import MIN_SIDE
+
+    assert MIN_ROI_SIDE * SuperpixelConfig().work_scale >= MIN_SIDE
+    cfg = Config.model_validate({"roi": {"mode": "fixed", "box": [0, 0, MIN_ROI_SIDE, MIN_ROI_SIDE]}})
+    assert cfg.roi.resolve(1280, 720) == (0, 0, 32, 32)
