@@ -407,6 +407,7 @@ class SubscriberStats:
     received: int = 0
     stale: int = 0
     invalid: int = 0
+    legacy: int = 0
     last_error: str = ""
     by_topic: dict[str, int] = field(default_factory=dict)
 
@@ -438,7 +439,9 @@ class Subscriber:
         _secure_client(self.sock, endpoint, curve)
         self.topics = list(topics)
         for topic in self.topics:
-            self.sock.subscribe(b"" if camera == "*" else m.topic_bytes(camera, topic))
+            self.sock.subscribe(m.topic_prefix(camera, topic))
+        if camera != "*":  # schema-1 peers publish "<camera>/<kind>": receive them to say so
+            self.sock.subscribe(f"{camera}/".encode())
         self.camera = camera
         self.sock.connect(endpoint)
         self.stats = SubscriberStats()
@@ -448,6 +451,9 @@ class Subscriber:
 
     def _recv_one(self, flags: int = 0) -> m.Message | None:
         frames = self.sock.recv_multipart(flags=flags, copy=False)
+        if m.is_legacy_topic(frames[0].bytes):
+            self._legacy(frames[0].bytes)
+            return None
         try:
             msg = m.decode([f.buffer for f in frames])
         except m.MessageError as exc:
@@ -461,15 +467,27 @@ class Subscriber:
         self.stats.by_topic[msg.TOPIC] = self.stats.by_topic.get(msg.TOPIC, 0) + 1
         return msg
 
+    def _legacy(self, topic: bytes) -> None:
+        """Count a message from a schema-1 peer (old topic layout); warn about it once."""
+        self.stats.invalid += 1
+        self.stats.legacy += 1
+        self.stats.last_error = f"schema-1 peer on the bus (topic {topic[:64]!r}): upgrade it"
+        if self.stats.legacy == 1:
+            log.warning("%s; its messages are dropped", self.stats.last_error)
+
     def recv(self, timeout_ms: int = 100) -> m.Message | None:
-        """Next valid message in arrival order, or None after ``timeout_ms``."""
-        deadline_polls = max(1, timeout_ms)
-        while self.sock.poll(deadline_polls, zmq.POLLIN):
+        """Next valid message in arrival order, or None once ``timeout_ms`` has passed.
+
+        A rejected message does not end the wait: it goes on until the deadline.
+        """
+        deadline = time.monotonic() + max(1, timeout_ms) / 1000.0
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0 or not self.sock.poll(left_ms, zmq.POLLIN):
+                return None
             msg = self._recv_one()
             if msg is not None:
                 return msg
-            deadline_polls = 1
-        return None
 
     def drain(self, timeout_ms: int = 100) -> list[m.Message]:
         """Wait up to ``timeout_ms`` for traffic, then return every queued valid message in order."""

@@ -23,8 +23,19 @@ class _Section(BaseModel):
 
 class CameraConfig(_Section):
     id: str = Field(
-        "bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; prefixes every topic."
+        "bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; part of every topic."
     )
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_topic(cls, v: str) -> str:
+        # A schema-1 topic starts with the camera id: an id equal to a kind's topic would be ambiguous
+        from .messages import TOPICS
+
+        if v in TOPICS:
+            raise ValueError(f"{v!r} is a message topic; choose another camera id")
+        return v
+
     source: Literal["kinect", "mkv", "synthetic"] = Field("mkv", description="Where frames come from.")
     mkv_path: str | None = Field("recordings/sample.mkv", description="Recording replayed when source=mkv.")
     resolution: ColorResolution = Field("720P", description="Kinect colour resolution.")

@@ -2,7 +2,9 @@
 
 A message is the multipart ZeroMQ message ``[topic, header, *buffers]``:
 
-- ``topic``: ``b"<camera>/<kind topic>"``, e.g. ``b"bed1/frame.color"``;
+- ``topic``: ``b"<kind topic>/<camera>/"``, e.g. ``b"frame.color/bed1/"`` (kind first, so a ZeroMQ
+  prefix such as ``b"mask.occlusion/"`` selects one kind for every camera; the closing ``/`` stops
+  ``bed1`` from matching ``bed10``);
 - ``header``: a msgpack map with ``schema``, ``kind``, ``camera``, ``epoch``, ``frame_id``,
   ``ts_us``, ``sent_us``, ``origin_us``, ``arrays`` (one ``{name, dtype, shape, encoding,
   nbytes}`` per buffer) and the kind's own fields;
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
@@ -246,8 +248,23 @@ TOPICS: dict[str, type[Message]] = {cls.TOPIC: cls for cls in KINDS.values()}
 
 
 def topic_bytes(camera: str, topic: str) -> bytes:
-    """Full topic of a kind for one camera, e.g. ``b"bed1/mask.coarse"``."""
-    return f"{camera}/{topic}".encode()
+    """Full topic of a kind for one camera, e.g. ``b"mask.coarse/bed1/"``."""
+    return f"{topic}/{camera}/".encode()
+
+
+def topic_prefix(camera: str, topic: str) -> bytes:
+    """The ZeroMQ subscription for ``topic`` of ``camera``, or of every camera when ``camera='*'``."""
+    return f"{topic}/".encode() if camera == "*" else topic_bytes(camera, topic)
+
+
+def is_legacy_topic(topic: bytes) -> bool:
+    """Whether ``topic`` has schema 1's layout ``<camera>/<kind topic>`` (a peer to upgrade)."""
+    head, sep, tail = topic.partition(b"/")
+    return (
+        bool(sep)
+        and tail.decode("utf-8", "replace") in TOPICS
+        and head.decode("utf-8", "replace") not in TOPICS
+    )
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -514,6 +531,7 @@ def _check_common(msg: Message) -> None:
     for name in ("frame_id", "ts_us", "sent_us", "origin_us"):
         _require(_in_range(getattr(msg, name), 0, MAX_INT), f"{name} must be in [0, 2**63)")
     _require(CAMERA_RE.fullmatch(msg.camera) is not None, "camera id must match [A-Za-z0-9_-]{1,32}")
+    _require(msg.camera not in TOPICS, "camera id must not be a topic name")
 
 
 def _check_color(msg: ColorFrame) -> None:
@@ -620,14 +638,3 @@ def decode(frames: list[Any]) -> Message:
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
         raise MessageError(f"malformed message ({type(exc).__name__}: {exc})") from None
     return msg
-
-
-def message_fields(msg: Message) -> dict[str, Any]:
-    """The message's fields as a dict (for logging and JSON output; arrays become shapes)."""
-    out = {}
-    for f in fields(msg):
-        value = getattr(msg, f.name)
-        out[f.name] = (
-            f"array{list(value.shape)}:{value.dtype.name}" if isinstance(value, np.ndarray) else value
-        )
-    return out

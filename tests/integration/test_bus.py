@@ -91,7 +91,7 @@ def test_garbage_is_counted_and_dropped(endpoints):
             pass
         rng = np.random.default_rng(0)
         for _ in range(20):
-            raw.send_multipart([b"bed1/frame.color", rng.bytes(int(rng.integers(0, 64)))])
+            raw.send_multipart([b"frame.color/bed1/", rng.bytes(int(rng.integers(0, 64)))])
         raw.send_multipart([good[0], good[1], good[2][:-1]])  # lying shape
         raw.send_multipart([good[0], good[1], good[2], b"extra"])
         raw.close(linger=2000)
@@ -274,3 +274,91 @@ def test_curve_roles_a_subscriber_key_cannot_publish(tmp_path):
         ids = {g.frame_id for g in got}
         assert 100 in ids and max(ids) == 100  # every real mask came, no fake one
         assert spy.recv(500) is None and spy.stats.received == 0  # an unknown key gets nothing
+
+
+def _mask(camera: str, i: int) -> m.OcclusionMask:
+    return m.OcclusionMask(camera=camera, frame_id=i, ts_us=i, mask=np.zeros((4, 6), np.uint8))
+
+
+def test_a_ward_subscriber_gets_one_kind_of_every_camera_and_nothing_else(endpoints):
+    """Kind-first topics: '*' selects masks of all beds on the wire, never their colour frames."""
+    front, back = endpoints
+    with (
+        Proxy(front, back, hwm=1000),
+        Publisher(front, 1000) as pub,
+        Subscriber(back, "*", [m.TOPIC_OCCLUSION], rcvhwm=1000) as ward,
+        Subscriber(back, "bed1", [m.TOPIC_OCCLUSION], rcvhwm=1000) as bed1,
+    ):
+        deadline = time.monotonic() + 5
+        while ward.recv(50) is None or bed1.recv(50) is None:  # slow joiner
+            pub.publish(_mask("bed1", 0))
+            assert time.monotonic() < deadline, "subscriptions never arrived"
+        time.sleep(0.2)
+        ward.drain(50), bed1.drain(50)
+        for i in range(1, 11):
+            pub.publish(color(i))
+            for cam in ("bed1", "bed2", "bed10"):
+                pub.publish(_mask(cam, i))
+        got = collect_all(ward)
+        mine = collect_all(bed1)
+    assert {(g.camera, g.frame_id) for g in got} == {
+        (c, i) for c in ("bed1", "bed2", "bed10") for i in range(1, 11)
+    }
+    assert all(isinstance(g, m.OcclusionMask) for g in got)
+    assert ward.stats.by_topic == {m.TOPIC_OCCLUSION: ward.stats.received}  # no colour frame decoded
+    assert [g.camera for g in mine] == ["bed1"] * 10  # bed10 does not match bed1's prefix
+
+
+def collect_all(sub: Subscriber, quiet_ms: int = 300) -> list[m.Message]:
+    out = []
+    while (msg := sub.recv(quiet_ms)) is not None:
+        out.append(msg)
+    return out
+
+
+def test_recv_waits_until_its_deadline_past_rejected_messages(endpoints):
+    """A message the subscriber rejects must not end ``recv(timeout)`` early."""
+    front, back = endpoints
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.PUB)
+    raw.connect(front)
+    try:
+        with Proxy(front, back, hwm=100), Subscriber(back, "bed1", [m.TOPIC_OCCLUSION]) as sub:
+            good = m.encode(_mask("bed1", 7))
+            deadline = time.monotonic() + 5
+            while sub.recv(50) is None:
+                raw.send_multipart(good)
+                assert time.monotonic() < deadline
+            time.sleep(0.1)
+            sub.drain(20)
+            raw.send_multipart([good[0], b"\xc1 not msgpack", b""])  # rejected at once
+            t0 = time.monotonic()
+            timer = __import__("threading").Timer(0.3, lambda: raw.send_multipart(good))
+            timer.start()
+            got = sub.recv(2000)
+            waited = time.monotonic() - t0
+            timer.join()
+        assert got is not None and got.frame_id == 7, "recv gave up after the rejected message"
+        assert waited >= 0.25 and sub.stats.invalid >= 1
+    finally:
+        raw.close(linger=0)
+
+
+def test_a_schema_1_peer_is_counted_and_named(endpoints, caplog):
+    """Old layout '<camera>/<kind>': received by a one-camera subscriber, counted, warned once."""
+    front, back = endpoints
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.PUB)
+    raw.connect(front)
+    try:
+        with Proxy(front, back, hwm=100), Subscriber(back, "bed1", [m.TOPIC_OCCLUSION]) as sub:
+            deadline = time.monotonic() + 5
+            while sub.stats.legacy == 0:
+                raw.send_multipart([b"bed1/mask.occlusion", b"old header", b""])
+                assert sub.recv(50) is None
+                assert time.monotonic() < deadline, "the schema-1 message never arrived"
+        assert sub.stats.invalid >= sub.stats.legacy >= 1
+        assert "schema-1 peer" in sub.stats.last_error and "bed1/mask.occlusion" in sub.stats.last_error
+        assert sum("schema-1 peer" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        raw.close(linger=0)

@@ -125,7 +125,7 @@ def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(daemon, ipc_di
                     prob=prob, roi=(100, 100, 16, 12),
                 )  # fmt: skip
                 sock.send_multipart(m.encode(tiny))
-            sock.send_multipart([b"bed1/frame.color", b"\xc1garbage", b""])
+            sock.send_multipart([b"frame.color/bed1/", b"\xc1garbage", b""])
             seen: dict[str, m.Message] = {}
 
             def recovered(x: m.Message) -> bool:

@@ -77,7 +77,7 @@ def assert_same(a: m.Message, b: m.Message) -> None:
 @pytest.mark.parametrize("msg", sample_messages(), ids=lambda x: type(x).__name__)
 def test_round_trip_is_exact(msg):
     frames = m.encode(msg)
-    assert frames[0] == f"bed1/{msg.TOPIC}".encode()
+    assert frames[0] == f"{msg.TOPIC}/bed1/".encode()
     assert_same(msg, m.decode([bytes(f) for f in frames]))
 
 
@@ -226,7 +226,7 @@ def test_mutated_messages_decode_or_raise_message_error(which, part, data):
     )
 )
 def test_random_headers_only_raise_message_error(header):
-    frames = [b"bed1/mask.coarse", msgpack.packb(header), b"\x00" * 16]
+    frames = [b"mask.coarse/bed1/", msgpack.packb(header), b"\x00" * 16]
     try:
         m.decode(frames)
     except m.MessageError:
