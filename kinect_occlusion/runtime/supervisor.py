@@ -164,12 +164,7 @@ class Supervisor:
                     log.error("%s looks hung (%s): killing it", h.name, reason)
                     h.killing = True  # once per hang: not re-issued while the process dies
                     h.process.kill()
-            elif (
-                h.process is None
-                and h.restart_at is not None
-                and now >= h.restart_at
-                and not self.stop.is_set()
-            ):
+            elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
                 h.restarts += 1
                 self._spawn(h, monitor)
 
