@@ -104,10 +104,8 @@ def test_forged_status_with_a_real_pid_kills_nobody_and_is_counted(daemon, ipc_d
             time.sleep(0.05)
     status = supervisor_status(ipc_dir)
     assert proc.poll() is None, "the supervisor died"
-    assert status is not None and status.info["invalid"] >= sent // 3, (
-        status,
-        sent,
-    )  # a few may drop at the HWM
+    # every forged Status is counted (a few may be dropped at the monitor's HWM before it sees them)
+    assert status is not None and status.info["invalid"] >= sent // 3, (status, sent)
     assert worker_pids(ipc_dir) == pids, "a worker was killed because of a forged Status"
     assert fused_masks_flow(ipc_dir)
     code, out = stop(proc)
