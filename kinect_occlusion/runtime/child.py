@@ -43,5 +43,9 @@ def child_entry(name: str, cfg_json: str, log_queue: Any, parent_pid: int | None
     except Exception:
         log.exception("%s crashed", name)
         code = EXIT_ERROR
+    if os.getppid() != parent_pid:
+        # Orphaned: nobody reads the log queue any more (and a killed sibling may hold its lock),
+        # the sockets are closed: end now rather than wait on interpreter finalisation
+        os._exit(code)
     logging.shutdown()
     sys.exit(code)

@@ -38,10 +38,23 @@ FAULT_ENV = "KINECT_OCCLUSION_FAULT"
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
-    """Set ``stop`` on SIGINT and SIGTERM (main thread only)."""
+    """Set ``stop`` on SIGINT and SIGTERM (main thread only).
+
+    The handler only writes a byte to a pipe; a relay thread sets ``stop``. A handler that set the
+    event itself could interrupt the main thread while it holds the event's lock (in ``stop.wait``,
+    ``stop.set``, or an earlier handler) and deadlock it for good.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def relay() -> None:
+        while os.read(read_fd, 64):
+            stop.set()
+
+    threading.Thread(target=relay, name="stop-signal", daemon=True).start()
 
     def handler(signum: int, _frame: object) -> None:
-        stop.set()
+        os.write(write_fd, b"\0")
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -223,16 +236,24 @@ class WorkerRuntime:
             pub.publish(self.status(beat))
         finally:
             pub.close()
-        if self.orphaned():
-            self._exit_if_stuck()
+        self._exit_if_orphaned_and_stuck()
 
-    def _exit_if_stuck(self) -> None:
-        """Orphaned: nobody will SIGKILL a main loop stuck in compute, so end the process here."""
-        timeout = self.cfg.runtime.shutdown_timeout_s
-        if not self._closed.wait(timeout):
-            log.error("%s: did not stop %.0f s after its supervisor died: exiting", self.name, timeout)
-            logging.shutdown()
-            os._exit(EXIT_ERROR)
+    def _exit_if_orphaned_and_stuck(self) -> None:
+        """Until the main loop closes: once the supervisor is gone, nobody would SIGKILL a main loop
+        stuck in compute, so end the process ``shutdown_timeout_s`` later.
+
+        The parent pid changes only when the supervisor's last thread has died, which can be after
+        its death signal: so this keeps watching rather than checking once.
+        """
+        grace = self.cfg.runtime.shutdown_timeout_s
+        orphaned_at: float | None = None
+        while not self._closed.wait(0.1):
+            if orphaned_at is None and self.orphaned():
+                orphaned_at = time.monotonic()
+            if orphaned_at is not None and time.monotonic() - orphaned_at > grace:
+                log.error("%s: did not stop %.0f s after its supervisor died: exiting", self.name, grace)
+                logging.shutdown()
+                os._exit(EXIT_ERROR)
 
     def close(self) -> None:
         """Stop the heartbeat and close every socket."""
