@@ -255,12 +255,18 @@ class FuserConfig(_Section):
 class RuntimeConfig(_Section):
     heartbeat_s: float = Field(1.0, gt=0, le=60, description="Status message period of every worker.")
     hang_timeout_s: float = Field(20.0, gt=0, description="A worker silent this long is restarted.")
-    startup_grace_s: float = Field(120.0, gt=0, description="Time allowed before the first heartbeat.")
+    startup_grace_s: float = Field(120.0, gt=0, description="Time allowed to start (model loaded).")
     restart_backoff_s: tuple[float, float] = Field((0.5, 10.0), description="First and longest restart wait.")
     max_restarts: int = Field(5, ge=0, description="Give up after this many restarts of one worker …")
     restart_window_s: float = Field(300.0, gt=0, description="… within this many seconds.")
     shutdown_timeout_s: float = Field(
         5.0, gt=0, le=60, description="Time for workers to stop before SIGKILL."
+    )
+    compute_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="A worker whose heartbeats say 'computing' this long is restarted "
+        "(generous: a SAM partition on a CPU takes minutes).",
     )
     report_interval_s: float = Field(5.0, gt=0, description="Print per-stage rates every this many seconds.")
 
