@@ -11,14 +11,8 @@ from typing import Any
 from ..config import Config
 from ..errors import UserError
 from . import logs
+from .stages import module_of
 from .worker import EXIT_ERROR, EXIT_STARTUP, die_with_parent, worker_main
-
-WORKERS = {
-    "capture": "kinect_occlusion.capture.worker",
-    "deeplab": "kinect_occlusion.deeplab.worker",
-    "sam": "kinect_occlusion.sam.worker",
-    "fuser": "kinect_occlusion.fuser.worker",
-}
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +29,7 @@ def child_entry(name: str, cfg_json: str, log_queue: Any, parent_pid: int | None
     cfg = Config.model_validate_json(cfg_json)
     logs.setup_child(cfg.logging.level, log_queue)
     try:
-        target = importlib.import_module(WORKERS[name]).run
+        target = importlib.import_module(module_of(name)).run
         code = worker_main(name, target, cfg, parent_pid)
     except UserError as exc:
         log.error("%s", exc)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import messages as m
 from ..bus import Subscriber
+from .stages import SOURCE, result_topics
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class StageStats:
 class BusMonitor:
     """Subscribes to status and results; keeps the latest status per worker and stage stats."""
 
-    TOPICS = (m.TOPIC_STATUS, m.TOPIC_COARSE, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION)
+    TOPICS = (m.TOPIC_STATUS, *result_topics())
 
     def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0) -> None:
         self.sub = sub
@@ -194,7 +195,7 @@ class BusMonitor:
     def report(self) -> str:
         """One line: rate and latency per stage, partition age."""
         parts = []
-        cap = self.status.get("capture")
+        cap = self.status.get(SOURCE)
         if cap is not None:
             parts.append(f"capture {cap.info.get('rate_hz', 0.0):.1f}/s")
         names = {m.TOPIC_COARSE: "coarse", m.TOPIC_PARTITION: "partition", m.TOPIC_OCCLUSION: "fused"}

@@ -25,16 +25,13 @@ from . import logs
 from .child import child_entry
 from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
+from .stages import ESSENTIAL, NAMES, SOURCE, start_order, stop_order
 from .worker import EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
 
 if TYPE_CHECKING:
     from .metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
-
-PIPELINE = ("deeplab", "sam", "fuser", "capture")  # capture last: consumers are ready first
-SHUTDOWN_ORDER = ("capture", "deeplab", "sam", "fuser")
-VITAL = ("capture", "deeplab", "fuser")  # without any of these no mask is produced at all
 
 
 def hang_reason(hb: Heartbeats, now: float, rt: RuntimeConfig) -> str | None:
@@ -84,7 +81,7 @@ class Supervisor:
         cfg: Config,
         stop: threading.Event,
         on_message: Callable | None = None,
-        workers: tuple[str, ...] = PIPELINE,
+        workers: tuple[str, ...] = NAMES,
     ) -> None:
         self.cfg, self.stop, self.workers = cfg, stop, workers
         self.ctx = mp.get_context("spawn")
@@ -123,7 +120,7 @@ class Supervisor:
     def _on_exit(self, h: Handle, code: int, now: float) -> None:
         h.exitcodes.append(code)
         h.process = None
-        if h.name == "capture" and code == EXIT_OK:
+        if h.name == SOURCE and code == EXIT_OK:
             log.info("capture finished (end of source); draining the pipeline")
             h.finished, self.eof_at = True, now
             return
@@ -147,7 +144,7 @@ class Supervisor:
             h.policy.restarts,
             h.policy.window_s,
         )
-        if h.name in VITAL:
+        if h.name in ESSENTIAL:
             self.fatal = f"{h.name} was given up: no masks can be produced (exit code {EXIT_GAVE_UP})"
         else:
             self._warn_degraded()
@@ -174,7 +171,7 @@ class Supervisor:
         """After end of file: the last frame's mask arrived, or nothing came for 3 s (max 60 s)."""
         if self.eof_at is None:
             return False
-        cap = monitor.status.get("capture")
+        cap = monitor.status.get(SOURCE)
         last = (cap.info.get("epoch", 0), cap.info.get("last_frame_id", -1)) if cap else (0, -1)
         fused = monitor.stages[m.TOPIC_OCCLUSION]
         quiet = not fused.arrivals or time.monotonic() - fused.arrivals[-1] > 3.0
@@ -185,11 +182,11 @@ class Supervisor:
     def _shutdown(self) -> None:
         """Stop workers in order: SIGTERM, wait, then SIGKILL what is left."""
         deadline = time.monotonic() + self.cfg.runtime.shutdown_timeout_s
-        for name in SHUTDOWN_ORDER:
+        for name in stop_order(self.workers):
             h = self.handles.get(name)
             if h is not None and h.process is not None and h.process.pid is not None and h.process.is_alive():
                 os.kill(h.process.pid, signal.SIGTERM)
-        for name in SHUTDOWN_ORDER:
+        for name in stop_order(self.workers):
             h = self.handles.get(name)
             if h is None or h.process is None:
                 continue
@@ -263,15 +260,15 @@ class Supervisor:
         return self.exit_code
 
     def _start_all(self, monitor: BusMonitor) -> None:
-        for name in self.workers:
-            if name == "capture":
+        for name in start_order(self.workers):
+            if name == SOURCE:
                 self._wait_ready(monitor)
             if not self.stop.is_set() and self.fatal is None:
                 self._spawn(self.handles[name], monitor)
 
     def _wait_ready(self, monitor: BusMonitor) -> None:
         """Let the consumers load their models before frames flow (bounded by startup_grace_s)."""
-        consumers = [n for n in self.workers if n != "capture"]
+        consumers = [n for n in self.workers if n != SOURCE]
         deadline = time.monotonic() + self.cfg.runtime.startup_grace_s
         while not self.stop.is_set() and self.fatal is None and time.monotonic() < deadline:
             monitor.poll(100)

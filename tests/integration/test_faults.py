@@ -14,10 +14,11 @@ from conftest import wait_for
 from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
 
 from kinect_occlusion import messages as m
+from kinect_occlusion.runtime.stages import NAMES
 
 pytestmark = pytest.mark.slow
 
-WORKERS = ("capture", "deeplab", "sam", "fuser")
+WORKERS = NAMES
 
 
 def rss_mb(pid: int) -> float:

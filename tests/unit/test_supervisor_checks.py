@@ -116,7 +116,7 @@ def test_monitor_counts_status_only_from_its_own_children(endpoints):
         assert wait_for(lambda: received(good), 5.0)  # the subscription is up
         before = mon.rejected
         for msg in [
-            status(pid=4343, loop_age_s="x"),  # the child's pid, insane info: invalid
+            status(pid=4343, loop_age_s=1e9),  # the child's pid, insane info: invalid
             status(pid=999, loop_age_s=0.2),  # not the child: invalid
             status(worker="ghost", pid=4343),  # no such child: invalid
             status(worker="supervisor", pid=os.getpid()),  # its own heartbeat: ignored
