@@ -134,15 +134,22 @@ class Counters:
 class WorkerRuntime:
     """A worker's connection to the pipeline: config, stop event, bus sockets, heartbeat.
 
+    The worker sees only the config sections its stage declares (``runtime/stages.py``), through
+    :meth:`section`; the bus and runtime sections serve this object itself.
+
     Args:
-        name: worker name ("capture", "deeplab", "sam", "fuser").
-        cfg: the validated configuration.
+        name: worker name (a stage of ``runtime/stages.py``).
+        cfg: the validated configuration (only the stage's sections are kept).
         stop: set when the worker must stop.
         parent_pid: the supervisor (default: the current parent); the worker stops when it is gone.
     """
 
     def __init__(self, name: str, cfg: Config, stop: threading.Event, parent_pid: int | None = None) -> None:
-        self.name, self.cfg, self.stop = name, cfg, stop
+        from .stages import BY_NAME
+
+        self.name, self.stop = name, stop
+        self._sections: dict[str, Any] = {s: getattr(cfg, s) for s in BY_NAME[name].sections}
+        self.bus, self.runtime = cfg.bus, cfg.runtime
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self.fault = injected_fault(name)
         self.camera = cfg.camera.id
@@ -156,15 +163,22 @@ class WorkerRuntime:
         self._beat_thread: threading.Thread | None = None
         self._closed = threading.Event()
 
+    def section(self, name: str) -> Any:
+        """Config section ``name``, one of those this worker's stage declares (else KeyError)."""
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise KeyError(f"worker {self.name!r} does not declare config section {name!r}") from None
+
     def publisher(self) -> Publisher:
         """A publisher to the proxy (closed by :meth:`close`)."""
-        pub = Publisher(self.frontend, self.cfg.bus.sndhwm, self.curve, self.cfg.bus.jpeg_quality)
+        pub = Publisher(self.frontend, self.bus.sndhwm, self.curve, self.bus.jpeg_quality)
         self._closing.append(pub)
         return pub
 
     def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
         """A subscriber to this camera's ``topics`` (closed by :meth:`close`)."""
-        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.cfg.bus.rcvhwm, self.curve)
+        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.bus.rcvhwm, self.curve)
         self._closing.append(sub)
         return sub
 
@@ -231,7 +245,7 @@ class WorkerRuntime:
                     break
                 pub.publish(self.status(beat))
                 beat += 1
-                self.stop.wait(self.cfg.runtime.heartbeat_s)
+                self.stop.wait(self.runtime.heartbeat_s)
             self.state = "stopped" if self.state != "eof" else "eof"
             pub.publish(self.status(beat))
         finally:
@@ -245,7 +259,7 @@ class WorkerRuntime:
         The parent pid changes only when the supervisor's last thread has died, which can be after
         its death signal: so this keeps watching rather than checking once.
         """
-        grace = self.cfg.runtime.shutdown_timeout_s
+        grace = self.runtime.shutdown_timeout_s
         orphaned_at: float | None = None
         while not self._closed.wait(0.1):
             if orphaned_at is None and self.orphaned():

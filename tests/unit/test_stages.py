@@ -44,3 +44,19 @@ def test_every_stage_module_has_a_run_function_and_its_sections_exist():
 
 def test_readme_shows_the_declared_graph():
     assert stages.diagram() in (ROOT / "README.md").read_text()
+
+
+def test_a_worker_sees_only_the_sections_its_stage_declares():
+    import threading
+
+    import pytest
+
+    from kinect_occlusion.config import Config
+    from kinect_occlusion.runtime.worker import WorkerRuntime
+
+    cfg = Config()
+    rt = WorkerRuntime("deeplab", cfg, threading.Event(), parent_pid=1)
+    assert rt.section("deeplab") is cfg.deeplab and rt.section("roi") is cfg.roi
+    with pytest.raises(KeyError, match="does not declare config section 'sam'"):
+        rt.section("sam")
+    assert not hasattr(rt, "cfg")
