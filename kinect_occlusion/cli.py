@@ -16,6 +16,7 @@ COMMANDS = (
     "run",
     "subscribe",
     "status",
+    "view",
     "keys",
     "info",
     "export",
