@@ -35,7 +35,8 @@
       node = el("section", { className: "tile" }, pic, el("div", {}, line, table));
     }
     node.dataset.camera = cam;
-    main.append(node);
+    const after = [...main.children].find((n) => n.dataset.camera > cam);
+    main.insertBefore(node, after || null);  // tiles in camera order
     const v = { canvas, badge, line, table, node, arrived: 0, drawn: 0, received: 0 };
     views.set(cam, v);
     return v;
