@@ -53,6 +53,7 @@ class CameraState:
     partitions: OrderedDict[int, m.Partition] = field(default_factory=OrderedDict)
     occlusion: m.OcclusionMask | None = None
     occlusion_at: float = 0.0
+    first_color_at: float = 0.0
     statuses: dict[str, tuple[m.Status, float]] = field(default_factory=dict)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     fused: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
@@ -73,6 +74,7 @@ class ViewerHub(threading.Thread):
         camera: camera id, or ``'*'`` for every camera on those buses.
         options: rate, size and quality of the pictures.
         curve: client keys for tcp:// endpoints with CURVE.
+        idle_close_s: close the subscriptions this long after the last page closed.
     """
 
     def __init__(
@@ -81,9 +83,11 @@ class ViewerHub(threading.Thread):
         camera: str,
         options: ViewOptions,
         curve: CurveKeys | None = None,
+        idle_close_s: float = IDLE_CLOSE_S,
     ) -> None:
         super().__init__(name="viewer-hub", daemon=True)
         self.endpoints, self.camera, self.options, self.curve = list(endpoints), camera, options, curve
+        self.idle_close_s = idle_close_s
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._cameras: dict[str, CameraState] = {}
@@ -132,6 +136,22 @@ class ViewerHub(threading.Thread):
                 for c, st in sorted(picked.items())
             }
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether the bus subscriptions are open (only while a page is open, and shortly after)."""
+        return bool(self._subs)
+
+    def counters(self) -> dict[str, int]:
+        """Pictures rendered, pictures that failed, malformed bus messages dropped, and so on."""
+        live_invalid = sum(sub.stats.invalid for sub in list(self._subs))
+        return {**self.stats, "invalid": self.stats["invalid"] + live_invalid}
+
+    def held(self, camera: str) -> tuple[int, int]:
+        """(colour frames, bytes) the hub holds for ``camera`` waiting for their masks."""
+        with self._lock:
+            st = self._cameras.get(camera)
+            return (len(st.colors), st.color_bytes()) if st is not None else (0, 0)
+
     # ------------------------------------------------------------------ the thread
 
     def run(self) -> None:
@@ -175,7 +195,7 @@ class ViewerHub(threading.Thread):
         log.info("viewer: subscribed to %s (camera %s)", ", ".join(self.endpoints), self.camera)
 
     def _close_when_idle(self, poller: zmq.Poller) -> None:
-        if self._subs and time.monotonic() - self._idle_since > IDLE_CLOSE_S:
+        if self._subs and time.monotonic() - self._idle_since > self.idle_close_s:
             self._close(poller)
             with self._lock:
                 self._cameras.clear()
@@ -216,6 +236,7 @@ class ViewerHub(threading.Thread):
                 st.statuses[msg.worker] = (msg, time.monotonic())
 
     def _keep_color(self, st: CameraState, msg: m.ColorFrame) -> None:
+        st.first_color_at = st.first_color_at or time.monotonic()
         st.colors[msg.frame_id] = msg
         budget = RING_BYTES // max(1, len(self._cameras))
         while len(st.colors) > 1 and (len(st.colors) > MAX_COLOR_FRAMES or st.color_bytes() > budget):
@@ -251,7 +272,8 @@ class ViewerHub(threading.Thread):
             older = [k for k in st.colors if k <= occ.frame_id]
             key = occ.frame_id if occ.frame_id in st.colors else (max(older) if older else None)
             return (st.colors[key], occ) if key is not None else None
-        if not st.colors:
+        # No mask for a while (or ever, after a second of frames): show the plain picture
+        if not st.colors or now - max(st.occlusion_at, st.first_color_at) < MASKLESS_AFTER_S:
             return None
         newest = next(reversed(st.colors.values()))
         return None if st.rendered_key == (newest.frame_id, False) else (newest, None)

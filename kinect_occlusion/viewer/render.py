@@ -154,7 +154,7 @@ def camera_summary(
     now: float,
     silent_s: float = 5.0,
 ) -> dict[str, Any]:
-    """Stage rates, capture→fused latency, partition age and worker states of one camera."""
+    """Stage rates, capture→fused latency, partition age (None: no partition) and worker states."""
     rows = worker_rows(statuses, now, silent_s)
     sup = statuses.get("supervisor")
     return {
@@ -162,6 +162,6 @@ def camera_summary(
         "rates_hz": {n: r["rate_hz"] for n, r in rows.items()},
         "latency_ms": {"p50": percentile(latencies_ms, 50), "p95": percentile(latencies_ms, 95)},
         "fused_share": round(sum(fused_flags) / len(fused_flags), 3) if fused_flags else None,
-        "partition_age_ms": partition_age_ms,
+        "partition_age_ms": age if (age := number(partition_age_ms)) is not None and age >= 0 else None,
         "workers": rows,
     }

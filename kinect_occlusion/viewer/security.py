@@ -23,8 +23,11 @@ def is_loopback(host: str) -> bool:
 
 
 def bind_problem(bind: str, token: str | None) -> str | None:
-    """Why serving on ``bind`` with ``token`` is refused (one line), or None when it is allowed."""
-    if token is not None and len(token) < MIN_TOKEN_CHARS:
+    """Why serving on ``bind`` with ``token`` is refused (one line), or None when it is allowed.
+
+    An empty token counts as none.
+    """
+    if token and len(token) < MIN_TOKEN_CHARS:
         return f"the viewer token must have at least {MIN_TOKEN_CHARS} characters ({TOKEN_HINT})"
     if not is_loopback(bind) and not token:
         return (
