@@ -223,10 +223,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measuring time per condition")
     ap.add_argument("--warmup", type=float, default=30.0, help="time for the models to load and settle")
     ap.add_argument("--rounds", type=int, default=2, help="repeats of the 0/1/5-page sequence")
+    ap.add_argument("--json", default=None, help="also write every row as JSON here")
     args = ap.parse_args()
     start = time.monotonic()
     results = run(args)
     print_table(results, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": results, "args": vars(args)}, indent=1))
     print(f"bench wall time {time.monotonic() - start:.0f} s")
     return 0
 
