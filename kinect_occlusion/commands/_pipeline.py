@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..config import Config, load_config
@@ -65,7 +66,7 @@ def install_signals(stop: threading.Event) -> None:
     install_stop_handlers(stop)
 
 
-def start_viewer(cfg: Config):
+def start_viewer(cfg: Config) -> BaseProcess | None:
     """The live view as its own low-priority process when ``viewer.enabled`` (else None)."""
     if not cfg.viewer.enabled:
         return None

@@ -10,11 +10,15 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..bus import CurveKeys
 from ..errors import UserError
 from .hub import ViewerHub, ViewOptions
 from .security import check_bind
+
+if TYPE_CHECKING:
+    from ..config import ViewerConfig
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +138,9 @@ def stop_viewer_process(proc: mp.process.BaseProcess, timeout_s: float = 5.0) ->
         proc.join(2.0)
 
 
-def settings_from_config(viewer_cfg, **overrides) -> ViewerSettings:
+def settings_from_config(viewer_cfg: ViewerConfig, **overrides: Any) -> ViewerSettings:
     """ViewerSettings from the ``viewer:`` config section; ``overrides`` that are not None win."""
-    values = {
+    values: dict[str, Any] = {
         "bind": viewer_cfg.bind,
         "port": viewer_cfg.port,
         "token": viewer_cfg.token,
