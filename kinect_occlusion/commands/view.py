@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import threading
 
 from ..errors import UserError
@@ -35,6 +36,8 @@ def register(sub) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.camera is not None and not re.fullmatch(r"\*|[A-Za-z0-9_-]{1,32}", args.camera):
+        raise UserError(f"--camera must be a camera id (letters, digits, _ or -) or *, got {args.camera!r}")
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0–65535, got {args.port}")
     if args.max_fps is not None and not 0 < args.max_fps <= 30:

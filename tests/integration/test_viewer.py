@@ -119,6 +119,7 @@ def test_view_refuses_an_open_bind_without_token_and_a_busy_port(tmp_path, ipc_d
     cfg = str(write_config(tmp_path, ipc_dir, None))
     one_line_error(cli("view", "--config", cfg, "--bind", "0.0.0.0"), "refusing", "0.0.0.0", "token")
     one_line_error(cli("view", "--config", cfg, "--bind", "::", "--token", "short"), "at least 16")
+    one_line_error(cli("view", "--config", cfg, "--camera", "bed 1/x"), "--camera must be a camera id")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
