@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import threading
 
 from ..errors import UserError
@@ -36,14 +35,18 @@ def register(sub) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.camera is not None and not re.fullmatch(r"\*|[A-Za-z0-9_-]{1,32}", args.camera):
-        raise UserError(f"--camera must be a camera id (letters, digits, _ or -) or *, got {args.camera!r}")
+    from ._args import camera_id, endpoint, positive
+
+    camera_id(args.camera, "--camera")
+    for value in args.endpoint or []:
+        endpoint(value, "--endpoint")
+    positive(args.max_fps, "--max-fps")
+    if args.max_fps is not None and args.max_fps > 30:
+        raise UserError(f"--max-fps {args.max_fps}: at most 30")
     if args.port is not None and not 0 <= args.port <= 65535:
-        raise UserError(f"--port must be 0–65535, got {args.port}")
-    if args.max_fps is not None and not 0 < args.max_fps <= 30:
-        raise UserError(f"--max-fps must be in (0, 30], got {args.max_fps}")
+        raise UserError(f"--port {args.port}: must be 0–65535")
     if args.max_width is not None and not 64 <= args.max_width <= 3840:
-        raise UserError(f"--max-width must be 64–3840, got {args.max_width}")
+        raise UserError(f"--max-width {args.max_width}: must be 64–3840")
 
 
 def run(args: argparse.Namespace) -> int:

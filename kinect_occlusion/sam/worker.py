@@ -93,6 +93,10 @@ def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None =
     src = source or frame
     labels = result.labels.astype(np.int32, copy=False)
     scores = np.asarray(result.scores, np.float32).reshape(-1, 2)
+    # The protocol wants one score row per segment label; superpixels have none: zero rows
+    n_segments = int(labels.max()) if labels.size else 0
+    if len(scores) < n_segments:
+        scores = np.vstack([scores, np.zeros((n_segments - len(scores), 2), np.float32)])
     return m.Partition(
         camera=src.camera,
         frame_id=src.frame_id,

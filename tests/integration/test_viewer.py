@@ -32,7 +32,10 @@ def publish_loop(frontend: str, stop: threading.Event, bad_mask: bool = False) -
             raw.send_multipart([b"bed1/mask.occlusion", b"\xc1 not msgpack", b"x"])
             common = {"camera": "bed1", "frame_id": frame_id, "ts_us": frame_id, "origin_us": m.now_us()}
             pub.publish(m.ColorFrame(image=rgb, **common))
-            pub.publish(m.OcclusionMask(mask=mask, fused=True, **common))
+            votes = np.zeros((2, 2), np.float32)  # a fused mask carries its votes and partition
+            pub.publish(
+                m.OcclusionMask(mask=mask, fused=True, votes=votes, partition_frame_id=frame_id, **common)
+            )
             frame_id += 1
     raw.close(linger=0)
 
@@ -119,7 +122,10 @@ def test_view_refuses_an_open_bind_without_token_and_a_busy_port(tmp_path, ipc_d
     cfg = str(write_config(tmp_path, ipc_dir, None))
     one_line_error(cli("view", "--config", cfg, "--bind", "0.0.0.0"), "refusing", "0.0.0.0", "token")
     one_line_error(cli("view", "--config", cfg, "--bind", "::", "--token", "short"), "at least 16")
-    one_line_error(cli("view", "--config", cfg, "--camera", "bed 1/x"), "--camera must be a camera id")
+    one_line_error(cli("view", "--config", cfg, "--camera", "bed 1/x"), "--camera 'bed 1/x': a camera id is")
+    one_line_error(
+        cli("view", "--config", cfg, "-e", "foo://bar"), "--endpoint foo://bar: endpoint must start"
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -159,7 +159,13 @@ def feed_fake_beds(frontend: str, stop_event: threading.Event) -> None:
                     "origin_us": origin,
                 }
                 pub.publish(m.ColorFrame(image=scene.rgb, **common))
-                pub.publish(m.OcclusionMask(mask=scene.truth, fused=cam == "bed2", **common))
+                fused = cam == "bed2"  # a fused mask carries its votes and partition
+                votes = np.zeros((2 if fused else 0, 2), np.float32)
+                part = frame_id if fused else -1
+                mask = m.OcclusionMask(
+                    mask=scene.truth, fused=fused, votes=votes, partition_frame_id=part, **common
+                )
+                pub.publish(mask)
                 pub.publish(
                     m.Status(
                         **common, worker="capture", pid=os.getpid(), state="streaming", info={"rate_hz": 10.0}
