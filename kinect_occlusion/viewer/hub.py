@@ -34,6 +34,7 @@ MAX_PARTITIONS = 4
 WINDOW = 120  # masks in the latency / fused-share window
 MASKLESS_AFTER_S = 1.0  # show the plain picture when no mask came for this long
 IDLE_CLOSE_S = 3.0  # close subscriptions this long after the last page closed
+RETRY_OPEN_S = 2.0  # wait before subscribing again after an endpoint refused
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,9 @@ class ViewerHub(threading.Thread):
                     self._close_when_idle(poller)
                     self.stop_event.wait(0.1)
                     continue
-                self._open(poller)
+                if not self._open(poller):
+                    self.stop_event.wait(RETRY_OPEN_S)
+                    continue
                 ready = dict(poller.poll(100))
                 for sub in self._subs:
                     if sub.sock in ready:
@@ -185,14 +188,22 @@ class ViewerHub(threading.Thread):
         with self._lock:
             return bool(self._watchers.get("*") or self._watchers.get(camera))
 
-    def _open(self, poller: zmq.Poller) -> None:
+    def _open(self, poller: zmq.Poller) -> bool:
+        """Subscribe to every endpoint (once); False, logged, when one cannot be connected."""
         if self._subs:
-            return
+            return True
         for endpoint in self.endpoints:
-            sub = Subscriber(endpoint, self.camera, TOPICS, rcvhwm=16, curve=self.curve)
+            try:
+                sub = Subscriber(endpoint, self.camera, TOPICS, rcvhwm=16, curve=self.curve)
+            except zmq.ZMQError as exc:
+                self.stats["connect_errors"] += 1
+                log.error("viewer: cannot subscribe to %s (%s); retrying", endpoint, exc)
+                self._close(poller)
+                return False
             poller.register(sub.sock, zmq.POLLIN)
             self._subs.append(sub)
         log.info("viewer: subscribed to %s (camera %s)", ", ".join(self.endpoints), self.camera)
+        return True
 
     def _close_when_idle(self, poller: zmq.Poller) -> None:
         if self._subs and time.monotonic() - self._idle_since > self.idle_close_s:

@@ -140,3 +140,14 @@ def test_view_refuses_an_open_bind_without_token_and_a_busy_port(tmp_path, ipc_d
         tmp_path, ipc_dir, None, viewer={"enabled": True, "bind": "0.0.0.0", "port": free_port()}
     )
     one_line_error(cli("run", "--config", str(bad)), "viewer: refusing to serve patient video on 0.0.0.0")
+
+
+def test_hub_survives_an_endpoint_it_cannot_connect():
+    hub = ViewerHub(["tcp://no such host:x"], "*", ViewOptions())
+    hub.start()
+    hub.watch("*")
+    try:
+        assert wait_for(lambda: hub.counters().get("connect_errors", 0) >= 1, 5)
+        assert hub.is_alive() and not hub.subscribed
+    finally:
+        hub.stop()
