@@ -5,15 +5,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: venv demo test lint bench sample demo-model clean
+.PHONY: venv browser demo test lint bench sample demo-model clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sam,onnx]'
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer]'
 	touch $(STAMP)
+
+## Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; nothing is downloaded)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 ## Replay the bundled sample recording through the whole pipeline; writes $(OUT)/demo.mp4
 demo: venv
@@ -21,7 +26,7 @@ demo: venv
 	$(VENV)/bin/kinect-occlusion replay recordings/sample.mkv --save-video $(OUT)/demo.mp4
 
 ## Run the test suite (and the linters)
-test: venv
+test: venv browser
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check kinect_occlusion tools tests
 	$(VENV)/bin/ruff format --check kinect_occlusion tools tests

@@ -290,6 +290,25 @@ class LoggingConfig(_Section):
         return v
 
 
+class ViewerConfig(_Section):
+    enabled: bool = Field(False, description="Serve the live view in a browser from run/replay.")
+    bind: str = Field("127.0.0.1", description="Address to listen on; anything but loopback needs a token.")
+    port: int = Field(8088, ge=0, le=65535, description="HTTP port (0: any free port, printed at start).")
+    token: str | None = Field(None, description="Required on every page and WebSocket when set.")
+    max_fps: float = Field(10.0, gt=0, le=30, description="Pictures per second sent per camera.")
+    max_width: int = Field(640, ge=64, le=3840, description="Pictures are downscaled to this width.")
+    jpeg_quality: int = Field(70, ge=10, le=95, description="JPEG quality of the pictures.")
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ViewerConfig:
+        from .viewer.security import bind_problem
+
+        problem = bind_problem(self.bind, self.token)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class Config(_Section):
     camera: CameraConfig = CameraConfig()
     bus: BusConfig = BusConfig()
@@ -300,6 +319,7 @@ class Config(_Section):
     runtime: RuntimeConfig = RuntimeConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    viewer: ViewerConfig = ViewerConfig()
 
 
 def format_errors(error: ValidationError) -> list[str]:
