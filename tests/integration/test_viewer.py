@@ -29,7 +29,7 @@ def publish_loop(frontend: str, stop: threading.Event, bad_mask: bool = False) -
     with Publisher(frontend, sndhwm=64) as pub:
         frame_id = 0
         while not stop.wait(0.02):
-            raw.send_multipart([b"bed1/mask.occlusion", b"\xc1 not msgpack", b"x"])
+            raw.send_multipart([b"mask.occlusion/bed1/", b"\xc1 not msgpack", b"x"])
             common = {"camera": "bed1", "frame_id": frame_id, "ts_us": frame_id, "origin_us": m.now_us()}
             pub.publish(m.ColorFrame(image=rgb, **common))
             votes = np.zeros((2, 2), np.float32)  # a fused mask carries its votes and partition
