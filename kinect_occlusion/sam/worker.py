@@ -125,12 +125,9 @@ def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None =
     n_segments = int(labels.max()) if labels.size else 0
     if len(scores) < n_segments:
         scores = np.vstack([scores, np.zeros((n_segments - len(scores), 2), np.float32)])
-    return m.Partition(
-        camera=src.camera,
-        epoch=src.epoch,
-        frame_id=src.frame_id,
-        ts_us=src.ts_us,
-        origin_us=src.origin_us,
+    return m.derived(
+        src,
+        m.Partition,
         labels=labels,
         scores=scores,
         partitioner=result.name,
