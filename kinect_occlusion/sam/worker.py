@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import messages as m
 from ..config import SamConfig
+from ..errors import Cancelled
 from ..runtime.worker import WorkerRuntime, injected_fault
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,9 @@ class Refresher:
 def run(rt: WorkerRuntime) -> int:
     """Keep the newest frames and coarse mask; refresh the partition whenever due."""
     cfg = rt.cfg.sam
-    refresher = Refresher(cfg, build(cfg))
+    partitioner = build(cfg)
+    partitioner.should_stop = rt.stop.is_set  # a minutes-long SAM partition ends on SIGTERM
+    refresher = Refresher(cfg, partitioner)
     rt.info.update(partitioner=refresher.partitioner.name)
     fault = injected_fault(rt.name)
     sub, pub = (
@@ -217,6 +220,9 @@ def run(rt: WorkerRuntime) -> int:
                 raise RuntimeError("injected fault")
             rt.tick("computing")
             result, source = refresher.refresh(frame, used_coarse)
+        except Cancelled:
+            log.info("sam: partition of frame %d cancelled: stopping", frame.frame_id)
+            break
         except Exception as exc:  # per-frame: log with the frame id, count, go on
             rt.tick("running")
             rt.frame_error(frame.frame_id, exc)
