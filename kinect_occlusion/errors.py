@@ -21,3 +21,7 @@ class SourceError(UserError):
 
 class CheckpointError(UserError):
     """A model checkpoint is missing or does not match the configured model."""
+
+
+class Cancelled(Exception):
+    """A long computation stopped early because its ``should_stop`` check turned true (shutdown)."""

@@ -119,6 +119,7 @@ def run(rt: WorkerRuntime) -> int:
             if rt.stop.is_set():
                 break
         else:
-            rt.tick("eof")
-            log.info("capture: end of source after %d frames", rt.counters.frames_out)
+            if not rt.stop.is_set():  # a source also ends its stream when stopped
+                rt.tick("eof")
+                log.info("capture: end of source after %d frames", rt.counters.frames_out)
     return 0

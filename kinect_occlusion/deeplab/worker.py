@@ -61,17 +61,7 @@ def coarse_message(
     frame: m.ColorFrame, prob: np.ndarray, roi: tuple[int, int, int, int], model: str, ms: float
 ) -> m.CoarseMask:
     """The CoarseMask for ``frame``, carrying its epoch, frame_id, ts_us and origin_us."""
-    return m.CoarseMask(
-        camera=frame.camera,
-        epoch=frame.epoch,
-        frame_id=frame.frame_id,
-        ts_us=frame.ts_us,
-        origin_us=frame.origin_us,
-        prob=to_uint8(prob),
-        roi=roi,
-        model=model,
-        infer_ms=ms,
-    )
+    return m.derived(frame, m.CoarseMask, prob=to_uint8(prob), roi=roi, model=model, infer_ms=ms)
 
 
 def run(rt: WorkerRuntime) -> int:

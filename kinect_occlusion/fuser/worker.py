@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 
@@ -22,27 +21,24 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
     """The occlusion mask for ``coarse`` (pure apart from building the message)."""
     prob = coarse.probability()
     choice = pair(coarse, partition, cfg.max_partition_age_ms)
-    common: dict[str, Any] = {
-        "camera": coarse.camera,
-        "epoch": coarse.epoch,
-        "frame_id": coarse.frame_id,
-        "ts_us": coarse.ts_us,
-        "origin_us": coarse.origin_us,
-        "encoding": cfg.output_encoding,
-    }
+    encoding = cfg.output_encoding
     if choice.partition is None:
         mask = (prob >= 0.5).astype(np.uint8)
-        return m.OcclusionMask(mask=mask, fused=False, partition_age_ms=choice.age_ms, **common)
+        return m.derived(
+            coarse, m.OcclusionMask, mask=mask, fused=False, partition_age_ms=choice.age_ms, encoding=encoding
+        )
     labels = fit_labels(choice.partition.labels, prob.shape)
     classes, votes = soft_vote(binary_probs(prob), labels)
-    return m.OcclusionMask(
+    return m.derived(
+        coarse,
+        m.OcclusionMask,
         mask=classes.astype(np.uint8),
         votes=votes.astype(np.float32),
         fused=True,
         partition_frame_id=choice.partition.frame_id,
         partition_age_ms=choice.age_ms,
         partitioner=choice.partition.partitioner,
-        **common,
+        encoding=encoding,
     )
 
 

@@ -9,14 +9,15 @@ stability_score_thresh 0.85, min_mask_region_area 5.
 from __future__ import annotations
 
 import os
-from functools import partial
+from collections.abc import Callable
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import Cancelled, CheckpointError
 
 if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
@@ -167,11 +168,59 @@ def masks_to_labels(masks: list[dict[str, Any]], shape: tuple[int, int]) -> tupl
     return labels, scores
 
 
-def sam_partition(generator: SamAutomaticMaskGenerator, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run the automatic mask generator on an H×W×3 uint8 RGB image; return ``masks_to_labels`` of it."""
+def mask_generator(sam: Sam, **kwargs: Any) -> SamAutomaticMaskGenerator:
+    """``SamAutomaticMaskGenerator(sam, **kwargs)`` that :func:`sam_partition` can cancel.
+
+    Before each crop (image encoder pass) and each decoder batch of ``points_per_batch`` prompts it
+    calls its ``should_stop`` check, and raises :class:`~kinect_occlusion.errors.Cancelled` when true.
+    """
+    return _cancellable_generator()(sam, **kwargs)
+
+
+@cache
+def _cancellable_generator() -> type:
+    """The generator class with the checks (built once: segment_anything is an optional import)."""
+    from segment_anything import SamAutomaticMaskGenerator
+
+    class CancellableMaskGenerator(SamAutomaticMaskGenerator):
+        should_stop: Callable[[], bool] | None = None
+
+        def _process_crop(self, *args: Any, **kwargs: Any) -> Any:
+            _check_stop(self.should_stop, "an image crop")
+            return super()._process_crop(*args, **kwargs)
+
+        def _process_batch(self, *args: Any, **kwargs: Any) -> Any:
+            _check_stop(self.should_stop, "a decoder batch")
+            return super()._process_batch(*args, **kwargs)
+
+    return CancellableMaskGenerator
+
+
+def _check_stop(should_stop: Callable[[], bool] | None, before: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled(f"SAM partition cancelled before {before}")
+
+
+def sam_partition(
+    generator: SamAutomaticMaskGenerator, rgb: np.ndarray, should_stop: Callable[[], bool] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the automatic mask generator on an H×W×3 uint8 RGB image; return ``masks_to_labels`` of it.
+
+    ``should_stop`` (needs a :func:`mask_generator` generator) is checked before every crop and
+    decoder batch; when it returns True the partition raises ``Cancelled`` (within one batch).
+    """
     if generator.output_mode != "binary_mask":
         raise ValueError("sam_partition needs a generator with output_mode='binary_mask'")
-    masks = generator.generate(np.ascontiguousarray(rgb, dtype=np.uint8))
+    cancellable = isinstance(generator, _cancellable_generator())
+    if should_stop is not None and not cancellable:
+        raise TypeError("sam_partition(should_stop=...) needs a generator built by mask_generator()")
+    if cancellable:
+        generator.should_stop = should_stop
+    try:
+        masks = generator.generate(np.ascontiguousarray(rgb, dtype=np.uint8))
+    finally:
+        if cancellable:
+            generator.should_stop = None
     return masks_to_labels(masks, rgb.shape[:2])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +41,9 @@ class Partitioner(ABC):
     """Maps an RGB frame (plus, optionally, the coarse probability and ROI) to a label image."""
 
     name: str = "partitioner"
+    # Checked between units of long work (SAM: each crop and decoder batch); True → raise Cancelled.
+    # The worker sets it to its stop event's ``is_set`` so a minutes-long partition ends on SIGTERM.
+    should_stop: Callable[[], bool] | None = None
 
     @abstractmethod
     def __call__(
@@ -127,9 +131,8 @@ class SamPartitioner(Partitioner):
         sdpa: bool = False,
     ) -> None:
         import torch
-        from segment_anything import SamAutomaticMaskGenerator
 
-        from .partition import AutocastEncoder, amg_kwargs
+        from .partition import AutocastEncoder, amg_kwargs, mask_generator
 
         self.amg = amg_kwargs(**(amg or {}))
         self.grid_side = int(self.amg.get("points_per_side") or 0)
@@ -141,7 +144,7 @@ class SamPartitioner(Partitioner):
 
             enable_sdpa(sam)
         self.sam = sam
-        self.grid_generator = SamAutomaticMaskGenerator(sam, **self.amg)
+        self.grid_generator = mask_generator(sam, **self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
         width = encoder.patch_embed.proj.out_channels
         self.name = f"sam/{SAM_NAMES.get(width, 'custom')}" + ("/guided" if guided else "")
@@ -150,11 +153,11 @@ class SamPartitioner(Partitioner):
         """The grid generator, or one prompting at ``points`` (N×2 in [0, 1]) with the same settings."""
         if points is None:
             return self.grid_generator
-        from segment_anything import SamAutomaticMaskGenerator
+        from .partition import mask_generator
 
         layers = int(self.amg.get("crop_n_layers", 0)) + 1
         kwargs = {**self.amg, "points_per_side": None, "point_grids": [points] * layers}
-        return SamAutomaticMaskGenerator(self.sam, **kwargs)
+        return mask_generator(self.sam, **kwargs)
 
     def _points(self, prob: np.ndarray | None, box: Box, shape: tuple[int, int]) -> np.ndarray | None:
         """Guided prompts in crop-normalised coordinates, or None for the uniform grid."""
@@ -171,7 +174,10 @@ class SamPartitioner(Partitioner):
     def __call__(
         self, rgb: np.ndarray, prob: np.ndarray | None = None, roi: Box | None = None
     ) -> PartitionResult:
-        """Partition the ROI crop with SAM; labels pasted into the frame (0 outside the ROI)."""
+        """Partition the ROI crop with SAM; labels pasted into the frame (0 outside the ROI).
+
+        Raises ``errors.Cancelled`` within one decoder batch once ``should_stop()`` is True.
+        """
         import torch
 
         from .partition import decoder_prompts, sam_partition
@@ -195,7 +201,7 @@ class SamPartitioner(Partitioner):
             )
         generator = self._generator(points)
         with torch.inference_mode():
-            labels, scores = sam_partition(generator, crop)
+            labels, scores = sam_partition(generator, crop, self.should_stop)
         if scale < 1.0:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         return PartitionResult(

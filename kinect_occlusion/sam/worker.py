@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import messages as m
 from ..config import SamConfig
+from ..errors import Cancelled
 from ..runtime.worker import WorkerRuntime, injected_fault
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,9 @@ def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None =
     n_segments = int(labels.max()) if labels.size else 0
     if len(scores) < n_segments:
         scores = np.vstack([scores, np.zeros((n_segments - len(scores), 2), np.float32)])
-    return m.Partition(
-        camera=src.camera,
-        epoch=src.epoch,
-        frame_id=src.frame_id,
-        ts_us=src.ts_us,
-        origin_us=src.origin_us,
+    return m.derived(
+        src,
+        m.Partition,
         labels=labels,
         scores=scores,
         partitioner=result.name,
@@ -188,10 +186,31 @@ class Refresher:
         return result, None
 
 
+def take_in(sub, ring: FrameRing, coarse: m.CoarseMask | None) -> m.CoarseMask | None:
+    """Drain the subscriber into the frame ring; return the newest coarse mask."""
+    for msg in sub.drain(100):
+        if isinstance(msg, m.ColorFrame):
+            ring.add(msg)
+        elif isinstance(msg, m.CoarseMask):
+            coarse = msg
+    return coarse
+
+
+def publish_result(rt: WorkerRuntime, pub, frame: m.ColorFrame, result, source) -> None:
+    """Publish one partition (None: skipped) and update the counters."""
+    if result is None:
+        return
+    pub.publish(partition_message(frame, result, source))
+    rt.counters.out()
+    rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+
+
 def run(rt: WorkerRuntime) -> int:
     """Keep the newest frames and coarse mask; refresh the partition whenever due."""
     cfg = rt.section("sam")
-    refresher = Refresher(cfg, build(cfg))
+    partitioner = build(cfg)
+    partitioner.should_stop = rt.stop.is_set  # a minutes-long SAM partition ends on SIGTERM
+    refresher = Refresher(cfg, partitioner)
     rt.info.update(partitioner=refresher.partitioner.name)
     fault = injected_fault(rt.name)
     sub, pub = (
@@ -201,11 +220,7 @@ def run(rt: WorkerRuntime) -> int:
     ring, coarse = FrameRing(), None
     rt.tick("ready")
     while not rt.stop.is_set():
-        for msg in sub.drain(100):
-            if isinstance(msg, m.ColorFrame):
-                ring.add(msg)
-            elif isinstance(msg, m.CoarseMask):
-                coarse = msg
+        coarse = take_in(sub, ring, coarse)
         rt.tick()
         rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
         need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
@@ -220,14 +235,14 @@ def run(rt: WorkerRuntime) -> int:
                 raise RuntimeError("injected fault")
             rt.tick("computing")
             result, source = refresher.refresh(frame, used_coarse)
+        except Cancelled:
+            log.info("sam: partition of frame %d cancelled: stopping", frame.frame_id)
+            break
         except Exception as exc:  # per-frame: log with the frame id, count, go on
             rt.tick("running")
             rt.frame_error(frame.frame_id, exc)
             continue
         rt.tick("running")
         rt.info.update(skipped=refresher.skipped, reused=refresher.reused)
-        if result is not None:
-            pub.publish(partition_message(frame, result, source))
-            rt.counters.out()
-            rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+        publish_result(rt, pub, frame, result, source)
     return 0

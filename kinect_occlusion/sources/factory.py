@@ -15,6 +15,8 @@ def build_source(
 ) -> Source:
     """The source named by ``camera.source``; raises SourceError with one line when unusable.
 
+    Every source ends its stream soon after ``stop`` is set (within 0.1 s while pacing).
+
     ``on_idle(state)`` is called at least every 0.5 s while a live camera delivers no frames
     (e.g. unplugged and reconnecting), so the caller can stay alive and report the state.
     """
@@ -30,6 +32,7 @@ def build_source(
             loop=cam.loop,
             depth=cam.depth_mode != "OFF",
             max_frames=cam.max_frames,
+            stop=stop,
         )
     if cam.source == "synthetic":
         from .synthetic import SyntheticSource
@@ -43,6 +46,7 @@ def build_source(
             n_frames=cam.max_frames,
             realtime=realtime,
             depth=cam.depth_mode != "OFF",
+            stop=stop,
         )
     from .kinect import KinectSource
 

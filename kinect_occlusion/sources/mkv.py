@@ -12,13 +12,14 @@ is shifted by the length of the previous ones so timestamps never go backwards.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
-from .base import Frame, Source, pace
+from .base import Frame, Source, StopEvent, pace
 from .ebml import MatroskaHeader, check_matroska
 from .k4a_formats import COLOR_RESOLUTIONS, DEPTH_MODES, decode_color, decode_depth16
 
@@ -289,6 +290,7 @@ class MkvSource(Source):
         start_s: skip to this time (seconds from the recording's first capture).
         depth: decode the DEPTH track; ir: decode the IR track.
         max_frames: stop after this many frames (None: no limit).
+        stop: ends the stream when set (seen within ``WAIT_SLICE_S`` while pacing, and between captures).
     """
 
     def __init__(
@@ -301,8 +303,10 @@ class MkvSource(Source):
         depth: bool = True,
         ir: bool = False,
         max_frames: int | None = None,
+        stop: StopEvent | None = None,
     ) -> None:
         self.path = Path(path)
+        self.stop: StopEvent = stop if stop is not None else threading.Event()
         self.realtime, self.loop, self.start_s = realtime, loop, start_s
         self.depth, self.ir, self.max_frames = depth, ir, max_frames
         self.tags: dict[str, str] = {}
@@ -327,7 +331,7 @@ class MkvSource(Source):
         """Yield decoded frames (paced when ``realtime``)."""
         if self._layout is None:
             self.open()
-        return pace(self._frames(), self.realtime)
+        return pace(self._frames(), self.realtime, self.stop)
 
     def _frames(self) -> Iterator[Frame]:
         frame_id, shift_us = 0, 0
@@ -363,6 +367,8 @@ class MkvSource(Source):
         try:
             start_rel = self._seek(container, wanted, tolerance)
             for index, (ts, packets) in enumerate(iter_groups(container, wanted, tolerance, damage)):
+                if self.stop.is_set():
+                    return
                 if start_rel is not None and ts < start_rel:
                     continue
                 damage.see(ts, 2 * (tolerance + 1))

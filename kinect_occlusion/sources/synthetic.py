@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
-from .base import Frame, Source, pace
+from .base import Frame, Source, StopEvent, pace
 from .synthetic_layers import BodyPlan, Layer, Moving
 from .synthetic_layout import build_items
 
@@ -262,6 +262,7 @@ class SyntheticSource(Source):
         n_frames: stop after this many frames (None: endless).
         realtime: pace frames at ``fps`` (else as fast as they render).
         depth: also produce the depth image (aligned to colour).
+        stop: ends the stream when set (seen within ``WAIT_SLICE_S`` while pacing).
     """
 
     def __init__(
@@ -273,6 +274,7 @@ class SyntheticSource(Source):
         n_frames: int | None = None,
         realtime: bool = False,
         depth: bool = True,
+        stop: StopEvent | None = None,
     ) -> None:
         if width < MIN_SIZE or height < MIN_SIZE:
             raise SourceError(
@@ -283,6 +285,7 @@ class SyntheticSource(Source):
         self.width, self.height, self.fps, self.seed = width, height, fps, seed
         self.n_frames, self.realtime, self.depth = n_frames, realtime, depth
         self.state = "stopped"
+        self.stop = stop
 
     def open(self) -> None:
         """Build the static scene now so the first frame is not late."""
@@ -295,7 +298,7 @@ class SyntheticSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames (paced when ``realtime``)."""
-        return pace(self._render(), self.realtime)
+        return pace(self._render(), self.realtime, self.stop)
 
     def _render(self) -> Iterator[Frame]:
         frame_id = 0
