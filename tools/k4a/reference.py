@@ -1,0 +1,151 @@
+"""The Azure Kinect SDK (pyk4a-bundle) as a reference: runs in .venv-k4a (numpy<2), never imports ours.
+
+Called by tools/k4a/sdk_client.py (tests/reference, tools/bench_depth.py) as a subprocess, under
+``xvfb-run -a`` where the SDK's depth→colour (OpenGL through Mesa) is needed. Arrays go in and out
+as .npz files.
+
+    reference.py points    CAL_JSON DEPTH_MODE COLOR_RES IN.npz OUT.npz
+    reference.py transform CAL_JSON DEPTH_MODE COLOR_RES IN.npz OUT.npz [REPEAT]
+    reference.py playback  FILE.mkv OUT.npz [MAX_FRAMES]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from pyk4a import Calibration, CalibrationType, ColorResolution, DepthMode, PyK4APlayback
+from pyk4a import transformation as tr
+
+CAMERAS = {"depth": CalibrationType.DEPTH, "color": CalibrationType.COLOR}
+
+
+def calibration(path: str, depth_mode: str, color_res: str) -> Calibration:
+    raw = Path(path).read_text()
+    return Calibration.from_raw(raw, DepthMode[depth_mode], ColorResolution[f"RES_{color_res}"])
+
+
+def _one(fn, *args):
+    try:
+        return fn(*args), True
+    except ValueError:  # pyk4a raises ValueError for an invalid (not failed) conversion
+        return None, False
+
+
+def points(cal: Calibration, data: dict) -> dict:
+    """SDK 2d→3d and 3d→2d for every source/target pair, point by point."""
+    out = {}
+    for src in CAMERAS:
+        for dst in CAMERAS:
+            uv, depth, p3 = data[f"uv_{src}"], data[f"d_{src}"], data[f"p_{src}"]
+            res3 = np.zeros((len(uv), 3), np.float64)
+            ok3 = np.zeros(len(uv), bool)
+            for i in range(len(uv)):
+                value, ok3[i] = _one(
+                    cal.convert_2d_to_3d,
+                    tuple(map(float, uv[i])),
+                    float(depth[i]),
+                    CAMERAS[src],
+                    CAMERAS[dst],
+                )
+                if ok3[i]:
+                    res3[i] = value
+            res2 = np.zeros((len(p3), 2), np.float64)
+            ok2 = np.zeros(len(p3), bool)
+            for i in range(len(p3)):
+                value, ok2[i] = _one(
+                    cal.convert_3d_to_2d, tuple(map(float, p3[i])), CAMERAS[src], CAMERAS[dst]
+                )
+                if ok2[i]:
+                    res2[i] = value
+            out.update(
+                {
+                    f"p3_{src}_{dst}": res3,
+                    f"v3_{src}_{dst}": ok3,
+                    f"p2_{src}_{dst}": res2,
+                    f"v2_{src}_{dst}": ok2,
+                }
+            )
+    return out
+
+
+def transform(cal: Calibration, data: dict, repeat: int) -> dict:
+    """SDK depth→colour (and point cloud) of each depth image; ms per call over ``repeat`` calls."""
+    depth = data["depth"]
+    out = [tr.depth_image_to_color_camera(d, cal, True) for d in depth]
+    clouds = [tr.depth_image_to_point_cloud(d, cal, True, True) for d in depth]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        tr.depth_image_to_color_camera(depth[0], cal, True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"transformed": np.stack(out), "cloud": np.stack(clouds), "ms": np.array(times)}
+
+
+def playback(path: str, max_frames: int) -> dict:
+    """Every capture: decoded colour (RGB), depth, IR, timestamps; and the IMU sample count."""
+    import cv2
+
+    pb = PyK4APlayback(path)
+    pb.open()
+    frames: dict[str, list] = {k: [] for k in ("color", "depth", "ir", "ts_color", "ts_depth", "ts_ir")}
+    try:
+        _ = pb.calibration  # the SDK's parse of the attachment, IMU included
+        for _ in range(max_frames):
+            try:
+                cap = pb.get_next_capture()
+            except EOFError:
+                break
+            color = cap.color
+            if color is not None and color.ndim == 1:
+                color = cv2.cvtColor(cv2.imdecode(color, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            elif color is not None:
+                color = np.ascontiguousarray(color[..., 2::-1])
+            for key, value, ts in (
+                ("color", color, "color_timestamp_usec"),
+                ("depth", cap.depth, "depth_timestamp_usec"),
+                ("ir", cap.ir, "ir_timestamp_usec"),
+            ):
+                frames[key].append(value if value is not None else np.zeros(0, np.uint8))
+                frames[f"ts_{key}"].append(getattr(cap, ts) if value is not None else -1)
+        imu = 0
+        while True:
+            try:
+                if pb.get_next_imu_sample() is None:
+                    break
+            except EOFError:
+                break
+            imu += 1
+        config = pb.configuration
+    finally:
+        pb.close()
+    out = {k: np.array(v) for k, v in frames.items() if k.startswith("ts_")}
+    for k in ("color", "depth", "ir"):
+        for i, img in enumerate(frames[k]):
+            out[f"{k}_{i}"] = img
+    out.update(
+        n=np.array(len(frames["depth"])), imu=np.array(imu), depth_mode=np.array(config["depth_mode"].name)
+    )
+    return out
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0]
+    if cmd == "points":
+        result = points(calibration(*argv[1:4]), dict(np.load(argv[4])))
+        np.savez(argv[5], **result)
+    elif cmd == "transform":
+        repeat = int(argv[6]) if len(argv) > 6 else 0
+        np.savez(argv[5], **transform(calibration(*argv[1:4]), dict(np.load(argv[4])), repeat))
+    elif cmd == "playback":
+        np.savez(argv[2], **playback(argv[1], int(argv[3]) if len(argv) > 3 else 1000))
+    else:
+        print(f"unknown command {cmd!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
