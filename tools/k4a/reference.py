@@ -19,6 +19,8 @@ import numpy as np
 from pyk4a import Calibration, CalibrationType, ColorResolution, DepthMode, PyK4APlayback
 from pyk4a import transformation as tr
 
+SIZES = {"RES_720P": (1280, 720), "RES_1080P": (1920, 1080), "RES_1440P": (2560, 1440)}
+SIZES.update({"RES_1536P": (2048, 1536), "RES_2160P": (3840, 2160), "RES_3072P": (4096, 3072)})
 CAMERAS = {"depth": CalibrationType.DEPTH, "color": CalibrationType.COLOR}
 
 
@@ -84,10 +86,25 @@ def transform(cal: Calibration, data: dict, repeat: int) -> dict:
     return {"transformed": np.stack(out), "cloud": np.stack(clouds), "ms": np.array(times)}
 
 
-def playback(path: str, max_frames: int) -> dict:
-    """Every capture: decoded colour (RGB), depth, IR, timestamps; and the IMU sample count."""
+def decode_color(color, fmt: str, config: dict):
+    """The SDK's colour buffer → H×W×3 RGB (MJPG decoded by OpenCV, raw formats converted)."""
     import cv2
 
+    if color is None:
+        return None
+    buf = np.ascontiguousarray(color).reshape(-1)
+    w, h = SIZES[config["color_resolution"].name]
+    if fmt == "COLOR_MJPG":
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if fmt == "COLOR_NV12":
+        return cv2.cvtColor(buf.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12)
+    if fmt == "COLOR_YUY2":
+        return cv2.cvtColor(buf.reshape(h, w, 2), cv2.COLOR_YUV2RGB_YUY2)
+    return np.ascontiguousarray(buf.reshape(h, w, 4)[..., 2::-1])
+
+
+def playback(path: str, max_frames: int) -> dict:
+    """Every capture: decoded colour (RGB), depth, IR, timestamps; and the IMU sample count."""
     pb = PyK4APlayback(path)
     pb.open()
     frames: dict[str, list] = {k: [] for k in ("color", "depth", "ir", "ts_color", "ts_depth", "ts_ir")}
@@ -98,11 +115,7 @@ def playback(path: str, max_frames: int) -> dict:
                 cap = pb.get_next_capture()
             except EOFError:
                 break
-            color = cap.color
-            if color is not None and color.ndim == 1:
-                color = cv2.cvtColor(cv2.imdecode(color, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            elif color is not None:
-                color = np.ascontiguousarray(color[..., 2::-1])
+            color = decode_color(cap.color, pb.configuration["color_format"].name, pb.configuration)
             for key, value, ts in (
                 ("color", color, "color_timestamp_usec"),
                 ("depth", cap.depth, "depth_timestamp_usec"),
