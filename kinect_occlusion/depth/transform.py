@@ -18,6 +18,7 @@ correspondence lands on — what maps a colour-space mask into the depth camera.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,53 +87,62 @@ class DepthToColor:
         return rasterize(u, v, z, valid, self.color_shape)
 
 
-def _corners(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top-left, top-right, bottom-right, bottom-left corner of every 2×2 quad, flattened."""
-    return a[:-1, :-1].ravel(), a[:-1, 1:].ravel(), a[1:, 1:].ravel(), a[1:, :-1].ravel()
+_ATTRS = 3  # u, v, depth
 
 
 def _mid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a + b) * F32(0.5)
 
 
-def _fix_corners(corners: list[list[np.ndarray]], ok: list[np.ndarray]) -> np.ndarray:
-    """Replace one invalid corner per quad as the SDK does (in place); True where the quad is usable."""
+def _gather(flat: list[np.ndarray], q: np.ndarray, w: int) -> list[list[np.ndarray]]:
+    """Corners TL, TR, BR, BL (each [u, v, depth]) of the quads whose top-left flat index is ``q``."""
+    return [[a[q + off] for a in flat] for off in (0, 1, w + 1, w)]
+
+
+def _fix_one_corner(corners: list[list[np.ndarray]], ok: list[np.ndarray]) -> None:
+    """Quads with exactly one invalid corner: replace it as the SDK does (in place)."""
     tl, tr, br, bl = ok
-    n_bad = (~tl).astype(np.int8) + ~tr + ~br + ~bl
-    for attr in range(3):  # u, v, depth
-        c_tl, c_tr, c_br, c_bl = (c[attr] for c in corners)
-        new_tl = np.where(tl, c_tl, _mid(c_tr, c_bl))
-        new_tr = np.where(tr, c_tr, c_br)
-        new_bl = np.where(bl, c_bl, c_br)
+    for i in range(_ATTRS):
+        c_tl, c_tr, c_br, c_bl = (c[i] for c in corners)
         new_br = np.where(
             ~tr, _mid(c_br, c_bl), np.where(~br, _mid(c_tr, c_bl), np.where(~bl, _mid(c_tr, c_br), c_br))
         )
-        corners[0][attr], corners[1][attr], corners[2][attr], corners[3][attr] = (
-            new_tl,
-            new_tr,
-            new_br,
-            new_bl,
-        )
-    return n_bad < 2
+        corners[0][i] = np.where(tl, c_tl, _mid(c_tr, c_bl))
+        corners[1][i] = np.where(tr, c_tr, c_br)
+        corners[3][i] = np.where(bl, c_bl, c_br)
+        corners[2][i] = new_br
 
 
-def _quads(u, v, z, valid) -> tuple[list[list[np.ndarray]], np.ndarray]:
-    """Usable quads: corners [[u, v, z] × TL, TR, BR, BL] (only usable quads kept) and their TL index."""
-    cu, cv, cz, cok = _corners(u), _corners(v), _corners(z), _corners(valid)
-    corners = [[cu[i], cv[i], cz[i]] for i in range(4)]
-    usable = _fix_corners(corners, list(cok))
-    d = [corners[i][2] for i in range(4)]
+def _no_edge(corners_z: list[np.ndarray]) -> np.ndarray:
+    """False where a quad's depths spread more than the SDK's threshold (a depth edge)."""
+    d = corners_z
     d_min = np.minimum(np.minimum(d[0], d[1]), np.minimum(d[2], d[3]))
     d_max = np.maximum(np.maximum(d[0], d[1]), np.maximum(d[2], d[3]))
-    usable &= ~((d_max - d_min) > SKIP_INTERPOLATION_RATIO * d_min)
-    keep = np.flatnonzero(usable)
-    return [[a[keep] for a in c] for c in corners], keep
+    return ~((d_max - d_min) > SKIP_INTERPOLATION_RATIO * d_min)
 
 
-def _boxes(corners, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Pixel bounding box [x0, x1) × [y0, y1) of each quad, clipped to the image."""
-    us = [c[0] for c in corners]
-    vs = [c[1] for c in corners]
+def _offsets(w: int) -> tuple[int, int, int, int]:
+    """Flat offsets of a quad's corners TL, TR, BR, BL from its top-left pixel."""
+    return 0, 1, w + 1, w
+
+
+@functools.lru_cache(maxsize=8)
+def _inner(h: int, w: int) -> np.ndarray:
+    """Top-left flat indices that start a quad (not in the last column or row)."""
+    m = h * w - w - 1
+    return np.arange(m) % w != w - 1
+
+
+def _one_bad_quads(flat: list[np.ndarray], ok: list[np.ndarray], q: np.ndarray, w: int) -> list[np.ndarray]:
+    """Quads with exactly one invalid corner, corner replaced, edges dropped: 12 corner arrays."""
+    corners = _gather(flat, q, w)
+    _fix_one_corner(corners, [o[q] for o in ok])
+    keep = np.flatnonzero(_no_edge([c[2] for c in corners]))
+    return [a[keep] for c in corners for a in c]
+
+
+def _boxes(us: list[np.ndarray], vs: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Pixel bounding box [x0, x1) × [y0, y1) of each quad from its corners' u and v, clipped."""
     x0 = np.maximum(np.ceil(np.minimum(np.minimum(us[0], us[1]), np.minimum(us[2], us[3]))), 0)
     y0 = np.maximum(np.ceil(np.minimum(np.minimum(vs[0], vs[1]), np.minimum(vs[2], vs[3]))), 0)
     x1 = np.minimum(np.ceil(np.maximum(np.maximum(us[0], us[1]), np.maximum(us[2], us[3]))), shape[1])
@@ -140,50 +150,79 @@ def _boxes(corners, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
     return x0.astype(np.int32), y0.astype(np.int32), x1.astype(np.int32), y1.astype(np.int32)
 
 
-def _candidates(x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (quad, x, y) with the pixel in the quad's box: quad index, x, y (flat arrays)."""
-    w = np.maximum(x1 - x0, 0)
-    h = np.maximum(y1 - y0, 0)
-    count = w * h
-    quad = np.repeat(np.arange(len(count), dtype=np.int32), count)
-    start = np.cumsum(count) - count
-    off = np.arange(quad.size, dtype=np.int32) - np.repeat(start.astype(np.int32), count)
-    wq = w[quad]
-    return quad, x0[quad] + off % wq, y0[quad] + off // wq
-
-
 def _area(ax, ay, bx, by, cx, cy) -> np.ndarray:
     """Signed parallelogram area of (a→b, a→c), the SDK's edge function."""
     return (cy - ay) * (bx - ax) - (cx - ax) * (by - ay)
 
 
-def _interpolate(corners, quad, px, py) -> tuple[np.ndarray, np.ndarray]:
-    """Depth at each candidate pixel and whether it lies inside one of its quad's two triangles."""
-    tl, tr, br, bl = ([a[quad] for a in c] for c in corners)
-    a_mid = _area(tl[0], tl[1], br[0], br[1], px, py)
+def _draw_slot(c: list[np.ndarray], px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth at pixel (px, py) of each quad, and whether it lies inside one of the quad's two triangles.
+
+    ``c`` holds the group's corners (tlx tly tlz trx try trz brx bry brz blx bly blz). The pixel picks
+    the triangle on its side of the top-left → bottom-right diagonal. The SDK negates the three areas
+    on one side; signs cancel in the interpolation, so only the inside test depends on it.
+    """
+    tlx, tly, tlz, trx, try_, trz, brx, bry, brz, blx, bly, blz = c
+    a_mid = (py - tly) * (brx - tlx) - (px - tlx) * (bry - tly)
     ccw = a_mid >= 0
-    mid = [np.where(ccw, bl[i], tr[i]) for i in range(3)]
-    a_tl = _area(mid[0], mid[1], tl[0], tl[1], px, py)
-    a_br = _area(br[0], br[1], mid[0], mid[1], px, py)
-    sign = np.where(ccw, F32(1), F32(-1))
-    a_tl, a_br, a_mid = a_tl * sign, a_br * sign, a_mid * sign
-    inside = (a_tl >= 0) & (a_br > 0)
+    mx, my, mz = np.where(ccw, blx, trx), np.where(ccw, bly, try_), np.where(ccw, blz, trz)
+    a_tl = (py - my) * (tlx - mx) - (px - mx) * (tly - my)
+    a_br = (py - bry) * (mx - brx) - (px - brx) * (my - bry)
+    inside = np.where(ccw, (a_tl >= 0) & (a_br > 0), (a_tl <= 0) & (a_br < 0))
     total = a_tl + a_mid + a_br
-    with np.errstate(divide="ignore"):
-        inv = np.where(total != 0, F32(1) / total, F32(0))
-    depth = (a_tl * br[2] + a_mid * mid[2] + a_br * tl[2]) * inv
+    total[total == 0] = np.inf  # the SDK divides by nothing then: depth 0
+    depth = (a_tl * brz + a_mid * mz + a_br * tlz) * (F32(1) / total)
     return depth, inside
+
+
+def _draw(fetch, usable, x0, y0, x1, y1, width: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Depths (mm, rounded) and flat colour indices of every pixel a ``usable`` quad covers.
+
+    ``fetch(sel)`` returns the 12 corner arrays of quads ``sel``. Quads are grouped by box size;
+    each group is evaluated one box position at a time over all its quads at once (no per-pixel
+    gathers, no Python loop over quads or pixels).
+    """
+    bw, bh = np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)
+    key = np.where(usable & (bw > 0) & (bh > 0), bw * 1024 + bh, 0)
+    depths, where = [], []
+    for k in np.unique(key)[1:] if key.size else ():
+        sel = np.flatnonzero(key == k)
+        group = fetch(sel)
+        gx, gy = x0[sel], y0[sel]
+        fx, fy = gx.astype(F32), gy.astype(F32)
+        for dy in range(int(k) % 1024):
+            for dx in range(int(k) // 1024):
+                depth, inside = _draw_slot(group, fx + F32(dx), fy + F32(dy))
+                depths.append((depth[inside] + F32(0.5)).astype(np.uint16))
+                where.append((gy[inside] + dy) * width + gx[inside] + dx)
+    return depths, where
 
 
 def rasterize(u, v, z, valid, shape: tuple[int, int]) -> np.ndarray:
     """Draw every usable quad of correspondences into a ``shape`` uint16 image, nearest surface kept."""
-    corners, _ = _quads(u, v, z, valid)
-    quad, px, py = _candidates(*_boxes(corners, shape))
-    depth, inside = _interpolate(corners, quad, px.astype(F32), py.astype(F32))
-    mm = (depth[inside] + F32(0.5)).astype(np.uint16)
-    flat = py[inside] * shape[1] + px[inside]
+    h, w = u.shape
+    m = h * w - w - 1  # quads by top-left flat index
+    flat = [u.ravel(), v.ravel(), z.ravel()]
+    ok = [valid.ravel()[off : off + m] for off in _offsets(w)]
+    n_ok = ok[0].astype(np.int8) + ok[1] + ok[2] + ok[3]
+    inner = _inner(h, w)
+    # Quads with four valid corners (nearly all): tests and boxes on contiguous slices, no gathers
+    corner = [[a[off : off + m] for off in _offsets(w)] for a in flat]
+    usable = (n_ok == 4) & inner & _no_edge(corner[2])
+    base = np.arange(m)
+    parts = _draw(
+        lambda sel: [a[base[sel] + off] for off in _offsets(w) for a in flat],
+        usable, *_boxes(corner[0], corner[1], shape), shape[1],
+    )  # fmt: skip
+    q_one = np.flatnonzero((n_ok == 3) & inner)
+    if q_one.size:
+        one = _one_bad_quads(flat, ok, q_one, w)
+        boxes = _boxes(one[0::3], one[1::3], shape)
+        more = _draw(lambda sel: [a[sel] for a in one], np.ones(len(one[0]), bool), *boxes, shape[1])
+        parts = (parts[0] + more[0], parts[1] + more[1])
     out = np.full(shape[0] * shape[1], np.iinfo(np.uint16).max, np.uint16)
-    np.minimum.at(out, flat, mm)
+    if parts[0]:
+        np.minimum.at(out, np.concatenate(parts[1]), np.concatenate(parts[0]))
     out[out == np.iinfo(np.uint16).max] = 0
     return out.reshape(shape)
 
