@@ -114,6 +114,8 @@ class SamPartitioner(Partitioner):
         half: on CUDA, run the image encoder under bf16 autocast (decoder stays float32).
         sdpa: route SAM's attention through ``scaled_dot_product_attention`` (``enable_sdpa``):
             same outputs up to float rounding, fused kernels on CUDA.
+        amg_impl: ``fast`` (``amg.FastMaskGenerator``: the reference's masks, kept on the device) or
+            ``reference`` (segment-anything's generator; ``points_per_batch="auto"`` means 64 there).
     """
 
     def __init__(
@@ -125,9 +127,9 @@ class SamPartitioner(Partitioner):
         work_size: int | None = None,
         half: bool = False,
         sdpa: bool = False,
+        amg_impl: Literal["fast", "reference"] = "fast",
     ) -> None:
         import torch
-        from segment_anything import SamAutomaticMaskGenerator
 
         from .partition import AutocastEncoder, amg_kwargs
 
@@ -141,20 +143,32 @@ class SamPartitioner(Partitioner):
 
             enable_sdpa(sam)
         self.sam = sam
-        self.grid_generator = SamAutomaticMaskGenerator(sam, **self.amg)
+        if amg_impl not in ("fast", "reference"):
+            raise ValueError(f"unknown sam.amg {amg_impl!r}; expected fast or reference")
+        self.amg_impl = amg_impl
+        self.grid_generator = self._make_generator(self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
         width = encoder.patch_embed.proj.out_channels
         self.name = f"sam/{SAM_NAMES.get(width, 'custom')}" + ("/guided" if guided else "")
+
+    def _make_generator(self, kwargs: dict[str, Any]) -> Any:
+        """A generator of the configured implementation with these ``SamAutomaticMaskGenerator`` arguments."""
+        if self.amg_impl == "fast":
+            from .amg import FastMaskGenerator
+
+            return FastMaskGenerator(self.sam, **kwargs)
+        from segment_anything import SamAutomaticMaskGenerator
+
+        if kwargs.get("points_per_batch") == "auto":
+            kwargs = {**kwargs, "points_per_batch": 64}
+        return SamAutomaticMaskGenerator(self.sam, **kwargs)
 
     def _generator(self, points: np.ndarray | None) -> Any:
         """The grid generator, or one prompting at ``points`` (N×2 in [0, 1]) with the same settings."""
         if points is None:
             return self.grid_generator
-        from segment_anything import SamAutomaticMaskGenerator
-
         layers = int(self.amg.get("crop_n_layers", 0)) + 1
-        kwargs = {**self.amg, "points_per_side": None, "point_grids": [points] * layers}
-        return SamAutomaticMaskGenerator(self.sam, **kwargs)
+        return self._make_generator({**self.amg, "points_per_side": None, "point_grids": [points] * layers})
 
     def _points(self, prob: np.ndarray | None, box: Box, shape: tuple[int, int]) -> np.ndarray | None:
         """Guided prompts in crop-normalised coordinates, or None for the uniform grid."""
@@ -195,7 +209,10 @@ class SamPartitioner(Partitioner):
             )
         generator = self._generator(points)
         with torch.inference_mode():
-            labels, scores = sam_partition(generator, crop)
+            if self.amg_impl == "fast":
+                labels, scores = generator.labels(np.ascontiguousarray(crop, dtype=np.uint8))
+            else:
+                labels, scores = sam_partition(generator, crop)
         if scale < 1.0:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         return PartitionResult(
@@ -238,6 +255,7 @@ def build_partitioner(
     work_size: int | None = None,
     half: bool = False,
     sdpa: bool = False,
+    amg_impl: Literal["fast", "reference"] = "fast",
 ) -> Partitioner:
     """The configured partitioner.
 
@@ -246,7 +264,7 @@ def build_partitioner(
     ``amg`` overrides the paper's generator settings; ``guided_kwargs`` go to ``guided_points``;
     ``superpixel`` holds SuperpixelPartitioner arguments (method, n_segments, work_scale);
     ``half`` runs the SAM encoder in bf16 on CUDA; ``sdpa`` routes SAM's attention through
-    ``scaled_dot_product_attention``.
+    ``scaled_dot_product_attention``; ``amg_impl`` picks our generator or segment-anything's.
     """
     from ..errors import CheckpointError, UserError
 
@@ -276,9 +294,16 @@ def build_partitioner(
         work_size=work_size,
         half=half,
         sdpa=sdpa,
+        amg_impl=amg_impl,
     )
     mode = "guided prompts" if guided else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
     log.info(
-        "partitioner: %s (%s on %s, %s; checkpoint %s)", sam_part.name, model_type, dev, mode, sam_checkpoint
+        "partitioner: %s (%s on %s, %s, %s generator; checkpoint %s)",
+        sam_part.name,
+        model_type,
+        dev,
+        mode,
+        amg_impl,
+        sam_checkpoint,
     )
     return sam_part

@@ -46,6 +46,7 @@ def build(cfg: SamConfig):
         work_size=cfg.work_size,
         half=cfg.half,
         sdpa=cfg.sdpa,
+        amg_impl=cfg.amg,
     )
 
 
