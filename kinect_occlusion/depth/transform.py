@@ -28,6 +28,7 @@ from .projection import _project_normalised, xy_table
 
 F32 = np.float32
 SKIP_INTERPOLATION_RATIO = F32(0.04693441759)
+CHUNK = 8192  # quads drawn per numpy pass: temporaries stay in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,21 @@ class DepthToColor:
         """Colour pixel (u, v), depth in the colour camera, validity of every depth pixel (H×W each)."""
         if depth.shape != self.depth_shape or depth.dtype != np.uint16:
             raise ValueError(f"depth must be uint16 {self.depth_shape}, got {depth.dtype} {depth.shape}")
+        out = [np.empty(depth.shape, F32) for _ in range(3)] + [np.empty(depth.shape, bool)]
+        rows = max(1, CHUNK // depth.shape[1])
+        for r in range(0, depth.shape[0], rows):
+            part = slice(r, r + rows)
+            band = self._correspond(depth[part], self.x_table[part], self.y_table[part])
+            for target, value in zip(out, band, strict=True):
+                target[part] = value
+        return out[0], out[1], out[2], out[3]
+
+    def _correspond(self, depth: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`correspondences` of a band of rows (small enough to stay in the CPU cache)."""
         assert self.cal.color is not None
         d = depth.astype(F32)
-        have = (depth != 0) & np.isfinite(self.x_table)
-        px, py, pz = self.x_table * d, self.y_table * d, d
+        have = (depth != 0) & np.isfinite(xt)
+        px, py, pz = xt * d, yt * d, d
         r, t = self.cal.depth_to_color.rotation, self.cal.depth_to_color.translation
         cx = r[0, 0] * px + r[0, 1] * py + r[0, 2] * pz + t[0]
         cy = r[1, 0] * px + r[1, 1] * py + r[1, 2] * pz + t[1]
@@ -78,8 +90,7 @@ class DepthToColor:
         with np.errstate(invalid="ignore", over="ignore"):
             u, v, valid, _ = _project_normalised(self.cal.color, cx / safe, cy / safe, False)
         valid &= front
-        u, v = np.where(front, u, F32(0)), np.where(front, v, F32(0))
-        return u, v, np.where(have, cz, F32(0)), valid
+        return np.where(front, u, F32(0)), np.where(front, v, F32(0)), np.where(have, cz, F32(0)), valid
 
     def __call__(self, depth: np.ndarray) -> np.ndarray:
         """H×W uint16 depth (mm) → colour-sized uint16 depth (mm), 0 where nothing maps (the SDK's output)."""
@@ -141,7 +152,10 @@ def _one_bad_quads(flat: list[np.ndarray], ok: list[np.ndarray], q: np.ndarray, 
     return [a[keep] for c in corners for a in c]
 
 
-def _boxes(us: list[np.ndarray], vs: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+Box = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _boxes(us: list[np.ndarray], vs: list[np.ndarray], shape: tuple[int, int]) -> Box:
     """Pixel bounding box [x0, x1) × [y0, y1) of each quad from its corners' u and v, clipped."""
     x0 = np.maximum(np.ceil(np.minimum(np.minimum(us[0], us[1]), np.minimum(us[2], us[3]))), 0)
     y0 = np.maximum(np.ceil(np.minimum(np.minimum(vs[0], vs[1]), np.minimum(vs[2], vs[3]))), 0)
@@ -186,16 +200,20 @@ def _draw(fetch, usable, x0, y0, x1, y1, width: int) -> tuple[list[np.ndarray], 
     key = np.where(usable & (bw > 0) & (bh > 0), bw * 1024 + bh, 0)
     depths, where = [], []
     for k in np.unique(key)[1:] if key.size else ():
-        sel = np.flatnonzero(key == k)
-        group = fetch(sel)
-        gx, gy = x0[sel], y0[sel]
+        for sel in np.array_split(np.flatnonzero(key == k), 1 + (key == k).sum() // CHUNK):
+            _draw_group(fetch(sel), x0[sel], y0[sel], int(k), width, depths, where)
+    return depths, where
+
+
+def _draw_group(group, gx, gy, k: int, width: int, depths: list, where: list) -> None:
+    """Draw quads of one box size ``k`` (w·1024 + h), one box position at a time."""
+    if True:
         fx, fy = gx.astype(F32), gy.astype(F32)
-        for dy in range(int(k) % 1024):
-            for dx in range(int(k) // 1024):
+        for dy in range(k % 1024):
+            for dx in range(k // 1024):
                 depth, inside = _draw_slot(group, fx + F32(dx), fy + F32(dy))
                 depths.append((depth[inside] + F32(0.5)).astype(np.uint16))
                 where.append((gy[inside] + dy) * width + gx[inside] + dx)
-    return depths, where
 
 
 def rasterize(u, v, z, valid, shape: tuple[int, int]) -> np.ndarray:
@@ -209,9 +227,8 @@ def rasterize(u, v, z, valid, shape: tuple[int, int]) -> np.ndarray:
     # Quads with four valid corners (nearly all): tests and boxes on contiguous slices, no gathers
     corner = [[a[off : off + m] for off in _offsets(w)] for a in flat]
     usable = (n_ok == 4) & inner & _no_edge(corner[2])
-    base = np.arange(m)
     parts = _draw(
-        lambda sel: [a[base[sel] + off] for off in _offsets(w) for a in flat],
+        lambda sel: [a[sel + off] for off in _offsets(w) for a in flat],
         usable, *_boxes(corner[0], corner[1], shape), shape[1],
     )  # fmt: skip
     q_one = np.flatnonzero((n_ok == 3) & inner)

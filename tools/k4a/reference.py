@@ -6,6 +6,7 @@ as .npz files.
 
     reference.py points    CAL_JSON DEPTH_MODE COLOR_RES IN.npz OUT.npz
     reference.py transform CAL_JSON DEPTH_MODE COLOR_RES IN.npz OUT.npz [REPEAT]
+    reference.py peer      CAL_JSON DEPTH_MODE COLOR_RES IN.npz OUT.npz REPEAT   (open-azure-kinect)
     reference.py playback  FILE.mkv OUT.npz [MAX_FRAMES]
 """
 
@@ -86,6 +87,30 @@ def transform(cal: Calibration, data: dict, repeat: int) -> dict:
     return {"transformed": np.stack(out), "cloud": np.stack(clouds), "ms": np.array(times)}
 
 
+def peer(raw: str, depth_mode: str, color_res: str, data: dict, repeat: int) -> dict:
+    """open-azure-kinect's depth→colour (nearest-neighbour forward warp) of each depth image; ms a call."""
+    import json
+
+    from openk4a.calibration import CameraType
+    from openk4a.playback import OpenK4APlayback
+    from openk4a.transform import CameraTransform
+    from openk4a.types import ColorResolution as PeerRes
+    from openk4a.types import DepthMode as PeerDepth
+
+    pb = OpenK4APlayback("unused.mkv")  # its calibration parser, without a file (it needs ffmpeg)
+    pb._calibration_raw = json.loads(raw)
+    pb._depth_mode, pb._color_resolution = PeerDepth[depth_mode], PeerRes[f"RESOLUTION_{color_res}"]
+    pb._extract_calibration_info()
+    transform = CameraTransform(pb.get_calibration(CameraType.Color), pb.get_calibration(CameraType.Depth))
+    out = [transform.align_image_depth_to_color(d, d)[..., 0] for d in data["depth"]]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        transform.align_image_depth_to_color(data["depth"][0], data["depth"][0])
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"transformed": np.stack(out), "ms": np.array(times)}
+
+
 def decode_color(color, fmt: str, config: dict):
     """The SDK's colour buffer → H×W×3 RGB (MJPG decoded by OpenCV, raw formats converted)."""
     import cv2
@@ -152,6 +177,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "transform":
         repeat = int(argv[6]) if len(argv) > 6 else 0
         np.savez(argv[5], **transform(calibration(*argv[1:4]), dict(np.load(argv[4])), repeat))
+    elif cmd == "peer":
+        raw = Path(argv[1]).read_text()
+        np.savez(argv[5], **peer(raw, argv[2], argv[3], dict(np.load(argv[4])), int(argv[6])))
     elif cmd == "playback":
         np.savez(argv[2], **playback(argv[1], int(argv[3]) if len(argv) > 3 else 1000))
     else:

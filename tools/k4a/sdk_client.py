@@ -80,6 +80,18 @@ def sdk_transform(cal_json: str, depth_mode: str, color_res: str, depth: np.ndar
         os.unlink(f.name)
 
 
+def peer_transform(
+    cal_json: str, depth_mode: str, color_res: str, depth: np.ndarray, repeat: int = 0
+) -> dict:
+    """open-azure-kinect's depth→colour of each depth image (``transformed``) and ms per call."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(cal_json)
+    try:
+        return _call("peer", [f.name, depth_mode, color_res], {"depth": depth}, [str(repeat)], display=False)
+    finally:
+        os.unlink(f.name)
+
+
 def sdk_playback(path: Path, max_frames: int = 1000) -> dict:
     """SDK playback of a recording: ``color_i``/``depth_i``/``ir_i``, ``ts_*``, ``n``, ``imu``."""
     with tempfile.TemporaryDirectory(prefix="k4a-ref-") as tmp:
