@@ -198,7 +198,8 @@ def _draw(fetch, usable, x0, y0, x1, y1, width: int) -> tuple[list[np.ndarray], 
     """
     bw, bh = np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)
     key = np.where(usable & (bw > 0) & (bh > 0), bw * 1024 + bh, 0)
-    depths, where = [], []
+    depths: list[np.ndarray] = []
+    where: list[np.ndarray] = []
     for k in np.unique(key)[1:] if key.size else ():
         for sel in np.array_split(np.flatnonzero(key == k), 1 + (key == k).sum() // CHUNK):
             _draw_group(fetch(sel), x0[sel], y0[sel], int(k), width, depths, where)
