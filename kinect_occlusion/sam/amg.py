@@ -7,7 +7,7 @@ predicted-IoU filter already dropped, and labels painted from the kept masks on 
 
 - Predicted-IoU filtering comes before upsampling (the IoU head does not depend on it); the
   upsampled logits of a survivor are bit-identical to the reference's (bilinear interpolation works
-  channel by channel).
+  channel by channel), and the padding rows the reference upsamples and crops away are skipped.
 - Stability filtering, thresholding, boxes and the crop-edge filter run on the model's device;
   survivors stay there as boolean masks.
 - ``min_mask_region_area``: connected components (OpenCV, as the reference) on each mask's bounding
@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms, box_area
 
 MIB = 1 << 20
@@ -76,8 +77,27 @@ def auto_points_per_batch(device: torch.device, image_hw: tuple[int, int], n_poi
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     batch = max(16, int(free // 2 // per_prompt))
     if device.type != "cuda":
-        batch = min(batch, 256)  # a CPU gains nothing from bigger batches
+        batch = min(batch, 64)  # a CPU gains nothing from bigger batches
     return int(min(batch, max(1, n_points)))
+
+
+def upsample_logits(
+    low_res: torch.Tensor, img_size: int, input_size: tuple[int, ...], original_size: tuple[int, ...]
+) -> torch.Tensor:
+    """``Sam.postprocess_masks`` of (N, 1, h, w) logits, bit for bit, without the padding's rows.
+
+    The reference upsamples to ``img_size``² and then crops to ``input_size``; upsampling only the
+    low-resolution rows/columns that the crop reads (plus a margin, so no edge clamp differs) at the
+    same scale gives the same values for a fraction of the work (0.56 of the rows for 16:9).
+    """
+    lh, lw = low_res.shape[-2:]
+    fh, fw = img_size // lh, img_size // lw
+    rows, cols = min(lh, -(-input_size[0] // fh) + 2), min(lw, -(-input_size[1] // fw) + 2)
+    masks = F.interpolate(
+        low_res[..., :rows, :cols], (rows * fh, cols * fw), mode="bilinear", align_corners=False
+    )
+    masks = masks[..., : input_size[0], : input_size[1]]
+    return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
 
 
 def margin_labels(regions: np.ndarray, margins: tuple[bool, bool, bool, bool]) -> np.ndarray:
@@ -378,7 +398,10 @@ class FastMaskGenerator:
             idx = idx[iou_preds > self.pred_iou_thresh]
         if len(idx) == 0:
             return None
-        logits = model.postprocess_masks(low_res[idx][:, None], pred.input_size, pred.original_size)[:, 0]
+        logits = upsample_logits(
+            low_res[idx][:, None], model.image_encoder.img_size, pred.input_size, pred.original_size
+        )
+        logits = logits[:, 0]
         stability = calculate_stability_score(logits, model.mask_threshold, self.stability_score_offset)
         if self.stability_score_thresh > 0.0:
             keep = stability >= self.stability_score_thresh

@@ -156,3 +156,20 @@ def test_partitioner_fast_equals_reference(sams, guided):
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.scores, b.scores)
     assert a.decoder_calls == b.decoder_calls > 0
+
+
+@pytest.mark.parametrize(
+    ("low", "input_size", "original_size"),
+    [
+        (256, (576, 1024), (720, 1280)),
+        (256, (1024, 768), (96, 72)),
+        (64, (768, 1024), (48, 64)),
+        (256, (577, 1024), (721, 1280)),
+    ],
+)
+def test_upsample_logits_is_postprocess_masks_bit_for_bit(sams, low, input_size, original_size):
+    from kinect_occlusion.sam.amg import upsample_logits
+
+    logits = torch.randn(3, 1, low, low, generator=torch.Generator().manual_seed(low)) * 5
+    expected = sams[0].postprocess_masks(logits, input_size, original_size)
+    assert torch.equal(upsample_logits(logits, 1024, input_size, original_size), expected)
