@@ -44,8 +44,9 @@ def small_gray(rgb: np.ndarray, scale: float) -> np.ndarray:
 
 def dis_flow(src: np.ndarray, dst: np.ndarray, preset: str = "fast") -> np.ndarray:
     """Dense flow (h, w, 2) float32 such that ``src[y, x] ≈ dst[y + fy, x + fx]``."""
-    dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-    return dis.calc(src, dst, None)
+    dis = cv2.DISOpticalFlow.create(PRESETS[preset])
+    flow = np.zeros((*src.shape[:2], 2), np.float32)  # output only (no initial flow)
+    return np.asarray(dis.calc(src, dst, flow), np.float32)
 
 
 def fb_consistent(
@@ -98,7 +99,8 @@ def warp_labels(
     ok_small = fb_consistent(backward, forward, tol_px, cur_s, prev_s, photo_tol).astype(np.uint8)
     # Flow and reliability to full resolution, flow in full-resolution pixels
     sy, sx = h / backward.shape[0], w / backward.shape[1]
-    flow = cv2.resize(backward, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
+    flow = np.asarray(cv2.resize(backward, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    flow *= np.array([sx, sy], np.float32)
     ok = cv2.resize(ok_small, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     # Nearest sampling of ids (exact in float32 below 2**24)
