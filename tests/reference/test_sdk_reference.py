@@ -134,7 +134,9 @@ MIN_IDENTICAL = {"NFOV_UNBINNED": 0.999, "NFOV_2X2BINNED": 0.999, "WFOV_2X2BINNE
 def test_depth_to_color_and_point_cloud_match_the_sdk(sdk, depth_mode, color_res):
     text = device_calibration_json()
     cal = parse_calibration(text, depth_mode, color_res)
-    depth = np.stack([ward_scene(*DEPTH_MODES[depth_mode], seed=s) for s in (0, 1)])
+    depth = ward_scene(*DEPTH_MODES[depth_mode], seed=len(color_res))[
+        None
+    ]  # one scene: the SDK is slow on Mesa
     ref = sdk.sdk_transform(text, depth_mode, color_res, depth)
     transform = DepthToColor.build(cal)
     for i in range(len(depth)):

@@ -74,11 +74,24 @@ def points(cal: Calibration, data: dict) -> dict:
     return out
 
 
+def stable(call, tries: int = 6) -> np.ndarray:
+    """Call until two results agree. On Mesa the SDK's GPU depth engine returned, right after an
+    image with other content, a partly stale or garbage image (seen here); the next call is right."""
+    prev = call().copy()
+    for _ in range(tries):
+        cur = call().copy()
+        if np.array_equal(prev, cur):
+            return cur
+        prev = cur
+    raise RuntimeError("the SDK's depth→colour did not settle")
+
+
 def transform(cal: Calibration, data: dict, repeat: int) -> dict:
     """SDK depth→colour (and point cloud) of each depth image; ms per call over ``repeat`` calls."""
-    depth = data["depth"]
-    out = [tr.depth_image_to_color_camera(d, cal, True) for d in depth]
-    clouds = [tr.depth_image_to_point_cloud(d, cal, True, True) for d in depth]
+    depth = [np.array(d) for d in data["depth"]]  # pyk4a misreads views into a larger array: own copies
+    # pyk4a returns views of the SDK's image buffers, reused by its next call: copy at once
+    out = [stable(lambda d=d: tr.depth_image_to_color_camera(d, cal, True)) for d in depth]
+    clouds = [tr.depth_image_to_point_cloud(d, cal, True, True).copy() for d in depth]
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -102,11 +115,12 @@ def peer(raw: str, depth_mode: str, color_res: str, data: dict, repeat: int) -> 
     pb._depth_mode, pb._color_resolution = PeerDepth[depth_mode], PeerRes[f"RESOLUTION_{color_res}"]
     pb._extract_calibration_info()
     transform = CameraTransform(pb.get_calibration(CameraType.Color), pb.get_calibration(CameraType.Depth))
-    out = [transform.align_image_depth_to_color(d, d)[..., 0] for d in data["depth"]]
+    depth = [np.array(d) for d in data["depth"]]
+    out = [transform.align_image_depth_to_color(d, d)[..., 0] for d in depth]
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        transform.align_image_depth_to_color(data["depth"][0], data["depth"][0])
+        transform.align_image_depth_to_color(depth[0], depth[0])
         times.append((time.perf_counter() - t0) * 1000)
     return {"transformed": np.stack(out), "ms": np.array(times)}
 
@@ -146,7 +160,7 @@ def playback(path: str, max_frames: int) -> dict:
                 ("depth", cap.depth, "depth_timestamp_usec"),
                 ("ir", cap.ir, "ir_timestamp_usec"),
             ):
-                frames[key].append(value if value is not None else np.zeros(0, np.uint8))
+                frames[key].append(np.array(value) if value is not None else np.zeros(0, np.uint8))
                 frames[f"ts_{key}"].append(getattr(cap, ts) if value is not None else -1)
         imu = 0
         while True:
