@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +23,36 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
+# Publisher: at most this many trackers of in-flight zero-copy buffers before a full prune
+MAX_TRACKED = 256
+# Publisher.close: time for ZeroMQ to release discarded buffers once the socket is closed
+CLOSE_RELEASE_S = 2.0
+
 
 # ----------------------------------------------------------------------------- security
+
+
+# CURVE roles: the ZAP domain of each proxy side, also the folder (under authorized_dir) of the
+# public keys allowed there. Publisher keys (workers, bedside captures) may publish and subscribe;
+# subscriber keys (monitoring apps) may only subscribe.
+ROLE_PUBLISHERS = "publishers"
+ROLE_SUBSCRIBERS = "subscribers"
+
+
+@dataclass(frozen=True)
+class AuthorizedKeys:
+    """Public keys (Z85) allowed per role; the proxy authenticator's ZAP callback."""
+
+    publishers: frozenset[bytes]
+    subscribers: frozenset[bytes]
+
+    def callback(self, domain: str, client_key: bytes) -> bool:
+        """Whether ``client_key`` may connect to the proxy side whose ZAP domain is ``domain``."""
+        if domain == ROLE_PUBLISHERS:
+            return client_key in self.publishers
+        if domain == ROLE_SUBSCRIBERS:
+            return client_key in self.subscribers or client_key in self.publishers
+        return False
 
 
 @dataclass(frozen=True)
@@ -34,6 +64,37 @@ class CurveKeys:
     client_public: bytes | None = None
     client_secret: bytes | None = None
     authorized_dir: str | None = None
+    authorized: AuthorizedKeys | None = None
+
+
+def _public_keys(folder: Path) -> frozenset[bytes]:
+    """Z85 public keys of the ``*.key`` files in ``folder`` (empty when it does not exist)."""
+    import zmq.auth
+
+    if not folder.is_dir():
+        return frozenset()
+    try:
+        return frozenset(zmq.auth.load_certificates(str(folder)))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"bus.curve: cannot read the public keys in {folder} ({exc})") from None
+
+
+def load_authorized(folder: str) -> AuthorizedKeys:
+    """Read ``publishers/`` and ``subscribers/`` under ``folder``; one clear line for the old layout."""
+    base = Path(folder)
+    flat = sorted(p.name for p in base.glob("*.key"))
+    if flat:
+        raise UserError(
+            f"bus.curve: {base} holds keys without a role ({', '.join(flat[:3])}): move the public keys "
+            f"of publishers (workers, bedside captures) into {base / ROLE_PUBLISHERS}/ and those of "
+            f"subscribe-only apps into {base / ROLE_SUBSCRIBERS}/"
+        )
+    if not (base / ROLE_PUBLISHERS).is_dir():
+        raise UserError(
+            f"bus.curve: {base / ROLE_PUBLISHERS} is missing; run "
+            f"'kinect-occlusion keys generate {base.parent} --publishers client …'"
+        )
+    return AuthorizedKeys(_public_keys(base / ROLE_PUBLISHERS), _public_keys(base / ROLE_SUBSCRIBERS))
 
 
 def load_curve(
@@ -54,9 +115,11 @@ def load_curve(
             ) from None
 
     server_pub, server_sec = read(server_key if server else server_key.replace("_secret", ""))
-    client_pub, client_sec = (None, None) if server else read(client_key)
-    auth = str(base / authorized_dir) if server else None
-    return CurveKeys(server_pub, server_sec if server else None, client_pub, client_sec, auth)
+    if not server:
+        client_pub, client_sec = read(client_key)
+        return CurveKeys(server_pub, None, client_pub, client_sec)
+    auth = str(base / authorized_dir)
+    return CurveKeys(server_pub, server_sec, None, None, auth, load_authorized(auth))
 
 
 def curve_keys(curve_cfg: Any, *, server: bool) -> CurveKeys | None:
@@ -76,12 +139,32 @@ def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> N
 
 
 def _prepare_ipc(endpoint: str) -> str | None:
-    """Create the folder of an ipc:// endpoint owner-only; return the socket path."""
+    """Create the folder of an ipc:// endpoint owner-only; return the socket path.
+
+    A folder that already exists must be ours and not group/world-writable: others could have
+    planted a socket or a lock there already, which fixing the mode now would not undo.
+    """
     if not endpoint.startswith("ipc://"):
         return None
     path = Path(endpoint[len("ipc://") :])
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = path.parent.stat()
+    except OSError as exc:
+        raise UserError(f"bus: cannot create the folder of {endpoint} ({exc.strerror or exc})") from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UserError(
+            f"bus: folder {path.parent} of {endpoint} is {_who_can_write(st)} — use a private folder "
+            f"(mkdir -m 700) or 'chmod go-w {path.parent}' if it is yours and holds nothing else"
+        )
     return str(path)
+
+
+def _who_can_write(st: os.stat_result) -> str:
+    """Why another user could write into a folder, for the refusal line."""
+    if st.st_uid != os.geteuid():
+        return f"owned by another user (uid {st.st_uid})"
+    return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
 
 
 def _lock_ipc(path: str) -> int:
@@ -112,7 +195,8 @@ class Proxy:
     Args:
         frontend, backend: endpoints to bind.
         hwm: high-water mark of both proxy sockets (messages).
-        curve: server keys; with them every tcp:// side requires CURVE from an authorised key.
+        curve: server keys; with them every tcp:// side requires CURVE: the frontend from a
+            publisher key, the backend from a publisher or subscriber key.
     """
 
     def __init__(self, frontend: str, backend: str, hwm: int = 4, curve: CurveKeys | None = None) -> None:
@@ -140,11 +224,16 @@ class Proxy:
     def _start_auth(self) -> None:
         from zmq.auth.thread import ThreadAuthenticator
 
+        if self.curve is None or self.curve.authorized is None:
+            raise UserError("bus.curve: the proxy needs server keys with their authorised public keys")
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
-        self._auth.configure_curve(domain="*", location=self.curve.authorized_dir)  # type: ignore[union-attr]
+        # One ZAP domain per side: publisher keys on the frontend, any authorised key on the backend
+        for role in (ROLE_PUBLISHERS, ROLE_SUBSCRIBERS):
+            self._auth.configure_curve_callback(domain=role, credentials_provider=self.curve.authorized)
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+        ipc_path = _prepare_ipc(endpoint)  # may refuse the folder: before any socket exists
         sock = self._ctx.socket(kind)
         sock.linger = 0
         # Data is bounded by the HWM; subscriptions (XPUB in, XSUB out) must never be dropped, or a
@@ -155,10 +244,10 @@ class Proxy:
         else:
             sock.sndhwm, sock.rcvhwm = data_hwm, subscription_hwm
         if self.curve is not None and endpoint.startswith("tcp://"):
+            sock.zap_domain = (ROLE_PUBLISHERS if kind == zmq.XSUB else ROLE_SUBSCRIBERS).encode()
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public
-        ipc_path = _prepare_ipc(endpoint)
         if ipc_path is not None:
             try:
                 self._locks.append(_lock_ipc(ipc_path))
@@ -215,11 +304,17 @@ class Proxy:
 class Publisher:
     """Publishes :mod:`messages` to the proxy frontend; never blocks (a full queue drops).
 
+    Raw arrays go out zero-copy: ZeroMQ reads them from the caller's memory after ``publish``
+    returns. Each such buffer is tracked until ZeroMQ has released it, and :meth:`close` waits
+    (bounded) for that, so no buffer is freed while the I/O thread still reads it (a process that
+    published and exited at once used to abort: "Bad address (src/tcp.cpp:227)").
+
     Args:
         endpoint: the proxy's frontend (XSUB) endpoint.
         sndhwm: send high-water mark in messages.
         curve: client keys for tcp:// endpoints.
         jpeg_quality: quality of JPEG-encoded colour frames.
+        linger_s: how long :meth:`close` lets queued messages go out before dropping them.
     """
 
     def __init__(
@@ -229,31 +324,71 @@ class Publisher:
         curve: CurveKeys | None = None,
         jpeg_quality: int = 90,
         context: zmq.Context | None = None,
+        linger_s: float = 0.2,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.PUB)
-        self.sock.linger = 200
+        self.sock.linger = 0
         self.sock.sndhwm = sndhwm
         _secure_client(self.sock, endpoint, curve)
         self.sock.connect(endpoint)
         self.jpeg_quality = jpeg_quality
+        self.linger_s = linger_s
         self.sent = 0
         self.dropped = 0
+        self._in_flight: deque[zmq.MessageTracker] = deque()
 
     def publish(self, msg: m.Message) -> bool:
         """Serialise then send ``msg``; return False (and count a drop) when the queue is full."""
         frames = m.encode(msg, jpeg_quality=self.jpeg_quality)
         try:
-            self.sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            self._send(frames)
         except zmq.Again:
             self.dropped += 1
             return False
         self.sent += 1
         return True
 
+    def _send(self, frames: list[Any]) -> None:
+        """Send one multipart message; keep the trackers of its zero-copy parts."""
+        # Parts under the socket's copy threshold are copied (their tracker is already done)
+        last = len(frames) - 1
+        for i, part in enumerate(frames):
+            flags = zmq.NOBLOCK | (zmq.SNDMORE if i < last else 0)
+            tracker = self.sock.send(part, flags, copy=False, track=True)
+            if tracker is not None and not tracker.done:
+                self._in_flight.append(tracker)
+        self._forget_sent()
+
+    def _forget_sent(self) -> None:
+        """Drop the trackers of buffers ZeroMQ has released (the list stays ~HWM long)."""
+        while self._in_flight and self._in_flight[0].done:
+            self._in_flight.popleft()
+        if len(self._in_flight) > MAX_TRACKED:
+            self._in_flight = deque(t for t in self._in_flight if not t.done)
+
+    def _wait_released(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until ZeroMQ has released every zero-copy buffer."""
+        deadline = time.monotonic() + timeout_s
+        while self._in_flight:
+            try:
+                self._in_flight[0].wait(max(0.0, deadline - time.monotonic()))
+            except zmq.NotDone:
+                return False
+            self._in_flight.popleft()
+        return True
+
     def close(self) -> None:
-        """Close the socket (pending messages get up to 200 ms)."""
-        self.sock.close()
+        """Let queued messages go out (up to ``linger_s``), drop the rest, close the socket.
+
+        Returns only once ZeroMQ no longer reads any buffer handed to :meth:`publish`, so the
+        caller may free them (or exit) safely.
+        """
+        self._wait_released(self.linger_s)
+        self.sock.close(linger=0)
+        # Closing discards what is still queued; the I/O thread releases those buffers promptly
+        if not self._wait_released(CLOSE_RELEASE_S):
+            log.warning("publisher: %d buffers still held by ZeroMQ after close", len(self._in_flight))
 
     def __enter__(self) -> Publisher:
         return self
@@ -272,6 +407,7 @@ class SubscriberStats:
     received: int = 0
     stale: int = 0
     invalid: int = 0
+    legacy: int = 0
     last_error: str = ""
     by_topic: dict[str, int] = field(default_factory=dict)
 
@@ -303,7 +439,9 @@ class Subscriber:
         _secure_client(self.sock, endpoint, curve)
         self.topics = list(topics)
         for topic in self.topics:
-            self.sock.subscribe(b"" if camera == "*" else m.topic_bytes(camera, topic))
+            self.sock.subscribe(m.topic_prefix(camera, topic))
+        if camera != "*":  # schema-1 peers publish "<camera>/<kind>": receive them to say so
+            self.sock.subscribe(f"{camera}/".encode())
         self.camera = camera
         self.sock.connect(endpoint)
         self.stats = SubscriberStats()
@@ -313,6 +451,9 @@ class Subscriber:
 
     def _recv_one(self, flags: int = 0) -> m.Message | None:
         frames = self.sock.recv_multipart(flags=flags, copy=False)
+        if m.is_legacy_topic(frames[0].bytes):
+            self._legacy(frames[0].bytes)
+            return None
         try:
             msg = m.decode([f.buffer for f in frames])
         except m.MessageError as exc:
@@ -326,15 +467,27 @@ class Subscriber:
         self.stats.by_topic[msg.TOPIC] = self.stats.by_topic.get(msg.TOPIC, 0) + 1
         return msg
 
+    def _legacy(self, topic: bytes) -> None:
+        """Count a message from a schema-1 peer (old topic layout); warn about it once."""
+        self.stats.invalid += 1
+        self.stats.legacy += 1
+        self.stats.last_error = f"schema-1 peer on the bus (topic {topic[:64]!r}): upgrade it"
+        if self.stats.legacy == 1:
+            log.warning("%s; its messages are dropped", self.stats.last_error)
+
     def recv(self, timeout_ms: int = 100) -> m.Message | None:
-        """Next valid message in arrival order, or None after ``timeout_ms``."""
-        deadline_polls = max(1, timeout_ms)
-        while self.sock.poll(deadline_polls, zmq.POLLIN):
+        """Next valid message in arrival order, or None once ``timeout_ms`` has passed.
+
+        A rejected message does not end the wait: it goes on until the deadline.
+        """
+        deadline = time.monotonic() + max(1, timeout_ms) / 1000.0
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0 or not self.sock.poll(left_ms, zmq.POLLIN):
+                return None
             msg = self._recv_one()
             if msg is not None:
                 return msg
-            deadline_polls = 1
-        return None
 
     def drain(self, timeout_ms: int = 100) -> list[m.Message]:
         """Wait up to ``timeout_ms`` for traffic, then return every queued valid message in order."""

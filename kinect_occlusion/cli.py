@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from . import __version__
 from .errors import UserError
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: an unexpected exception (a bug), never bad input
 
 COMMANDS = (
     "validate_config",
@@ -61,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Last resort: a bug, not bad input — one line and its own exit code
+        if os.environ.get("KINECT_OCCLUSION_TRACEBACK"):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        print(
+            f"kinect-occlusion {args.command}: internal error: {type(exc).__name__}: {detail} "
+            "(a bug: please report it; KINECT_OCCLUSION_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ class OcclusionSubscriber:
     ) -> None:
         self.latest_only = latest_only
         self._sub = Subscriber(endpoint, camera, topics, rcvhwm=rcvhwm, curve=curve)
-        self._pending: list[m.Message] = []
 
     @property
     def dropped(self) -> int:
@@ -58,8 +57,6 @@ class OcclusionSubscriber:
     def receive(self, timeout_s: float = 1.0) -> m.Message | None:
         """The next message (newest if ``latest_only``), or None after ``timeout_s``."""
         if not self.latest_only:
-            if self._pending:
-                return self._pending.pop(0)
             return self._sub.recv(int(timeout_s * 1000))
         deadline = time.monotonic() + timeout_s
         while True:

@@ -23,8 +23,19 @@ class _Section(BaseModel):
 
 class CameraConfig(_Section):
     id: str = Field(
-        "bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; prefixes every topic."
+        "bed1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Camera/bed id; part of every topic."
     )
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_topic(cls, v: str) -> str:
+        # A schema-1 topic starts with the camera id: an id equal to a kind's topic would be ambiguous
+        from .messages import TOPICS
+
+        if v in TOPICS:
+            raise ValueError(f"{v!r} is a message topic; choose another camera id")
+        return v
+
     source: Literal["kinect", "mkv", "synthetic"] = Field("mkv", description="Where frames come from.")
     mkv_path: str | None = Field("recordings/sample.mkv", description="Recording replayed when source=mkv.")
     resolution: ColorResolution = Field("720P", description="Kinect colour resolution.")
@@ -56,13 +67,42 @@ class CameraConfig(_Section):
             raise ValueError(problem)
         return self
 
+    @field_validator("synthetic_size")
+    @classmethod
+    def _synthetic_size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        # The synthetic scene needs at least 64×64 (sources.synthetic.MIN_SIZE)
+        if not all(64 <= n <= 8192 for n in v):
+            raise ValueError("width and height must be between 64 and 8192 pixels")
+        return v
+
+    @field_validator("reconnect_backoff_s")
+    @classmethod
+    def _backoff(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 3600:
+            raise ValueError("must be [first, longest] with 0 < first <= longest <= 3600 seconds")
+        return v
+
+    @model_validator(mode="after")
+    def _mkv_path_when_mkv(self) -> CameraConfig:
+        if self.source == "mkv" and not self.mkv_path:
+            raise ValueError("camera.mkv_path must name a recording when source is mkv")
+        return self
+
 
 class CurveConfig(_Section):
     enabled: bool = Field(False, description="Encrypt and authenticate every tcp:// endpoint with CURVE.")
     keys_dir: str = Field("keys", description="Folder made by 'kinect-occlusion keys generate'.")
     server_key: str = Field("server.key_secret", description="Proxy secret key file (in keys_dir).")
-    client_key: str = Field("client.key_secret", description="This process' client secret key file.")
-    authorized_dir: str = Field("authorized", description="Public keys allowed to connect (in keys_dir).")
+    client_key: str = Field(
+        "client.key_secret",
+        description="This process' secret key file: a publisher key for the pipeline, a subscriber key "
+        "is enough for apps that only subscribe.",
+    )
+    authorized_dir: str = Field(
+        "authorized",
+        description="Allowed public keys (in keys_dir): publishers/ may publish and subscribe, "
+        "subscribers/ may only subscribe.",
+    )
 
 
 class BusConfig(_Section):
@@ -91,16 +131,28 @@ class BusConfig(_Section):
         return self.frontend.format(camera=camera), self.backend.format(camera=camera)
 
 
+# Smallest ROI side (px): the superpixel partition needs sam.superpixel.MIN_SIDE (16) after the
+# default work_scale of 0.5, and a patient is hundreds of pixels wide anyway.
+MIN_ROI_SIDE = 32
+
+
 class RoiConfig(_Section):
     mode: Literal["full", "fixed"] = Field(
         "full", description="Whole frame, or a fixed box around the patient."
     )
-    box: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height when mode=fixed.")
+    box: tuple[int, int, int, int] | None = Field(
+        None, description=f"x, y, width, height when mode=fixed (width, height ≥ {MIN_ROI_SIDE})."
+    )
 
     @model_validator(mode="after")
     def _box_when_fixed(self) -> RoiConfig:
-        if self.mode == "fixed" and (self.box is None or self.box[2] <= 0 or self.box[3] <= 0):
-            raise ValueError("roi.box must be [x, y, width, height] with positive size when mode=fixed")
+        if self.mode != "fixed":
+            return self
+        if self.box is None or self.box[2] < MIN_ROI_SIDE or self.box[3] < MIN_ROI_SIDE:
+            raise ValueError(
+                f"roi.box must be [x, y, width, height] with width and height of at least "
+                f"{MIN_ROI_SIDE} pixels when mode=fixed"
+            )
         return self
 
     def resolve(self, width: int, height: int) -> Box:
@@ -231,6 +283,13 @@ class LoggingConfig(_Section):
     max_bytes: int = Field(10_000_000, ge=10_000, description="Rotate the log file at this size.")
     backups: int = Field(5, ge=0, le=100, description="Rotated log files kept.")
 
+    @field_validator("file")
+    @classmethod
+    def _file_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v.endswith(("/", "\\")) or "\0" in v):
+            raise ValueError("must be a file name (not empty, not a folder ending in /)")
+        return v
+
 
 class Config(_Section):
     camera: CameraConfig = CameraConfig()
@@ -253,18 +312,35 @@ def format_errors(error: ValidationError) -> list[str]:
     return lines
 
 
-def read_yaml(path: Path) -> dict:
-    """Read a YAML mapping; raise UserError with one line on a missing or malformed file."""
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, at most MAX_CONFIG_BYTES); UserError with one line otherwise."""
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise UserError(f"config {path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config {path}: larger than {MAX_CONFIG_BYTES} bytes — not a config file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config {path}: not a text file (byte {exc.start} is not UTF-8)") from None
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping; raise UserError with one line on a missing or malformed file."""
+    text = _read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"config {path}:{where} is not valid YAML") from None
+    except RecursionError:
+        raise UserError(f"config {path}: nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -310,6 +386,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         data = read_yaml(p)
         base = p.resolve().parent
     for section, values in (overrides or {}).items():
+        if not isinstance(data.get(section) or {}, dict):
+            continue  # not a mapping: validation reports the section itself
         merged = dict(data.get(section) or {})
         merged.update(values)
         data[section] = merged

@@ -2,10 +2,12 @@
 
 A message is the multipart ZeroMQ message ``[topic, header, *buffers]``:
 
-- ``topic``: ``b"<camera>/<kind topic>"``, e.g. ``b"bed1/frame.color"``;
-- ``header``: a msgpack map with ``schema``, ``kind``, ``camera``, ``frame_id``, ``ts_us``,
-  ``sent_us``, ``arrays`` (one ``{name, dtype, shape, encoding, nbytes}`` per buffer) and the
-  kind's own fields;
+- ``topic``: ``b"<kind topic>/<camera>/"``, e.g. ``b"frame.color/bed1/"`` (kind first, so a ZeroMQ
+  prefix such as ``b"mask.occlusion/"`` selects one kind for every camera; the closing ``/`` stops
+  ``bed1`` from matching ``bed10``);
+- ``header``: a msgpack map with ``schema``, ``kind``, ``camera``, ``epoch``, ``frame_id``,
+  ``ts_us``, ``sent_us``, ``origin_us``, ``arrays`` (one ``{name, dtype, shape, encoding,
+  nbytes}`` per buffer) and the kind's own fields;
 - one raw buffer per array, in the order of ``arrays``.
 
 ``encode`` serialises everything before anything is sent; ``decode`` validates everything and
@@ -14,14 +16,15 @@ raises :class:`MessageError` for any malformed input. See docs/PROTOCOL.md.
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the common ``epoch`` field (frame identity survives a capture restart)
 
 TOPIC_COLOR = "frame.color"
 TOPIC_DEPTH = "frame.depth"
@@ -35,6 +38,23 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BUFFER_BYTES = 4096 * 3072 * 4
 MAX_DIM = 8192
 MAX_SEGMENTS = 1_000_000
+MAX_INT = 2**63  # frame ids and µs timestamps are non-negative and below this
+MAX_CALIBRATION_CHARS = 32 * 1024  # an Azure Kinect calibration.json is ~6 KB
+MAX_NAME_CHARS = 64  # Status worker/state, model and partitioner names
+MAX_INFO_DEPTH = 4  # nesting of Status.info (the supervisor's is 3 deep)
+# Status.info counters a receiver may read as numbers: non-negative and finite when present
+STATUS_NUMBERS = (
+    "frames_in",
+    "frames_out",
+    "errors",
+    "dropped",
+    "invalid",
+    "rate_hz",
+    "loop_age_s",
+    "uptime_s",
+)
+
+CAMERA_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 ENC_RAW = "raw"
 ENC_JPEG = "jpeg"
@@ -65,9 +85,11 @@ class ArraySpec:
 class Message:
     """Fields common to every message.
 
-    ``frame_id``/``ts_us`` (device time) identify the source frame; ``origin_us`` is the wall-clock
-    time at which capture published that frame (0 if unknown), so end-to-end latency is
-    ``sent_us - origin_us`` on one host.
+    ``(epoch, frame_id)`` identifies the source frame: ``epoch`` is the capture run's start (wall
+    clock, µs; each run on a host gets a larger one) and ``frame_id`` counts frames within that run,
+    so the pair stays unique and monotonic per camera across capture restarts. ``ts_us`` is the
+    device time of that frame; ``origin_us`` is the wall-clock time at which capture published it
+    (0 if unknown), so end-to-end latency is ``sent_us - origin_us`` on one host.
     """
 
     camera: str
@@ -75,11 +97,17 @@ class Message:
     ts_us: int
     sent_us: int = 0
     origin_us: int = 0
+    epoch: int = 0
 
     KIND: ClassVar[str] = ""
     TOPIC: ClassVar[str] = ""
     ARRAYS: ClassVar[tuple[ArraySpec, ...]] = ()
     META: ClassVar[dict[str, tuple[type, ...]]] = {}
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        """``(epoch, frame_id)`` of the source frame: compare for equality, never for order."""
+        return (self.epoch, self.frame_id)
 
 
 @dataclass(kw_only=True)
@@ -220,8 +248,23 @@ TOPICS: dict[str, type[Message]] = {cls.TOPIC: cls for cls in KINDS.values()}
 
 
 def topic_bytes(camera: str, topic: str) -> bytes:
-    """Full topic of a kind for one camera, e.g. ``b"bed1/mask.coarse"``."""
-    return f"{camera}/{topic}".encode()
+    """Full topic of a kind for one camera, e.g. ``b"mask.coarse/bed1/"``."""
+    return f"{topic}/{camera}/".encode()
+
+
+def topic_prefix(camera: str, topic: str) -> bytes:
+    """The ZeroMQ subscription for ``topic`` of ``camera``, or of every camera when ``camera='*'``."""
+    return f"{topic}/".encode() if camera == "*" else topic_bytes(camera, topic)
+
+
+def is_legacy_topic(topic: bytes) -> bool:
+    """Whether ``topic`` has schema 1's layout ``<camera>/<kind topic>`` (a peer to upgrade)."""
+    head, sep, tail = topic.partition(b"/")
+    return (
+        bool(sep)
+        and tail.decode("utf-8", "replace") in TOPICS
+        and head.decode("utf-8", "replace") not in TOPICS
+    )
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -263,6 +306,7 @@ def encode(msg: Message, *, jpeg_quality: int = 90, sent_us: int | None = None) 
         "ts_us": int(msg.ts_us),
         "sent_us": int(now_us() if sent_us is None else sent_us),
         "origin_us": int(msg.origin_us),
+        "epoch": int(msg.epoch),
     }
     for name in cls.META:
         value = getattr(msg, name)
@@ -341,10 +385,63 @@ def _decode_payload(spec: ArraySpec, dtype: np.dtype, shape: tuple, enc: str, bu
     return _decode_jpeg(spec, shape, view)
 
 
+# JPEG markers (ITU-T T.81, B.1.1.3): frame headers, and markers without a length field
+_SOF_SEQUENTIAL = (0xC0, 0xC1)  # baseline, extended sequential (Huffman): what we encode
+_SOF_ANY = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG, DAC are not frame headers
+_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))  # TEM, RST0-7
+MAX_JPEG_MARKERS = 64  # segments (and fill bytes) walked before the frame header must appear
+
+
+def jpeg_frame_size(data: memoryview) -> tuple[int, int, int]:
+    """(height, width, components) from a JPEG's frame header (SOF), read without decoding.
+
+    Walks the marker segments up to the first SOF, at most ``MAX_JPEG_MARKERS`` steps. Only
+    8-bit baseline / extended-sequential JPEGs with 3 components (what ``encode`` writes) are
+    accepted: progressive, lossless, arithmetic-coded, greyscale and CMYK raise MessageError.
+    """
+    n = data.nbytes
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise MessageError("JPEG lacks its start-of-image marker")
+    pos = 2
+    for _ in range(MAX_JPEG_MARKERS):
+        if pos + 4 > n or data[pos] != 0xFF:
+            raise MessageError("JPEG marker structure is broken")
+        marker = data[pos + 1]
+        if marker in (0xFF, *_STANDALONE):  # a fill byte, or a marker without a length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if marker in _SOF_ANY:
+            return _jpeg_sof(data, pos, length, marker)
+        if marker in (0xD8, 0xD9, 0xDA) or length < 2:
+            raise MessageError("JPEG has no frame header before its scan data")
+        pos += 2 + length
+    raise MessageError(f"JPEG frame header not within the first {MAX_JPEG_MARKERS} markers")
+
+
+def _jpeg_sof(data: memoryview, pos: int, length: int, marker: int) -> tuple[int, int, int]:
+    """Parse the SOF segment at ``pos`` (see :func:`jpeg_frame_size`)."""
+    if length < 8 or pos + 2 + length > data.nbytes:
+        raise MessageError("JPEG frame header is truncated")
+    if marker not in _SOF_SEQUENTIAL:
+        raise MessageError(f"JPEG type SOF{marker - 0xC0} not accepted (baseline or sequential only)")
+    precision, components = data[pos + 4], data[pos + 9]
+    height = (data[pos + 5] << 8) | data[pos + 6]
+    width = (data[pos + 7] << 8) | data[pos + 8]
+    if precision != 8 or components != 3:
+        raise MessageError(f"JPEG has {precision}-bit samples and {components} components (8-bit, 3 needed)")
+    return height, width, components
+
+
 def _decode_jpeg(spec: ArraySpec, shape: tuple, view: memoryview) -> np.ndarray:
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(view, np.uint8), cv2.IMREAD_COLOR) if view.nbytes else None
+    # The frame header's size must match before anything is decoded (a tiny file can claim 16000²)
+    size = jpeg_frame_size(view.cast("B"))
+    if size != shape:
+        raise MessageError(f"array '{spec.name}': JPEG is {size}, the header says {shape}")
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imdecode(np.frombuffer(view, np.uint8), flags)
     if img is None or img.shape != shape:
         raise MessageError(f"array '{spec.name}': JPEG does not decode to shape {shape}")
     return np.ascontiguousarray(img[..., ::-1])
@@ -382,7 +479,7 @@ def _common(header: dict, topic: Any) -> tuple[type[Message], dict[str, Any]]:
     camera = _field(header, "camera", (str,))
     if bytes(topic) != topic_bytes(camera, cls.TOPIC):
         raise MessageError("topic does not match the header's camera and kind")
-    fields = ("frame_id", "ts_us", "sent_us", "origin_us")
+    fields = ("epoch", "frame_id", "ts_us", "sent_us", "origin_us")
     common: dict[str, Any] = {name: _field(header, name, (int,)) for name in fields}
     common["camera"] = camera
     return cls, common
@@ -398,14 +495,129 @@ def _meta(cls: type[Message], header: dict) -> dict:
     return meta
 
 
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise MessageError(what)
+
+
+def _in_range(value: Any, lo: float, hi: float) -> bool:
+    """True for a real number (not bool) with lo <= value < hi; NaN is never in range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return lo <= value < hi
+
+
+def _array_within(arr: np.ndarray, lo: float, hi: float) -> bool:
+    """Every element in [lo, hi] (one min/max pass; NaN fails, empty passes)."""
+    if arr.size == 0:
+        return True
+    return bool(arr.min() >= lo) and bool(arr.max() <= hi)
+
+
+# Bit patterns of 1.0: a non-negative IEEE float is <= 1.0 exactly when its bits are (NaN/inf are above)
+_ONE_BITS = {np.dtype(np.float16): (np.uint16, 0x3C00), np.dtype(np.float32): (np.uint32, 0x3F800000)}
+
+
+def _unit_interval(arr: np.ndarray) -> bool:
+    """Every element finite and in [0, 1]; one integer max pass (float16 min/max is ~30x slower)."""
+    uint, one = _ONE_BITS[arr.dtype]
+    if arr.size == 0 or int(arr.view(uint).max()) <= one:
+        return True
+    return _array_within(arr, 0.0, 1.0)  # negative zero (sign bit set) takes the exact path
+
+
+def _check_common(msg: Message) -> None:
+    # ids and timestamps: non-negative int64 (a receiver compares and subtracts them)
+    for name in ("frame_id", "ts_us", "sent_us", "origin_us"):
+        _require(_in_range(getattr(msg, name), 0, MAX_INT), f"{name} must be in [0, 2**63)")
+    _require(CAMERA_RE.fullmatch(msg.camera) is not None, "camera id must match [A-Za-z0-9_-]{1,32}")
+    _require(msg.camera not in TOPICS, "camera id must not be a topic name")
+
+
+def _check_color(msg: ColorFrame) -> None:
+    _require(msg.image.shape[2] == 3, "colour image must have 3 channels")
+
+
+def _check_depth(msg: DepthFrame) -> None:
+    cal = msg.calibration
+    _require(cal is None or len(cal) <= MAX_CALIBRATION_CHARS, "calibration text is too long")
+
+
+def _check_coarse(msg: CoarseMask) -> None:
+    # The ROI lies inside the probability image and is not empty
+    x, y, w, h = msg.roi
+    height, width = msg.prob.shape
+    _require(x >= 0 and y >= 0 and w > 0 and h > 0, "roi needs x, y >= 0 and a positive size")
+    _require(x + w <= width and y + h <= height, "roi reaches outside the probability image")
+    # Float probabilities are finite and in [0, 1] (uint8 is 0-255 by type)
+    if msg.prob.dtype != np.uint8:
+        _require(_unit_interval(msg.prob), "probabilities must be finite and in [0, 1]")
+    _require(_in_range(msg.infer_ms, 0, float("inf")), "infer_ms must be finite and >= 0")
+    _require(len(msg.model) <= MAX_NAME_CHARS, "model name is too long")
+
+
+def _check_partition(msg: Partition) -> None:
+    # One score row per segment; every label names a segment (0 = uncovered)
+    n = msg.scores.shape[0]
+    _require(msg.scores.shape[1:] == (2,) and n <= MAX_SEGMENTS, "partition scores must have shape (n, 2)")
+    _require(_array_within(msg.labels, 0, n), f"labels must be in [0, {n}] (the rows of scores)")
+    _require(bool(np.isfinite(msg.scores).all()), "partition scores must be finite")
+    _require(_in_range(msg.compute_ms, 0, float("inf")), "compute_ms must be finite and >= 0")
+    _require(_in_range(msg.decoder_calls, 0, MAX_INT), "decoder_calls must be >= 0")
+    _require(_in_range(msg.confirmed_ts_us, 0, MAX_INT), "confirmed_ts_us must be in [0, 2**63)")
+    _require(len(msg.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
+
+
+def _check_occlusion(msg: OcclusionMask) -> None:
+    _require(_array_within(msg.mask, 0, 1), "occlusion mask values must be 0 or 1")
+    # Votes: empty (not fused), or one row per segment id + row 0, finite sums of probabilities
+    rows = msg.votes.shape[0]
+    _require(msg.votes.shape[1] == 2 or rows == 0, "occlusion votes must have shape (n, 2)")
+    _require(rows <= MAX_SEGMENTS + 1, "too many occlusion votes")
+    _require(_array_within(msg.votes, 0.0, float(np.finfo(np.float32).max)), "votes must be finite and >= 0")
+    _require(_in_range(msg.partition_frame_id, -1, MAX_INT), "partition_frame_id must be -1 or a frame id")
+    # A fused mask says which partition voted, and carries its votes
+    _require(
+        not msg.fused or (rows > 0 and msg.partition_frame_id >= 0),
+        "a fused mask needs votes and its partition",
+    )
+    _require(_in_range(msg.partition_age_ms, -1, float("inf")), "partition_age_ms must be finite and >= -1")
+    _require(len(msg.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
+
+
+def _check_status(msg: Status) -> None:
+    _require(0 < msg.pid < 2**31, "pid must be a positive 32-bit integer")
+    _require(len(msg.worker) <= MAX_NAME_CHARS and len(msg.state) <= MAX_NAME_CHARS, "name too long")
+    _check_info(msg.info, MAX_INFO_DEPTH)
+    for name in STATUS_NUMBERS:
+        if name in msg.info:
+            _require(_in_range(msg.info[name], 0, float("inf")), f"info.{name} must be a finite number >= 0")
+
+
+def _check_info(value: Any, depth: int) -> None:
+    """Status.info: bounded nesting, finite numbers (sizes are bounded by the header cap)."""
+    if isinstance(value, dict | list):
+        _require(depth > 0, f"Status info nested deeper than {MAX_INFO_DEPTH}")
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_info(item, depth - 1)
+    elif isinstance(value, float):
+        _require(bool(np.isfinite(value)), "Status info holds a non-finite number")
+
+
+# What a receiver may rely on once decode returns, per kind (docs/PROTOCOL.md lists every check)
+_CHECKS: dict[type[Message], Any] = {
+    ColorFrame: _check_color,
+    DepthFrame: _check_depth,
+    CoarseMask: _check_coarse,
+    Partition: _check_partition,
+    OcclusionMask: _check_occlusion,
+    Status: _check_status,
+}
+
+
 def _check_consistency(msg: Message) -> None:
-    if isinstance(msg, Partition):
-        if msg.scores.shape[1:] != (2,) or msg.scores.shape[0] > MAX_SEGMENTS:
-            raise MessageError("partition scores must have shape (n, 2)")
-    if isinstance(msg, OcclusionMask) and msg.votes.size and msg.votes.shape[1] != 2:
-        raise MessageError("occlusion votes must have shape (n, 2)")
-    if isinstance(msg, ColorFrame) and msg.image.shape[2] != 3:
-        raise MessageError("colour image must have 3 channels")
+    _check_common(msg)
+    _CHECKS[type(msg)](msg)
 
 
 def decode(frames: list[Any]) -> Message:
@@ -420,20 +632,9 @@ def decode(frames: list[Any]) -> Message:
         cls, common = _common(header, frames[0])
         arrays = _decode_arrays(cls, header, list(frames[2:]))
         msg = cls(**common, **_meta(cls, header), **arrays)
+        _check_consistency(msg)
     except MessageError:
         raise
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
         raise MessageError(f"malformed message ({type(exc).__name__}: {exc})") from None
-    _check_consistency(msg)
     return msg
-
-
-def message_fields(msg: Message) -> dict[str, Any]:
-    """The message's fields as a dict (for logging and JSON output; arrays become shapes)."""
-    out = {}
-    for f in fields(msg):
-        value = getattr(msg, f.name)
-        out[f.name] = (
-            f"array{list(value.shape)}:{value.dtype.name}" if isinstance(value, np.ndarray) else value
-        )
-    return out

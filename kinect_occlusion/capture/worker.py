@@ -1,9 +1,17 @@
-"""Capture worker: source → ``frame.color`` (+ ``frame.depth``) at camera rate, never blocking."""
+"""Capture worker: source → ``frame.color`` (+ ``frame.depth``) at camera rate, never blocking.
+
+Every frame carries the run's ``epoch`` (see :func:`next_epoch`), so ``(epoch, frame_id)`` stays
+unique when a restarted capture counts frames from 0 again.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import messages as m
@@ -17,12 +25,57 @@ log = logging.getLogger(__name__)
 # Time for the proxy to forward subscriptions to a fresh publisher before the first frame
 SETTLE_S = 0.3
 
+# A stored epoch at or above this is not ours (corrupt or planted): ignored
+MAX_STORED_EPOCH = 2**62
 
-def publish_frame(pub: Publisher, rt: WorkerRuntime, frame: Frame, calibration: str | None) -> None:
-    """Publish one frame's colour and depth; both carry the same frame_id/ts_us/origin_us."""
+
+def epoch_file(camera: str) -> Path:
+    """Where this user's runs of ``camera`` keep their last epoch on this host."""
+    return Path(tempfile.gettempdir()) / f"kinect-occlusion-{os.getuid()}-{camera}.epoch"
+
+
+def _stored_epoch(fd: int) -> int:
+    """The epoch kept in the open file ``fd`` (0 when empty, unreadable or implausible)."""
+    if os.fstat(fd).st_uid != os.getuid():
+        return 0
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    value = int(text) if text.isdigit() else 0
+    return value if value < MAX_STORED_EPOCH else 0
+
+
+def next_epoch(path: Path, now_us: int) -> int:
+    """This capture run's epoch: ``now_us``, but always above the last epoch stored in ``path``.
+
+    The file is read and rewritten under an exclusive lock, so runs that start together, or after
+    the wall clock stepped back, still get strictly increasing epochs. When the file cannot be used
+    the wall clock alone is the epoch (logged once).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        log.warning("capture: cannot keep the run epoch in %s (%s); using the clock", path, exc.strerror)
+        return now_us
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        epoch = max(now_us, _stored_epoch(fd) + 1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(epoch).encode(), 0)
+        return epoch
+    except OSError as exc:
+        log.warning("capture: cannot keep the run epoch in %s (%s); using the clock", path, exc.strerror)
+        return now_us
+    finally:
+        os.close(fd)
+
+
+def publish_frame(
+    pub: Publisher, rt: WorkerRuntime, frame: Frame, calibration: str | None, epoch: int
+) -> None:
+    """Publish one frame's colour and depth; both carry the same epoch/frame_id/ts_us/origin_us."""
     origin = m.now_us()
     common: dict[str, Any] = {
         "camera": rt.camera,
+        "epoch": epoch,
         "frame_id": frame.frame_id,
         "ts_us": frame.ts_us,
         "origin_us": origin,
@@ -45,7 +98,8 @@ def run(rt: WorkerRuntime) -> int:
         rt.tick(state)
 
     source = build_source(rt.cfg.camera, rt.stop, on_idle)
-    rt.info["source"] = rt.cfg.camera.source
+    epoch = next_epoch(epoch_file(rt.camera), m.now_us())
+    rt.info.update(source=rt.cfg.camera.source, epoch=epoch)
     with source:
         time.sleep(SETTLE_S)
         rt.tick("streaming")
@@ -53,7 +107,7 @@ def run(rt: WorkerRuntime) -> int:
         for frame in source:
             rt.counters.frames_in += 1
             calibration = source.calibration if source.calibration != sent_calibration else None
-            publish_frame(pub, rt, frame, calibration)
+            publish_frame(pub, rt, frame, calibration, epoch)
             sent_calibration = source.calibration if frame.depth is not None else sent_calibration
             rt.counters.out()
             rt.info.update(

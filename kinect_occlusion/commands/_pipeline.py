@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from ..config import Config, load_config
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
+
+EXIT_VIDEO_FAILED = 1  # the pipeline ran, but the overlay video could not be written
 
 
 def add_config_argument(p: argparse.ArgumentParser) -> None:
@@ -32,31 +35,22 @@ def config_from_args(args: argparse.Namespace, overrides: dict | None = None) ->
 
 def preflight(cfg: Config) -> None:
     """Fail fast with one line on what would stop a worker at start-up."""
+    from ._checks import runtime_problems
+
+    problems = runtime_problems(cfg)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s): see validate-config)" if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
     dl = cfg.deeplab
-    if dl.checkpoint and not Path(dl.checkpoint).is_file() and not dl.allow_untrained:
-        raise UserError(
-            f"deeplab.checkpoint: {dl.checkpoint} does not exist — train one with "
-            "'kinect-occlusion train' (or 'make demo-model'), or set deeplab.allow_untrained: true"
-        )
     if dl.checkpoint is None or not Path(dl.checkpoint).is_file():
         log.warning(
             "DeepLab model is UNTRAINED (random weights): the masks are meaningless — "
             "set deeplab.checkpoint to a trained model"
         )
-    sam = cfg.sam
-    if sam.partitioner == "sam" and (not sam.checkpoint or not Path(sam.checkpoint).is_file()):
-        raise UserError(
-            f"sam.checkpoint: {sam.checkpoint} does not exist (partitioner: sam needs a local "
-            "SAM checkpoint, e.g. sam_vit_b_01ec64.pth); or set sam.partitioner: superpixel"
-        )
     if cfg.camera.source == "kinect":
         from ..sources.kinect import import_pyk4a
 
         import_pyk4a()
-    if cfg.camera.source == "mkv":
-        from ..sources.mkv import probe_mkv
-
-        probe_mkv(cfg.camera.mkv_path or "", count_frames=False)
 
 
 def install_signals(stop: threading.Event) -> None:
@@ -70,6 +64,10 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
     from ..runtime.supervisor import Supervisor
 
     preflight(cfg)
+    if save_video:
+        from ..runtime.recorder import check_video_path
+
+        check_video_path(save_video)
     stop = threading.Event()
     install_signals(stop)
     recorder = None
@@ -89,6 +87,9 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
     finally:
         if recorder is not None:
             recorder.stop()
+    if recorder is not None and recorder.error:
+        print(f"kinect-occlusion: error: {recorder.error}", file=sys.stderr)
+        return code or EXIT_VIDEO_FAILED
     if recorder is not None:
         print(f"overlay video written: {save_video} ({recorder.written} frames)")
     return code

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _args
+
 
 def register(sub) -> None:
     p = sub.add_parser("augment-preview", help="write a grid of augmented samples (Copy-Paste, jitter)")
@@ -20,9 +22,16 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+
+    # Arguments first, before the (slow) torch import
+    _args.input_file(args.data, "DATA")
+    _args.input_folder(args.images, "--images")
+    if args.size < 16 or not args.copy_paste >= 0:
+        raise UserError("--size must be at least 16 and --copy-paste >= 0")
+    _args.output_folder(args.out, "--out")
     import numpy as np
 
-    from ..errors import UserError
     from ..training import panels
     from ..training.augment import OcclusionDataset
     from ..training.data import load_dataset, prepare_sample

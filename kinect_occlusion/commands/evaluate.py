@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UserError
+from . import _args
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score coarse vs fused (SOSS) masks on annotated images")
@@ -33,8 +36,15 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .train import check_inputs, parse_roi
+
+    # Arguments first, before the (slow) torch import
+    check_inputs(args)
+    if args.panels < 0 or args.n_segments < 2:
+        raise UserError("--panels must be >= 0 and --n-segments >= 2")
+    if args.out is not None:
+        _args.output_folder(args.out, "--out")
     from ..training.evaluate import EvalOptions, evaluate, format_table
-    from .train import parse_roi
 
     opts = EvalOptions(
         data=args.data,

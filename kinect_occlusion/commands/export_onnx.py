@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import UserError
+from . import _args
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +24,18 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, then (unless --no-check) verify onnxruntime agrees with torch to within 1e-3."""
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise UserError(f"--out {out}: use a .onnx file name")
+    _args.output_folder(out.parent, "--out")
+    _args.output_file(out, "--out")
     import numpy as np
 
     from ..deeplab.model import load_checkpoint
     from ..deeplab.onnx_export import OnnxCoarsePredictor, export_onnx
     from ..deeplab.predict import CoarsePredictor
 
-    out = Path(args.out)
-    if out.suffix != ".onnx":
-        raise UserError(f"--out {out}: use a .onnx file name")
     loaded = load_checkpoint(args.checkpoint, config_key="CHECKPOINT")
-    out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(loaded, out)
     log.info(
         "wrote %s (%.1f MB, input 1×3×%d×%d)",

@@ -7,6 +7,7 @@ import argparse
 import logging
 
 from ..errors import UserError
+from . import _args
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,12 @@ def run(args: argparse.Namespace) -> int:
         color = parse_color_mode(args.color_mode)
     except ValueError as exc:
         raise UserError(f"--color-mode: {exc}") from None
-    if args.seconds <= 0:
-        raise UserError("--seconds must be positive")
+    _args.positive(args.seconds, "--seconds")
     if not 1 <= args.jpeg_quality <= 100:
         raise UserError("--jpeg-quality must be between 1 and 100")
+    if args.seed < 0:
+        raise UserError("--seed must be 0 or more")
+    _args.output_file(args.out, "record")
     n_frames = max(1, round(args.seconds * args.fps))
     source = build_record_source(args, color, n_frames)
     with source:

@@ -8,6 +8,7 @@ import time
 
 from .. import messages as m
 from ..errors import UserError
+from . import _args
 from ._pipeline import add_config_argument, config_from_args
 
 
@@ -35,12 +36,19 @@ def collect(endpoint: str, camera: str, wait_s: float, curve=None) -> dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
+    import zmq
+
+    from ..bus import curve_keys
+
+    _args.endpoint(args.endpoint, "--endpoint")
+    _args.positive(args.wait, "--wait")
     cfg = config_from_args(args)
     endpoint = args.endpoint or cfg.bus.endpoints(cfg.camera.id)[1]
     wait = args.wait or max(2.5 * cfg.runtime.heartbeat_s, 1.0)
-    from ..bus import curve_keys
-
-    seen = collect(endpoint, cfg.camera.id, wait, curve_keys(cfg.bus.curve, server=False))
+    try:
+        seen = collect(endpoint, cfg.camera.id, wait, curve_keys(cfg.bus.curve, server=False))
+    except zmq.ZMQError as exc:
+        raise UserError(f"cannot listen on {endpoint}: {exc.strerror}") from None
     if not seen:
         raise UserError(
             f"no status from camera {cfg.camera.id} on {endpoint} within {wait:.1f} s "

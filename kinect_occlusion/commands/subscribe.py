@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import messages as m
 from ..errors import UserError
+from . import _args
 from ._pipeline import add_config_argument, config_from_args
 
 
@@ -36,28 +37,37 @@ def save_message(msg: m.Message, out: Path) -> None:
     import cv2
 
     name = f"{msg.TOPIC.replace('.', '_')}_{msg.frame_id:06d}"
+    image = None
     if isinstance(msg, m.ColorFrame):
-        cv2.imwrite(str(out / f"{name}.png"), np.ascontiguousarray(msg.image[..., ::-1]))
+        image = np.ascontiguousarray(msg.image[..., ::-1])
     elif isinstance(msg, m.DepthFrame):
-        cv2.imwrite(str(out / f"{name}.png"), np.ascontiguousarray(msg.depth))
+        image = np.ascontiguousarray(msg.depth)
     elif isinstance(msg, m.CoarseMask):
-        cv2.imwrite(str(out / f"{name}.png"), np.clip(msg.probability() * 255, 0, 255).astype(np.uint8))
+        image = np.clip(msg.probability() * 255, 0, 255).astype(np.uint8)
     elif isinstance(msg, m.OcclusionMask):
-        cv2.imwrite(str(out / f"{name}.png"), (msg.mask > 0).astype(np.uint8) * 255)
+        image = (msg.mask > 0).astype(np.uint8) * 255
     elif isinstance(msg, m.Partition):
-        cv2.imwrite(str(out / f"{name}.png"), np.clip(msg.labels, 0, 65535).astype(np.uint16))
+        image = np.clip(msg.labels, 0, 65535).astype(np.uint16)
+    if image is not None and not cv2.imwrite(str(out / f"{name}.png"), image):
+        raise UserError(f"--save {out}: cannot write {name}.png (disk full or no permission?)", exit_code=1)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bus import curve_keys
     from ..client import OcclusionSubscriber
 
+    _args.endpoint(args.endpoint, "--endpoint")
+    _args.camera_id(args.camera, "--camera")
+    for option, value in (
+        ("--count", args.count),
+        ("--duration", args.duration),
+        ("--timeout", args.timeout),
+    ):
+        _args.positive(value, option)
     cfg = config_from_args(args)
     camera = args.camera or cfg.camera.id
     endpoint = args.endpoint or cfg.bus.endpoints(cfg.camera.id)[1]
-    out = Path(args.save) if args.save else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    out = _args.output_folder(args.save, "--save") if args.save else None
     try:
         keys = curve_keys(cfg.bus.curve, server=False)
         sub = OcclusionSubscriber(endpoint, camera, (args.topic,), latest_only=not args.every, curve=keys)

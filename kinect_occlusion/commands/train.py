@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _args
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the DeepLabV3+ coarse model (Label Studio or COCO annotations)")
@@ -62,12 +64,47 @@ def parse_roi(text: str) -> str | tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """The files and folders a training or evaluation run reads exist (before anything is written)."""
+    _args.input_file(args.data, "--data")
+    _args.input_folder(args.images, "--images")
+    _args.input_file(args.split_file, "--split-file")
+    _args.device(args.device, "--device")
+    if args.split_file is not None:
+        check_split_file(args.split_file)
+
+
+def check_split_file(path: Path) -> None:
+    """``{"train": [names], "val": [...], "test": [...]}``: a JSON object of lists of image names."""
+    import json
+
+    from ..errors import UserError
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"--split-file {path}: not a readable JSON file ({type(exc).__name__})") from None
+    parts_ok = isinstance(spec, dict) and set(spec) <= {"train", "val", "test"}
+    if not parts_ok or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names) for names in spec.values()
+    ):
+        raise UserError(f'--split-file {path}: must be {{"train": [names], "val": [names], "test": [names]}}')
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..training.train import TrainOptions, train
 
+    # Arguments first, before the (slow) torch import
     if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
         raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
+    if args.workers < 0 or args.patience < 1 or not args.lr > 0 or not args.copy_paste >= 0:
+        raise UserError("--workers must be >= 0, --patience >= 1, --lr > 0 and --copy-paste >= 0")
+    if args.bn_momentum is not None and not 0 < args.bn_momentum <= 1:
+        raise UserError("--bn-momentum must be in (0, 1]")
+    check_inputs(args)
+    _args.output_folder(args.out, "--out")
+    from ..training.train import TrainOptions, train
+
     opts = TrainOptions(
         data=args.data,
         out=args.out,

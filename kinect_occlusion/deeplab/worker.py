@@ -61,9 +61,10 @@ def to_uint8(prob: np.ndarray) -> np.ndarray:
 def coarse_message(
     frame: m.ColorFrame, prob: np.ndarray, roi: tuple[int, int, int, int], model: str, ms: float
 ) -> m.CoarseMask:
-    """The CoarseMask for ``frame``, carrying its frame_id, ts_us and origin_us."""
+    """The CoarseMask for ``frame``, carrying its epoch, frame_id, ts_us and origin_us."""
     return m.CoarseMask(
         camera=frame.camera,
+        epoch=frame.epoch,
         frame_id=frame.frame_id,
         ts_us=frame.ts_us,
         origin_us=frame.origin_us,

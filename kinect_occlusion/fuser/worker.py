@@ -24,6 +24,7 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
     choice = pair(coarse, partition, cfg.max_partition_age_ms)
     common: dict[str, Any] = {
         "camera": coarse.camera,
+        "epoch": coarse.epoch,
         "frame_id": coarse.frame_id,
         "ts_us": coarse.ts_us,
         "origin_us": coarse.origin_us,
@@ -48,8 +49,9 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
 class Holder:
     """Holds a coarse mask up to ``wait_ms`` for the partition of its own frame (pure timing logic).
 
-    A coarse mask is released when the matching (or a newer) partition is there, when ``wait_ms``
-    has passed, or when a newer coarse mask arrives — so no frame is dropped for waiting.
+    A coarse mask is released when the matching (or a newer) partition of the same capture run
+    is there, when ``wait_ms`` has passed, or when a newer coarse mask arrives — so no frame is
+    dropped for waiting, and a lying id can only end a wait early, never extend it.
     """
 
     def __init__(self, wait_ms: float) -> None:
@@ -67,7 +69,9 @@ class Holder:
         held = self.pending
         if held is None:
             return None
-        matched = partition is not None and partition.frame_id >= held.frame_id
+        matched = (
+            partition is not None and partition.epoch == held.epoch and partition.frame_id >= held.frame_id
+        )
         if self.wait_s <= 0 or matched or now - self.since >= self.wait_s:
             self.pending = None
             return held

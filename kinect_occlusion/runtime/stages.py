@@ -101,7 +101,7 @@ def result_topics() -> tuple[str, ...]:
 
 def edges() -> list[tuple[str, str, str]]:
     """Every (producer, topic, consumer) edge of the graph, in stage order."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     for producer in STAGES:
         for topic in producer.outputs:
             out.extend((producer.name, topic, c.name) for c in STAGES if topic in c.inputs)

@@ -51,33 +51,61 @@ def build(cfg: SamConfig):
 
 
 class FrameRing:
-    """The last few colour frames by frame_id (bounded)."""
+    """The last few colour frames in arrival order, keyed by identity ``(epoch, frame_id)`` (bounded).
+
+    Order is arrival order, never the ids a peer sent: a restarted capture (new epoch, ids from 0)
+    or a forged id far in the future is just the newest arrival.
+    """
 
     def __init__(self, size: int = RING) -> None:
         self.size = size
-        self.frames: OrderedDict[int, m.ColorFrame] = OrderedDict()
+        self.frames: OrderedDict[tuple[int, int], m.ColorFrame] = OrderedDict()
 
     def add(self, frame: m.ColorFrame) -> None:
-        self.frames[frame.frame_id] = frame
+        """Keep ``frame`` as the newest arrival (a repeated identity moves to the end)."""
+        self.frames.pop(frame.identity, None)
+        self.frames[frame.identity] = frame
         while len(self.frames) > self.size:
             self.frames.popitem(last=False)
 
-    def get(self, frame_id: int) -> m.ColorFrame | None:
-        return self.frames.get(frame_id)
+    def get(self, identity: tuple[int, int]) -> m.ColorFrame | None:
+        return self.frames.get(identity)
 
     def newest(self) -> m.ColorFrame | None:
         return next(reversed(self.frames.values()), None)
+
+    def drop_through(self, identity: tuple[int, int]) -> None:
+        """Forget the frame ``identity`` and every frame that arrived before it."""
+        if identity not in self.frames:
+            return
+        while self.frames:
+            key, _ = self.frames.popitem(last=False)
+            if key == identity:
+                return
 
 
 def choose_input(ring: FrameRing, coarse: m.CoarseMask | None, need_coarse: bool):
     """The (frame, coarse) pair to partition next: the coarse mask's own frame when we have it."""
     if coarse is not None:
-        frame = ring.get(coarse.frame_id)
+        frame = ring.get(coarse.identity)
         if frame is not None:
             return frame, coarse
     if need_coarse:
         return None, None
     return ring.newest(), None
+
+
+def take_input(ring: FrameRing, coarse: m.CoarseMask | None, need_coarse: bool, done: tuple[int, int] | None):
+    """Like :func:`choose_input`, but never the frame ``done`` (the last one partitioned).
+
+    The chosen frame and every earlier arrival leave the ring, so the worker never goes back in
+    time; it skips only the exact identity it already processed and never compares ids by size.
+    """
+    frame, used = choose_input(ring, coarse, need_coarse)
+    if frame is None or frame.identity == done:
+        return None, None
+    ring.drop_through(frame.identity)
+    return frame, used
 
 
 def has_occlusion(coarse: m.CoarseMask, threshold: float) -> bool:
@@ -94,8 +122,13 @@ def partition_message(frame: m.ColorFrame, result, source: m.ColorFrame | None =
     src = source or frame
     labels = result.labels.astype(np.int32, copy=False)
     scores = np.asarray(result.scores, np.float32).reshape(-1, 2)
+    # The protocol wants one score row per segment label; superpixels have none: zero rows
+    n_segments = int(labels.max()) if labels.size else 0
+    if len(scores) < n_segments:
+        scores = np.vstack([scores, np.zeros((n_segments - len(scores), 2), np.float32)])
     return m.Partition(
         camera=src.camera,
+        epoch=src.epoch,
         frame_id=src.frame_id,
         ts_us=src.ts_us,
         origin_us=src.origin_us,
@@ -118,7 +151,7 @@ class Refresher:
         self.last_small: np.ndarray | None = None
         self.last_result = None
         self.last_source: m.ColorFrame | None = None
-        self.last_frame_id = -1
+        self.last_identity: tuple[int, int] | None = None
         self.skipped = self.reused = 0
 
     def due(self) -> bool:
@@ -127,7 +160,7 @@ class Refresher:
     def refresh(self, frame: m.ColorFrame, coarse: m.CoarseMask | None):
         """Partition ``frame``: (result, source frame if reused else None), or (None, None) if skipped."""
         self.next_due = time.monotonic() + (1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0)
-        self.last_frame_id = frame.frame_id
+        self.last_identity = frame.identity
         if (
             coarse is not None
             and self.cfg.skip_when_no_occlusion
@@ -138,10 +171,13 @@ class Refresher:
         from .partitioner import frame_changed, small_gray
 
         small = small_gray(frame.image)
+        # Reuse only within one capture run: the fuser pairs a partition with its own epoch only
         if (
             self.cfg.reuse_threshold > 0
             and self.last_result is not None
             and self.last_small is not None
+            and self.last_source is not None
+            and self.last_source.epoch == frame.epoch
             and not frame_changed(self.last_small, small, self.cfg.reuse_threshold)
         ):
             self.reused += 1
@@ -172,9 +208,12 @@ def run(rt: WorkerRuntime) -> int:
             elif isinstance(msg, m.CoarseMask):
                 coarse = msg
         rt.tick()
+        rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
         need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
-        frame, used_coarse = choose_input(ring, coarse, need_coarse)
-        if frame is None or frame.frame_id <= refresher.last_frame_id or not refresher.due():
+        if not refresher.due():
+            continue
+        frame, used_coarse = take_input(ring, coarse, need_coarse, refresher.last_identity)
+        if frame is None:
             continue
         rt.counters.frames_in += 1
         try:
@@ -187,7 +226,7 @@ def run(rt: WorkerRuntime) -> int:
             rt.frame_error(frame.frame_id, exc)
             continue
         rt.tick("running")
-        rt.info.update(skipped=refresher.skipped, reused=refresher.reused, dropped=sub.stats.stale)
+        rt.info.update(skipped=refresher.skipped, reused=refresher.reused)
         if result is not None:
             pub.publish(partition_message(frame, result, source))
             rt.counters.out()

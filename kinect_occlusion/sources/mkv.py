@@ -15,10 +15,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import SourceError
 from .base import Frame, Source, pace
-from .ebml import check_matroska
+from .ebml import MatroskaHeader, check_matroska
 from .k4a_formats import COLOR_RESOLUTIONS, DEPTH_MODES, decode_color, decode_depth16
 
 log = logging.getLogger(__name__)
@@ -72,19 +73,47 @@ class _Layout:
 
 
 def open_container(path: str | Path):
-    """Validate ``path`` as a complete Matroska file and open it with PyAV; SourceError otherwise."""
+    """Validate ``path``'s Matroska header and open it with PyAV; SourceError otherwise.
+
+    A truncated file opens (its intact captures replay); see :func:`open_layout`.
+    """
+    return _open(path, check_matroska(path))
+
+
+def _open(path: str | Path, header: MatroskaHeader):
     import av
 
-    header = check_matroska(path)
-    if header.segment_size is not None and header.segment_start + header.segment_size > header.file_size:
-        raise SourceError(
-            f"{path}: truncated recording ({header.file_size} of "
-            f"{header.segment_start + header.segment_size} bytes) — copy the file again"
-        )
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"{path}: cannot read the recording ({exc})") from None
+        cut = cut_note(header)
+        raise SourceError(f"{path}: {cut + ', ' if cut else ''}cannot read the recording ({exc})") from None
+
+
+def cut_note(header: MatroskaHeader) -> str | None:
+    """``truncated recording (N of M bytes)`` when the file is shorter than its Segment says."""
+    if header.segment_size is None:
+        return None
+    expected = header.segment_start + header.segment_size
+    if expected <= header.file_size:
+        return None
+    return f"truncated recording ({header.file_size} of {expected} bytes)"
+
+
+def open_layout(path: str | Path) -> tuple[Any, _Layout, MatroskaHeader]:
+    """Open ``path`` and read its layout: (container, layout, header); the caller closes the container.
+
+    A truncated file whose tracks survive opens; one cut before them is a SourceError saying so.
+    """
+    header = check_matroska(path)
+    container = _open(path, header)
+    try:
+        return container, read_layout(container, path), header
+    except SourceError:
+        container.close()
+        if cut := cut_note(header):
+            raise SourceError(f"{path}: {cut}, too little left to replay — copy the file again") from None
+        raise
 
 
 def read_layout(container, path: str | Path) -> _Layout:
@@ -118,11 +147,13 @@ def read_layout(container, path: str | Path) -> _Layout:
     )
 
 
-def iter_groups(container, indices: dict[str, int], tolerance_us: int) -> Iterator[tuple[int, dict]]:
+def iter_groups(
+    container, indices: dict[str, int], tolerance_us: int, damage: Damage | None = None
+) -> Iterator[tuple[int, dict]]:
     """Demux tracks ``indices`` (name → stream index), grouped into captures: (block ts µs, {name: packet}).
 
     Packets of different tracks within ``tolerance_us`` of a capture's first packet belong to it;
-    a capture may lack a track. A read error ends the stream with a warning.
+    a capture may lack a track. A read error ends the stream: noted in ``damage``, else a warning.
     """
     import av
 
@@ -143,16 +174,18 @@ def iter_groups(container, indices: dict[str, int], tolerance_us: int) -> Iterat
                 group_ts = ts
             group[name] = pkt
     except av.FFmpegError as exc:
-        log.warning("%s: recording ends early, stopping here (%s)", container.name, exc)
+        if damage is None:
+            log.warning("%s: recording ends early, stopping here (%s)", container.name, exc)
+        else:
+            damage.read_error = str(exc)
     if group:
         yield group_ts, group
 
 
 def probe_mkv(path: str | Path, count_frames: bool = True) -> MkvInfo:
     """Describe a recording; ``count_frames`` demuxes it (no decoding) for frame count and duration."""
-    container = open_container(path)
+    container, layout, _ = open_layout(path)
     try:
-        layout = read_layout(container, path)
         count, first, last = 0, None, 0
         container_duration = float(container.duration or 0) / 1e6
         if count_frames:
@@ -199,6 +232,53 @@ def _depth_mode_from_track(track: TrackInfo | None) -> str:
     return next((m for m, size in DEPTH_MODES.items() if size == (track.width, track.height)), "UNKNOWN")
 
 
+@dataclass
+class Damage:
+    """What one pass over a recording found wrong; reported once, in one warning line."""
+
+    bad: int = 0  # frames with an undecodable packet
+    first_bad: list[str] = field(default_factory=list)  # "frame N: TRACK" for the first five
+    last_bad: int = -1
+    missing: int = 0  # captures absent between two others (gaps in the timestamps)
+    read_error: str | None = None  # demuxer error that ended the pass early
+    frames: int = 0  # captures read
+    played: int = 0  # frames yielded (a capture with nothing decodable is not)
+    last_ts: int | None = None
+
+    def bad_frame(self, index: int, track: str) -> None:
+        """Count frame ``index`` as corrupt (once, however many of its packets are bad)."""
+        if index != self.last_bad:
+            self.bad, self.last_bad = self.bad + 1, index
+            if len(self.first_bad) < 5:
+                self.first_bad.append(f"frame {index}: {track}")
+
+    def see(self, ts: int, period_us: int) -> None:
+        """Count one capture at block time ``ts`` and the captures a gap before it lost."""
+        if self.last_ts is not None and period_us > 0 and ts - self.last_ts > 1.5 * period_us:
+            self.missing += round((ts - self.last_ts) / period_us) - 1
+        self.last_ts, self.frames = ts, self.frames + 1
+
+
+def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool) -> str | None:
+    """One line naming the file and what was wrong with it, or None when the pass was clean."""
+    parts = []
+    if d.bad:
+        shown = ", ".join(str(i) for i in d.first_bad) + (", …" if d.bad > len(d.first_bad) else "")
+        parts.append(f"{d.bad} corrupt frame(s) skipped or incomplete ({shown})")
+    if d.missing:
+        parts.append(f"{d.missing} capture(s) missing (gaps in the timestamps)")
+    where = f"after frame {d.frames - 1}" if d.frames else "before the first frame"
+    if finished and (cut := cut_note(header)):
+        parts.append(f"{cut}: stopped at byte {header.file_size} {where}")
+    elif finished and d.read_error:
+        parts.append(f"read error {where}, stopped there ({d.read_error})")
+    if finished and header.segment_size is None:
+        parts.append("recording was not closed (unknown segment size: the recorder stopped while writing)")
+    if not parts:
+        return None
+    return f"{name}: damaged recording — " + "; ".join(parts) + f"; {d.played} frames played"
+
+
 class MkvSource(Source):
     """Frames of an Azure Kinect recording.
 
@@ -229,14 +309,13 @@ class MkvSource(Source):
         self.tracks: dict[str, TrackInfo] = {}
         self.fps: int | None = None
         self._layout: _Layout | None = None
+        self._header: MatroskaHeader | None = None
+        self._reported = False
 
     def open(self) -> None:
         """Check the file and read its layout (tracks, tags, calibration)."""
-        container = open_container(self.path)
-        try:
-            self._layout = read_layout(container, self.path)
-        finally:
-            container.close()
+        container, self._layout, self._header = open_layout(self.path)
+        container.close()
         self.tags, self.tracks, self.fps = self._layout.tags, self._layout.tracks, self._layout.fps
         self.calibration = self._layout.calibration
 
@@ -279,17 +358,31 @@ class MkvSource(Source):
         if not wanted:
             return
         tolerance = _tolerance_us(layout.fps)
+        damage, finished = Damage(), False
         container = open_container(self.path)
         try:
             start_rel = self._seek(container, wanted, tolerance)
-            for index, (ts, packets) in enumerate(iter_groups(container, wanted, tolerance)):
+            for index, (ts, packets) in enumerate(iter_groups(container, wanted, tolerance, damage)):
                 if start_rel is not None and ts < start_rel:
                     continue
-                frame = self._decode(packets, index)
+                damage.see(ts, 2 * (tolerance + 1))
+                frame = self._decode(packets, index, damage)
                 if frame is not None:
+                    damage.played += 1
                     yield ts + layout.start_offset_us, frame
+            finished = True
         finally:
             container.close()
+            self._report(damage, finished)
+
+    def _report(self, damage: Damage, finished: bool) -> None:
+        """Warn once per source about a damaged recording (the first pass that found damage)."""
+        if self._reported or self._header is None:
+            return
+        line = describe_damage(self.path.name, self._header, damage, finished)
+        if line is not None:
+            log.warning("%s", line)
+            self._reported = True
 
     def _seek(self, container, indices: dict[str, int], tolerance: int) -> int | None:
         """Seek near ``start_s``; return the first block timestamp (µs) to keep, or None for all."""
@@ -309,8 +402,8 @@ class MkvSource(Source):
             int(target * stream.time_base.numerator * 1_000_000 // stream.time_base.denominator) - tolerance
         )
 
-    def _decode(self, packets: dict, index: int) -> Frame | None:
-        """Decode one capture's packets; a corrupt packet is logged with the frame index and left out."""
+    def _decode(self, packets: dict, index: int, damage: Damage) -> Frame | None:
+        """Decode one capture's packets; a corrupt packet is counted with the frame index and left out."""
         frame = Frame(frame_id=-1, ts_us=0)
         for name, pkt in packets.items():
             track = self.tracks[name]
@@ -322,7 +415,8 @@ class MkvSource(Source):
                 else:
                     frame.ir = decode_depth16(bytes(pkt), track.width, track.height)
             except ValueError as exc:
-                log.warning("%s: frame %d: corrupt %s packet skipped (%s)", self.path.name, index, name, exc)
+                log.debug("%s: frame %d: corrupt %s packet skipped (%s)", self.path.name, index, name, exc)
+                damage.bad_frame(index, name)
         if frame.color is None and frame.depth is None and frame.ir is None:
             return None
         return frame

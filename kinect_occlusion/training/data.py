@@ -36,6 +36,7 @@ from .splits import split_samples as split_samples
 
 log = logging.getLogger(__name__)
 
+MAX_RLE_SIDE = 16384  # larger than any camera image; bounds the memory one annotation may take
 TOLERANCE = 0.01  # out-of-range coordinates allowed, as a fraction of the image size
 _LS_HASH = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
@@ -122,8 +123,9 @@ def load_dataset(data: Path, images_dir: Path | None = None) -> Dataset:
     data = Path(data)
     try:
         raw = json.loads(data.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read annotations {data}: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) else " ".join(str(exc).split())[:200]
+        raise UserError(f"cannot read annotations {data}: {detail or type(exc).__name__}") from None
     report = ImportReport()
     if isinstance(raw, list):
         samples, fmt = _load_labelstudio(raw, data, images_dir, report), "labelstudio"
@@ -228,34 +230,62 @@ def _ls_polygon(value: dict, width: int, height: int) -> np.ndarray:
     return corners @ rot.T + [x, y]
 
 
+def _dicts(value: object) -> list[dict]:
+    """The mappings in ``value`` when it is a list (anything else in an export is ignored)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _annotations(task: dict) -> list[dict]:
+    """A task's non-cancelled annotations (malformed entries ignored)."""
+    return [a for a in _dicts(task.get("annotations")) if not a.get("was_cancelled")]
+
+
 def _ls_instances(
     task: dict, where: str, json_path: Path, hw: tuple[int, int], report: ImportReport
 ) -> list[Instance] | None:
     """Merged regions of a task's non-cancelled annotations; None when none exists."""
-    annotations = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    annotations = _annotations(task)
     if not annotations:
         return None
-    height, width = hw
     out = []
     for ann in annotations:
+        if not isinstance(ann.get("result") or [], list):
+            report.skip(f"{json_path.name}: {where} annotation {ann.get('id', '?')}: result is not a list")
+            continue
         for res in ann.get("result") or []:
-            kind = res.get("type", "?")
-            if kind not in ("polygonlabels", "rectanglelabels"):
-                report.unsupported[kind] += 1
-                continue
-            rid = f"{where} annotation {ann.get('id', '?')} region {res.get('id', '?')}"
-            value = res.get("value") or {}
-            try:
-                pts = _ls_polygon(value, width, height)
-            except (KeyError, TypeError, ValueError):
-                report.skip(f"{json_path.name}: {rid}: malformed {kind} value")
-                continue
-            if why := _check_points(pts, width, height):
-                report.skip(f"{json_path.name}: {rid}: {why}, skipped")
-                continue
-            labels = value.get(kind) or ["occlusion"]
-            out.append(Instance(str(labels[0]), [_clip(pts, width, height)]))
+            inst = _ls_region(res, f"{where} annotation {ann.get('id', '?')}", json_path, hw, report)
+            if inst is not None:
+                out.append(inst)
     return out
+
+
+def _ls_region(
+    res: object, where: str, json_path: Path, hw: tuple[int, int], report: ImportReport
+) -> Instance | None:
+    """One Label Studio result as an Instance, or None after recording why it was left out."""
+    height, width = hw
+    if not isinstance(res, dict):
+        report.skip(f"{json_path.name}: {where}: region is not an object, skipped")
+        return None
+    kind = str(res.get("type", "?"))
+    if kind not in ("polygonlabels", "rectanglelabels"):
+        report.unsupported[kind] += 1
+        return None
+    rid = f"{where} region {res.get('id', '?')}"
+    value = res.get("value")
+    try:
+        if not isinstance(value, dict):
+            raise TypeError("value is not an object")
+        pts = _ls_polygon(value, width, height)
+    except (KeyError, TypeError, ValueError):
+        report.skip(f"{json_path.name}: {rid}: malformed {kind} value")
+        return None
+    if why := _check_points(pts, width, height):
+        report.skip(f"{json_path.name}: {rid}: {why}, skipped")
+        return None
+    labels = value.get(kind)
+    label = labels[0] if isinstance(labels, list) and labels else "occlusion"
+    return Instance(str(label), [_clip(pts, width, height)])
 
 
 def _load_labelstudio(
@@ -263,12 +293,16 @@ def _load_labelstudio(
 ) -> list[Sample]:
     samples = []
     for i, task in enumerate(tasks):
-        where = f"task {task.get('id', f'#{i}')}" if isinstance(task, dict) else f"task #{i}"
-        ref = (task.get("data") or {}).get("image") if isinstance(task, dict) else None
+        if not isinstance(task, dict):
+            report.skip(f"{json_path.name}: task #{i}: not a task object, skipped")
+            continue
+        where = f"task {task.get('id', f'#{i}')}"
+        data = task.get("data")
+        ref = data.get("image") if isinstance(data, dict) else None
         if not isinstance(ref, str):
             report.skip(f"{json_path.name}: {where}: no data.image, skipped")
             continue
-        if not [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]:
+        if not _annotations(task):
             report.not_annotated += 1
             continue
         opened = _open_sample(ref, where, json_path, images_dir, report)
@@ -289,6 +323,8 @@ def _coco_instance(ann: dict, label: str, hw: tuple[int, int], scale: tuple[floa
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         rle_h, rle_w = (int(v) for v in seg["size"])
+        if not (0 < rle_h <= MAX_RLE_SIDE and 0 < rle_w <= MAX_RLE_SIDE):
+            raise ValueError(f"RLE size {rle_h}x{rle_w} out of range")
         mask = rle_decode(seg["counts"], rle_h, rle_w)
         if (rle_h, rle_w) != (height, width):
             mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
@@ -304,28 +340,53 @@ def _coco_instance(ann: dict, label: str, hw: tuple[int, int], scale: tuple[floa
     return Instance(label, polygons)
 
 
-def _load_coco(coco: dict, json_path: Path, images_dir: Path | None, report: ImportReport) -> list[Sample]:
-    names = {c["id"]: str(c.get("name", c["id"])) for c in coco.get("categories") or []}
+def _coco_categories(coco: dict) -> dict:
+    """Category id → name (entries without a usable id are ignored)."""
+    cats = _dicts(coco.get("categories"))
+    return {c["id"]: str(c.get("name", c["id"])) for c in cats if isinstance(c.get("id"), int | str)}
+
+
+def _coco_by_image(coco: dict) -> dict:
+    """Annotations grouped by image id (entries without a usable image_id are ignored)."""
     by_image: dict = {}
-    for ann in coco["annotations"]:
-        by_image.setdefault(ann.get("image_id"), []).append(ann)
+    for ann in _dicts(coco["annotations"]):
+        if isinstance(ann.get("image_id"), int | str):
+            by_image.setdefault(ann["image_id"], []).append(ann)
+    return by_image
+
+
+def _coco_scale(img: dict, h: int, w: int) -> tuple[float, float]:
+    """Annotations are in the coordinates of the declared size; rescale if the file differs."""
+    declared_w, declared_h = img.get("width"), img.get("height")
+    sx = w / float(declared_w) if isinstance(declared_w, int | float) and declared_w > 0 else 1.0
+    sy = h / float(declared_h) if isinstance(declared_h, int | float) and declared_h > 0 else 1.0
+    return sx, sy
+
+
+def _load_coco(coco: dict, json_path: Path, images_dir: Path | None, report: ImportReport) -> list[Sample]:
+    if not isinstance(coco["images"], list) or not isinstance(coco["annotations"], list):
+        raise UserError(f"{json_path}: COCO 'images' and 'annotations' must be lists")
+    names, by_image = _coco_categories(coco), _coco_by_image(coco)
     samples = []
-    for img in coco["images"]:
+    for i, img in enumerate(coco["images"]):
+        if not isinstance(img, dict) or not isinstance(img.get("file_name"), str):
+            report.skip(f"{json_path.name}: image #{i}: not an image object with a file_name, skipped")
+            continue
         where = f"image {img.get('id')}"
-        opened = _open_sample(str(img.get("file_name", "")), where, json_path, images_dir, report)
+        opened = _open_sample(img["file_name"], where, json_path, images_dir, report)
         if opened is None:
             continue
         path, h, w = opened
-        # Annotations are in the coordinates of the declared size; rescale if the file differs
-        scale = (w / float(img.get("width") or w), h / float(img.get("height") or h))
+        scale = _coco_scale(img, h, w)
         instances = []
-        for ann in by_image.get(img.get("id"), []):
+        image_id = img.get("id")
+        for ann in by_image.get(image_id, []) if isinstance(image_id, int | str) else []:
             try:
                 label = names.get(ann.get("category_id"), "occlusion")
                 instances.append(_coco_instance(ann, label, (h, w), scale))
             except (KeyError, TypeError, ValueError) as exc:
                 report.skip(f"{json_path.name}: {where} annotation {ann.get('id', '?')}: {exc}, skipped")
-        samples.append(Sample(path.name, path, h, w, instances, where, (Path(str(img["file_name"])).name,)))
+        samples.append(Sample(path.name, path, h, w, instances, where, (Path(img["file_name"]).name,)))
     return samples
 
 

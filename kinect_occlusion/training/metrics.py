@@ -129,13 +129,3 @@ class BinaryMetrics:
             "iou": _ratio(tp, tp + fp + fn),
             "auc": auc_from_histograms(self.pos_hist, self.neg_hist),
         }
-
-
-# The brief's other name for the same accumulator
-ConfusionAccumulator = BinaryMetrics
-
-
-def iou_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """IoU of two binary masks (0 when both are empty) — quick helper for validation loops."""
-    p, t = pred.astype(bool), truth.astype(bool)
-    return _ratio(int(np.count_nonzero(p & t)), int(np.count_nonzero(p | t)))

@@ -221,3 +221,27 @@ def test_sample_tool_is_deterministic(tmp_path):
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "a.mkv").read_bytes() == (tmp_path / "b.mkv").read_bytes()
     assert probe_mkv(tmp_path / "a.mkv").frame_count == 2
+
+
+def test_export_of_a_damaged_recording_keeps_the_intact_frames_and_warns_once(tmp_path):
+    from harness import write_recording
+
+    path = tmp_path / "rec.mkv"
+    write_recording(path, n_frames=20)
+    data = bytearray(path.read_bytes())
+    jpegs = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
+    assert len(jpegs) == 20
+    data[jpegs[10] + 600 : jpegs[10] + 2600] = bytes(2000)  # frame 10's JPEG corrupted
+    cut = int(len(data) * 0.9)  # cut inside frame 18
+    (tmp_path / "bad.mkv").write_bytes(bytes(data[:cut]))
+    out = tmp_path / "png"
+    cmd = [sys.executable, "-m", "kinect_occlusion", "export", str(tmp_path / "bad.mkv"), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    colors = sorted(p.name for p in out.glob("color_*.png"))
+    assert len(colors) == 17 and "color_000010.png" not in colors
+    assert len(list(out.glob("depth_*.png"))) == 18
+    warnings = [line for line in done.stderr.splitlines() if "bad.mkv" in line and "WARNING" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "1 corrupt frame(s) skipped or incomplete (frame 10: COLOR)" in warnings[0]
+    assert f"stopped at byte {cut} after frame 17" in warnings[0] and "Traceback" not in done.stderr

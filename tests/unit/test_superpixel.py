@@ -117,3 +117,92 @@ def test_frame_changed():
     assert not frame_changed(a, small_gray(brighter), 40.0)
     assert frame_changed(None, a, 1.0)
     assert frame_changed(a, small_gray(img[:60]), 1.0)
+
+
+TINY_CROPS = [(1, 1), (2, 2), (8, 6), (15, 40), (16, 12), (20, 15), (32, 24), (40, 30), (64, 48), (33, 35)]
+THIN_CROPS = [(640, 16), (16, 640), (1629, 29), (4000, 16)]
+# Runs in a child: a case with "roi" partitions a 160×120 frame through SuperpixelPartitioner
+GUARD_CHILD = r"""
+import json, sys
+import numpy as np
+from kinect_occlusion.sam.partitioner import SuperpixelPartitioner
+from kinect_occlusion.sam.superpixel import superpixel_partition
+rng = np.random.default_rng(0)
+for method, w, h, n, scale, roi in json.loads(sys.argv[1]):
+    print("case", method, w, h, n, scale, roi, flush=True)
+    img = rng.integers(0, 256, (h, w, 3), np.uint8)
+    if roi is None:
+        labels = superpixel_partition(img, method, n, work_scale=scale)
+    else:
+        x, y, rw, rh = roi
+        full = SuperpixelPartitioner(method, n, scale)(img, roi=roi).labels
+        outside = full.copy()
+        outside[y : y + rh, x : x + rw] = 0
+        assert not outside.any(), "labels outside the ROI"
+        labels = full[y : y + rh, x : x + rw]
+        h, w = rh, rw
+    k = int(labels.max())
+    assert labels.dtype == np.int32 and labels.shape == (h, w), (labels.dtype, labels.shape)
+    assert labels.min() == 1 and np.array_equal(np.unique(labels), np.arange(1, k + 1)), k
+    print("ok", k, flush=True)
+print("done", flush=True)
+"""
+
+
+def run_guarded(cases: list, timeout: float = 60.0) -> list[int]:
+    """Partition ``cases`` in a child process (a hang or a segfault must not take pytest with it).
+
+    Returns the segment count of each case.
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", GUARD_CHILD, json.dumps(cases)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        pytest.fail(f"superpixel partition hung; last lines: {out.splitlines()[-2:]}")
+    last = proc.stdout.splitlines()[-2:]
+    assert proc.returncode == 0, f"exit {proc.returncode} at {last}: {proc.stderr[-300:]}"
+    counts = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("ok ")]
+    assert len(counts) == len(cases) and proc.stdout.endswith("done\n")
+    return counts
+
+
+@pytest.mark.parametrize("method", ["seeds", "slic", "felzenszwalb"])
+def test_tiny_and_thin_crops_return_promptly_with_valid_labels(method):
+    cases = [
+        [method, w, h, n, scale, None]
+        for (w, h) in TINY_CROPS + THIN_CROPS
+        for n in (2, 100, 300)
+        for scale in (1.0, 0.5)
+    ]
+    run_guarded(cases)
+
+
+def test_below_the_minimum_side_is_one_segment_and_scaling_stops_there():
+    from kinect_occlusion.sam.superpixel import MIN_SIDE
+
+    cases = [
+        ["seeds", 200, MIN_SIDE - 1, 100, 1.0, None],
+        # 40×30 at work_scale 0.5 would be 20×15: the work size stays at MIN_SIDE, labels still vary
+        ["seeds", 40, 30, 100, 0.5, None],
+        # a 16×12 ROI (as one forged CoarseMask can ask for) is one segment, zero outside
+        ["seeds", 160, 120, 300, 0.5, [50, 40, 16, 12]],
+    ]
+    one, several, roi = run_guarded(cases)
+    assert one == 1 and several >= 2 and roi == 1
+
+
+def test_seeds_segment_count_is_lowered_to_what_fits():
+    from kinect_occlusion.sam.superpixel import seeds_segments
+
+    assert seeds_segments(640, 360, 300) == 300
+    assert seeds_segments(32, 32, 300) == 150  # 300 leaves OpenCV one block level: it segfaults
+    assert seeds_segments(4000, 16, 10) is None  # no seed row fits: Felzenszwalb serves

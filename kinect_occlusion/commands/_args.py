@@ -1,0 +1,89 @@
+"""Command-line values checked up front: each bad one is one UserError line naming the option."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from ..errors import UserError
+
+ENDPOINT_SCHEMES = ("ipc://", "tcp://", "inproc://")
+
+
+def output_folder(path: str | Path, option: str) -> Path:
+    """A folder to write into, created when missing; not a file."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{option} {p}: is a file, not a folder — name a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {p}: cannot create the folder ({exc.strerror or exc})") from None
+    return p
+
+
+def output_file(path: str | Path, option: str) -> Path:
+    """A file to (over)write: not a folder, in an existing folder, and writable (checked by opening)."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{option} {p}: is a folder — name a file in it")
+    if not p.parent.is_dir():
+        raise UserError(f"{option} {p}: folder {p.parent} does not exist — create it first")
+    existed = p.exists()
+    try:
+        with p.open("ab"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {p}: cannot write there ({exc.strerror or exc})") from None
+    if not existed:
+        p.unlink()
+    return p
+
+
+def input_file(path: str | Path | None, option: str) -> Path | None:
+    """An existing file (None passes through)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{option} {p}: " + ("is a folder, not a file" if p.is_dir() else "no such file"))
+    return p
+
+
+def input_folder(path: str | Path | None, option: str) -> Path | None:
+    """An existing folder (None passes through)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"{option} {p}: " + ("is a file, not a folder" if p.exists() else "no such folder"))
+    return p
+
+
+def endpoint(value: str | None, option: str) -> str | None:
+    """A ZeroMQ endpoint we can connect to (None passes through)."""
+    if value is not None and not value.startswith(ENDPOINT_SCHEMES):
+        raise UserError(f"{option} {value}: endpoint must start with ipc://, tcp:// or inproc://")
+    return value
+
+
+def device(value: str, option: str) -> str:
+    """A torch device the commands accept: auto, cpu, cuda or cuda:N."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise UserError(f"{option} {value}: use auto, cpu, cuda or cuda:N")
+    return value
+
+
+def camera_id(value: str | None, option: str) -> str | None:
+    """A camera id as in camera.id, or * for every camera (None passes through)."""
+    if value is not None and value != "*" and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise UserError(f"{option} {value!r}: a camera id is 1-32 letters, digits, _ or - (or * for all)")
+    return value
+
+
+def positive(value: float | None, option: str) -> float | None:
+    """A finite number > 0 (None passes through)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"{option} {value}: must be a positive number")
+    return value
