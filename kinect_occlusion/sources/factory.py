@@ -30,6 +30,7 @@ def build_source(
             loop=cam.loop,
             depth=cam.depth_mode != "OFF",
             max_frames=cam.max_frames,
+            align_depth=cam.align_depth_to_color,
         )
     if cam.source == "synthetic":
         from .synthetic import SyntheticSource
