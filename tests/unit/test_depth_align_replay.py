@@ -121,3 +121,26 @@ def test_depth_of_another_size_than_its_mode_is_one_line(tmp_path, caplog):
         "odd.mkv: cannot align depth to colour: depth is 320×288, not the size of depth mode 'NFOV_UNBINNED'"
         in caplog.text
     )
+
+
+def test_info_prints_the_intrinsics_and_names_an_unusable_calibration(tmp_path):
+    import subprocess
+    import sys
+
+    good, bad = _record(tmp_path / "good.mkv"), _record(tmp_path / "bad.mkv", calibration='{"x": 1}')
+    cal = parse_calibration(device_calibration_json(), "NFOV_2X2BINNED", "720P")
+
+    def info(path, *extra):
+        cmd = [sys.executable, "-m", "kinect_occlusion", "info", str(path), *extra]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    d = json.loads(info(good, "--json"))["intrinsics"]
+    assert d["depth"]["fx"] == float(cal.depth.fx) and d["color"]["cy"] == float(cal.color.cy)
+    assert d["color"]["k1_k6"] == [float(v) for v in cal.color.k] and d["depth"]["width"] == 320
+    text = info(good)
+    assert (
+        f"depth:       320x288 fx {cal.depth.fx:.3f}" in text and "depth→colour: translation -32.01" in text
+    )
+    assert "intrinsics:  unavailable (bad.mkv: unusable calibration: no CalibrationInformation)" in info(bad)
