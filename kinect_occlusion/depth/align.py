@@ -40,5 +40,9 @@ def recording_aligner(
             f"{name}: cannot align depth to colour: depth is {depth_size[0]}×{depth_size[1]}, "
             f"not the size of depth mode {depth_mode!r}"
         )
-    cal = parse_calibration(calibration, depth_mode, resolution, source=name)
+    try:
+        cal = parse_calibration(calibration, depth_mode, resolution, source=name)
+    except CalibrationError as exc:
+        why = str(exc).removeprefix(f"{name}: ")
+        raise CalibrationError(f"{name}: cannot align depth to colour: {why}") from None
     return DepthToColor.build(cal)

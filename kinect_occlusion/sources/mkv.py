@@ -326,6 +326,11 @@ class MkvSource(Source):
         if self.align_depth and self.depth and self._aligner is None:
             self._aligner = self._build_aligner()
 
+    @property
+    def depth_aligned(self) -> bool:
+        """True when depth frames come reprojected onto the colour image (``align_depth`` and possible)."""
+        return self._aligner is not None
+
     def _build_aligner(self):
         """depth→colour for this recording, or None after one warning naming what is missing."""
         from ..depth.align import recording_aligner

@@ -144,3 +144,25 @@ def test_info_prints_the_intrinsics_and_names_an_unusable_calibration(tmp_path):
         f"depth:       320x288 fx {cal.depth.fx:.3f}" in text and "depth→colour: translation -32.01" in text
     )
     assert "intrinsics:  unavailable (bad.mkv: unusable calibration: no CalibrationInformation)" in info(bad)
+
+
+def test_export_aligned_writes_colour_sized_depth_pngs_or_refuses_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import cv2
+
+    good, bad = _record(tmp_path / "good.mkv"), _record(tmp_path / "bad.mkv", calibration=None)
+    cmd = [sys.executable, "-m", "kinect_occlusion", "export", "--aligned"]
+    done = subprocess.run([*cmd, str(good), "--out", str(tmp_path / "png")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pngs = sorted((tmp_path / "png").glob("depth_aligned_*.png"))
+    assert len(pngs) == 2 and not list((tmp_path / "png").glob("depth_0*.png"))
+    expected = DepthToColor.build(parse_calibration(device_calibration_json(), "NFOV_2X2BINNED", "720P"))(
+        DEPTH
+    )
+    np.testing.assert_array_equal(cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED), expected)
+    done = subprocess.run([*cmd, str(bad), "--out", str(tmp_path / "png2")], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "bad.mkv: cannot align depth to colour: no calibration" in done.stderr
+    assert f"{bad}: --aligned: cannot align this recording's depth" in done.stderr.splitlines()[-1]
