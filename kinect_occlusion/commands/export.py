@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
     total = probe_mkv(args.file).frame_count or 0
     total = min(total, args.max_frames) if args.max_frames else total
     n = 0
-    depth_name = "depth_aligned" if args.aligned else "depth"
-    source = MkvSource(args.file, ir=args.ir, max_frames=args.max_frames, align_depth=args.aligned)
+    aligned = getattr(args, "aligned", False)  # callers building a Namespace by hand may leave it out
+    depth_name = "depth_aligned" if aligned else "depth"
+    source = MkvSource(args.file, ir=args.ir, max_frames=args.max_frames, align_depth=aligned)
     with source:
-        if args.aligned and not source.depth_aligned:
+        if aligned and not source.depth_aligned:
             raise UserError(f"{args.file}: --aligned: cannot align this recording's depth (see the warning)")
         for frame in tqdm(source, total=total, unit="frame", desc="export"):
             # One PNG per image the capture holds, named by frame id
