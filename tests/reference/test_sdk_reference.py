@@ -60,25 +60,37 @@ def test_sdk_opens_what_our_writer_writes(sdk, tmp_path, color_mode, depth_mode,
     path = tmp_path / "rec.mkv"
     res = color_mode.partition("_")[2]
     depth_size = DEPTH_MODES.get(depth_mode)
-    with K4AMkvWriter(path, color_mode=color_mode, depth_mode=depth_mode, fps=fps, uid_seed=1) as writer:
+    period = 1_000_000 // fps
+    imu = _imu_samples(5_000_000, 2 * period)
+    writer = K4AMkvWriter(path, color_mode=color_mode, depth_mode=depth_mode, fps=fps, uid_seed=1, imu=True)
+    with writer:
         writer.calibration_json = device_calibration_json("000123456789")
         for i in range(2):
-            color = (
-                None
-                if color_mode == "OFF"
-                else rng.integers(0, 255, (*COLOR_RESOLUTIONS[res][::-1], 3), np.uint8)
-            )
+            size = COLOR_RESOLUTIONS.get(res, (1, 1))
+            color = None if color_mode == "OFF" else rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
             depth = None if depth_size is None else ward_scene(*depth_size, seed=i)
             ir = None if depth is None else (depth // 3).astype(np.uint16)
-            writer.write(
-                color, None if depth_mode == "PASSIVE_IR" else depth, ir, 5_000_000 + i * 1_000_000 // fps
-            )
+            ts = 5_000_000 + i * period
+            writer.write(color, None if depth_mode == "PASSIVE_IR" else depth, ir, ts)
+            writer.write_imu(imu[(imu[:, 0] >= ts) & (imu[:, 0] < ts + period)])
     ref = sdk.sdk_playback(path)
-    assert str(ref["depth_mode"]) == depth_mode
+    assert str(ref["depth_mode"]) == depth_mode and bool(ref["imu_track"])
+    # every IMU sample as written (readings are float32 in the file, timestamps µs)
+    assert len(ref["imu"]) == len(imu) > 10
+    np.testing.assert_array_equal(ref["imu"], imu.astype(np.float32).astype(np.float64))
     if depth_mode == "PASSIVE_IR":  # our reader needs a COLOR or DEPTH track; the SDK reads the IR
         assert int(ref["n"]) == 2 and np.array_equal(ref["ir_1"], (ward_scene(1024, 1024, seed=1) // 3))
         return
     assert _assert_same_frames(path, ref) == 2
+
+
+def _imu_samples(start_us: int, span_us: int) -> np.ndarray:
+    """IMU samples at 1.6 kHz: acc_ts ax ay az gyro_ts gx gy gz (a device lying still, gravity on x)."""
+    ts = start_us + np.arange(0, span_us, 625)
+    rng = np.random.default_rng(3)
+    acc = np.array([-9.81, 0.05, 0.12]) + rng.normal(0, 0.01, (len(ts), 3))
+    gyro = rng.normal(0, 0.002, (len(ts), 3))
+    return np.column_stack([ts, acc, ts + 70, gyro])
 
 
 def _sample_points(cal, rng, n=400) -> dict[str, np.ndarray]:

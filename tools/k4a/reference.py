@@ -162,14 +162,22 @@ def playback(path: str, max_frames: int) -> dict:
             ):
                 frames[key].append(np.array(value) if value is not None else np.zeros(0, np.uint8))
                 frames[f"ts_{key}"].append(getattr(cap, ts) if value is not None else -1)
-        imu = 0
+        imu = []  # acc_ts_us ax ay az gyro_ts_us gx gy gz, as tools write them
         while True:
             try:
-                if pb.get_next_imu_sample() is None:
-                    break
+                sample = pb.get_next_imu_sample()
             except EOFError:
                 break
-            imu += 1
+            if sample is None:
+                break
+            imu.append(
+                [
+                    sample["acc_timestamp"],
+                    *sample["acc_sample"],
+                    sample["gyro_timestamp"],
+                    *sample["gyro_sample"],
+                ]
+            )
         config = pb.configuration
     finally:
         pb.close()
@@ -177,8 +185,9 @@ def playback(path: str, max_frames: int) -> dict:
     for k in ("color", "depth", "ir"):
         for i, img in enumerate(frames[k]):
             out[f"{k}_{i}"] = img
+    out.update(n=np.array(len(frames["depth"])), imu=np.array(imu, np.float64).reshape(-1, 8))
     out.update(
-        n=np.array(len(frames["depth"])), imu=np.array(imu), depth_mode=np.array(config["depth_mode"].name)
+        depth_mode=np.array(config["depth_mode"].name), imu_track=np.array(config["imu_track_enabled"])
     )
     return out
 
