@@ -78,7 +78,13 @@ def unproject_normalised(
     intr: Intrinsics, u: np.ndarray, v: np.ndarray, max_passes: int = 20
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels → (x, y) on the z=1 plane and a validity mask (the SDK's iterative unprojection)."""
-    u, v = np.asarray(u, F32), np.asarray(v, F32)
+    with np.errstate(all="ignore"):  # a wild (but finite) calibration overflows: those points end invalid
+        return _unproject(intr, np.asarray(u, F32), np.asarray(v, F32), max_passes)
+
+
+def _unproject(
+    intr: Intrinsics, u: np.ndarray, v: np.ndarray, max_passes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y = _first_guess(intr, u, v)
     valid = np.ones(u.shape, bool)
     best_x, best_y = np.zeros_like(x), np.zeros_like(y)
@@ -99,10 +105,9 @@ def unproject_normalised(
         best_x, best_y = np.where(active, x, best_x), np.where(active, y, best_y)
         active &= ~(best_err < F32(1e-22)) & (step + 1 < max_passes)
         j0, j1, j2, j3 = jac
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            inv_det = F32(1) / (j0 * j3 - j1 * j2)
-            dx = (inv_det * j3) * ex + (-inv_det * j1) * ey
-            dy = (-inv_det * j2) * ex + (inv_det * j0) * ey
+        inv_det = F32(1) / (j0 * j3 - j1 * j2)
+        dx = (inv_det * j3) * ex + (-inv_det * j1) * ey
+        dy = (-inv_det * j2) * ex + (inv_det * j0) * ey
         x, y = np.where(active, x + dx, x), np.where(active, y + dy, y)
         if not active.any():
             break

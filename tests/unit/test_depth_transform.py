@@ -126,3 +126,18 @@ def test_wrong_depth_or_mask_size_is_a_clear_error(transform):
         transform(np.zeros((288, 320), np.float32))
     with pytest.raises(ValueError, match=r"mask must be \(720, 1280\)"):
         mask_to_depth(transform, np.zeros((288, 320), np.uint8), np.zeros((288, 320), np.uint16))
+
+
+def test_a_wild_but_finite_calibration_maps_nothing_without_warnings(recwarn):
+    import json
+
+    from kinect_occlusion.depth.device_calibration import device_calibration
+
+    doc = device_calibration()
+    depth_cam = doc["CalibrationInformation"]["Cameras"][0]
+    depth_cam["Intrinsics"]["ModelParameters"][4:10] = [1e30, -1e30, 1e30, 1e-30, 1e30, 1e30]
+    depth_cam["MetricRadius"] = 1e30
+    transform = DepthToColor.build(parse_calibration(json.dumps(doc), "NFOV_2X2BINNED", "720P"))
+    out = transform(np.full((288, 320), 1000, np.uint16))
+    assert out.shape == (720, 1280) and (out == 0).mean() > 0.99
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
