@@ -82,14 +82,16 @@ def levels(probe_ious: np.ndarray, counts: list[int]) -> dict[str, dict[str, flo
     return out
 
 
-def generators(sam: Any, side: int, filters: dict[str, float], state: dict[str, Any]) -> dict[str, Callable]:
+def generators(
+    sam: Any, side: int, filters: dict[str, float], state: dict[str, Any], nms: float = 0.7
+) -> dict[str, Callable]:
     """name → call(rgb) returning (labels, scores), both sharing the cached embedding."""
     from segment_anything import SamAutomaticMaskGenerator
 
     from kinect_occlusion.sam.amg import FastMaskGenerator
     from kinect_occlusion.sam.partition import amg_kwargs, sam_partition
 
-    kw = amg_kwargs(points_per_side=side, **filters)
+    kw = amg_kwargs(points_per_side=side, box_nms_thresh=nms, **filters)
     kw.pop("points_per_batch")
     ref = SamAutomaticMaskGenerator(sam, points_per_batch=64, **kw)
     fast = FastMaskGenerator(sam, points_per_batch="auto", **kw)
@@ -125,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side", type=int, default=40, help="grid side (paper: 40)")
     ap.add_argument("--repeats", type=int, default=1, help="timed frames per row (median)")
     ap.add_argument("--counts", type=int, nargs="*", default=[100], help="~N surviving masks rows")
+    ap.add_argument(
+        "--nms",
+        type=float,
+        default=0.7,
+        help="box NMS threshold (SAM's 0.7; random weights give near-identical masks that NMS merges: "
+        "1.0 keeps them, so that ~N and all mean N and all candidates)",
+    )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args(argv)
     import torch
@@ -137,9 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     rgb = render_scene(0).rgb
     sam = load_sam(args.model, args.device)
     state, enc_ms = embed(sam, rgb, sync)
-    print(f"SAM {args.model}, random weights, {args.side}×{args.side} grid, 1280×720, {args.device}")
+    print(
+        f"SAM {args.model}, random weights, {args.side}×{args.side} grid, NMS {args.nms}, 1280×720, "
+        f"{args.device}"
+    )
     print(f"encoder (set_image) {enc_ms:.0f} ms, once per frame for both generators", flush=True)
-    probe = FastMaskGenerator(sam, points_per_side=args.side, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    probe = FastMaskGenerator(
+        sam,
+        points_per_side=args.side,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=args.nms,
+    )
     probe.min_mask_region_area = 5
     cache_embedding(probe, state)
     with torch.inference_mode():
@@ -149,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'survival':>9s}{'segments':>9s}{'reference ms':>14s}{'ours ms':>10s}{'speed-up':>10s}  identical"
     )
     for name, filters in levels(probe_ious, args.counts).items():
-        row = time_level(generators(sam, args.side, filters, state), rgb, args.repeats, sync)
+        row = time_level(generators(sam, args.side, filters, state, args.nms), rgb, args.repeats, sync)
         rows[name] = {**row, **filters}
         speed = row["reference_ms"] / row["ours_ms"]
         print(
@@ -160,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench wall time {time.perf_counter() - t_start:.0f} s")
     if args.json:
         gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
-        data = {"device": gpu, "model": args.model, "side": args.side, "encoder_ms": enc_ms, "rows": rows}
+        data = {"device": gpu, "model": args.model, "side": args.side, "nms": args.nms, "encoder_ms": enc_ms}
+        data["rows"] = rows
         data["torch"] = torch.__version__
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=2))

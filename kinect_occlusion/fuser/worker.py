@@ -13,7 +13,7 @@ from ..config import FuserConfig
 from ..geometry import fit_labels
 from ..runtime.worker import WorkerRuntime, injected_fault
 from .pairing import pair
-from .vote import binary_probs, soft_vote
+from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
         return m.OcclusionMask(mask=mask, fused=False, partition_age_ms=choice.age_ms, **common)
     labels = fit_labels(choice.partition.labels, prob.shape)
     classes, votes = soft_vote(binary_probs(prob), labels)
+    # Superpixels do not follow thin structures: mixed segments keep the coarse pixels
+    if choice.partition.partitioner.startswith("superpixel"):
+        classes = fuse_superpixels(prob, labels, classes)
     return m.OcclusionMask(
         mask=classes.astype(np.uint8),
         votes=votes.astype(np.float32),
