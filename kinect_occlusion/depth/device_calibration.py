@@ -38,13 +38,13 @@ def _camera(location: str, purpose: str, size: tuple[int, int], params: list[flo
     return {
         "Intrinsics": {
             "ModelParameterCount": 14,
-            "ModelParameters": params,
+            "ModelParameters": list(params),  # a copy: callers may edit the dict
             "ModelType": "CALIBRATION_LensDistortionModelBrownConrady",
         },
         "Location": f"CALIBRATION_CameraLocation{location}",
         "Purpose": f"CALIBRATION_CameraPurpose{purpose}",
         "MetricRadius": radius,
-        "Rt": {"Rotation": rotation, "Translation": translation},
+        "Rt": {"Rotation": list(rotation), "Translation": list(translation)},
         "SensorHeight": size[1],
         "SensorWidth": size[0],
         "Shutter": "CALIBRATION_ShutterTypeUndefined"

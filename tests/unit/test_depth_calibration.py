@@ -149,3 +149,13 @@ def test_missing_calibration_and_unknown_modes_are_one_line():
         parse_calibration(_text(), "NFOV", "720P")
     with pytest.raises(CalibrationError, match="unknown colour resolution '4K'"):
         parse_calibration(_text(), "NFOV_UNBINNED", "4K")
+
+
+def test_editing_one_device_calibration_leaves_the_next_intact():
+    doc = device_calibration()
+    cam = doc["CalibrationInformation"]["Cameras"]
+    cam[0]["Intrinsics"]["ModelParameters"][4] = 1e30
+    cam[1]["Rt"]["Translation"][0] = 5.0
+    fresh = device_calibration()["CalibrationInformation"]["Cameras"]
+    assert fresh[0]["Intrinsics"]["ModelParameters"][4] == DEPTH_PARAMS[4] == 3.3852
+    assert fresh[1]["Rt"]["Translation"][0] == -0.032011
