@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side", type=int, default=40, help="grid side (paper: 40)")
     ap.add_argument("--repeats", type=int, default=1, help="timed frames per row (median)")
     ap.add_argument("--counts", type=int, nargs="*", default=[100], help="~N surviving masks rows")
+    ap.add_argument("--levels", nargs="*", default=None, help="run only these rows (none ~100 all paper)")
     ap.add_argument(
         "--nms",
         type=float,
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'survival':>9s}{'segments':>9s}{'reference ms':>14s}{'ours ms':>10s}{'speed-up':>10s}  identical"
     )
     for name, filters in levels(probe_ious, args.counts).items():
+        if args.levels and name not in args.levels:
+            continue
         row = time_level(generators(sam, args.side, filters, state, args.nms), rgb, args.repeats, sync)
         rows[name] = {**row, **filters}
         speed = row["reference_ms"] / row["ours_ms"]
