@@ -105,19 +105,24 @@ def time_level(calls: dict[str, Callable], rgb: np.ndarray, repeats: int, sync: 
     import torch
 
     samples: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
     results: dict[str, Any] = {}
     for _ in range(repeats):
         for name, call in calls.items():
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 results[name] = call(rgb)
             sync()
             samples[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.process_time() - c0) * 1000)
     ref, ours = results["reference"], results["ours"]
     identical = bool(np.array_equal(ref[0], ours[0]) and np.array_equal(ref[1], ours[1]))
     ms = {k: statistics.median(v) for k, v in samples.items()}
-    return {**{f"{k}_ms": v for k, v in ms.items()}, "segments": int(ours[0].max()), "identical": identical}
+    # Process CPU time (all threads): steadier than wall time on a shared host
+    cpu_ms = {f"{k}_cpu_ms": statistics.median(v) for k, v in cpu.items()}
+    row = {**{f"{k}_ms": v for k, v in ms.items()}, **cpu_ms}
+    return {**row, "segments": int(ours[0].max()), "identical": identical}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         speed = row["reference_ms"] / row["ours_ms"]
         print(
             f"{name:>9s}{row['segments']:9d}{row['reference_ms']:14.0f}{row['ours_ms']:10.0f}"
-            f"{speed:9.1f}×  {row['identical']}",
+            f"{speed:9.1f}×{row['reference_cpu_ms'] / 1000:9.0f} /{row['ours_cpu_ms'] / 1000:5.0f}"
+            f"  {row['identical']}",
             flush=True,
         )
     print(f"bench wall time {time.perf_counter() - t_start:.0f} s")
