@@ -8,14 +8,14 @@ OUT ?= out
 K4A_VENV ?= .venv-k4a
 K4A_STAMP := $(K4A_VENV)/.installed
 
-.PHONY: venv sdk-env demo test lint bench bench-depth sample demo-model clean
+.PHONY: venv sdk-env browser demo test lint bench bench-depth sample demo-model clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sam,onnx]'
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer]'
 	touch $(STAMP)
 
 ## The SDK reference environment: $(K4A_VENV) (pyk4a-bundle, numpy<2) and the apt packages for xvfb-run
@@ -29,13 +29,18 @@ $(K4A_STAMP): tools/k4a/requirements.txt tools/k4a/apt_packages.sh
 	$(K4A_VENV)/bin/python -c "import pyk4a, numpy; print('sdk-env: pyk4a', pyk4a.__file__, 'numpy', numpy.__version__)"
 	touch $(K4A_STAMP)
 
+## Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; nothing is downloaded)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 ## Replay the bundled sample recording through the whole pipeline; writes $(OUT)/demo.mp4
 demo: venv
 	mkdir -p $(OUT)
 	$(VENV)/bin/kinect-occlusion replay recordings/sample.mkv --save-video $(OUT)/demo.mp4
 
 ## Run the test suite (and the linters)
-test: venv sdk-env
+test: venv sdk-env browser
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check kinect_occlusion tools tests
 	$(VENV)/bin/ruff format --check kinect_occlusion tools tests

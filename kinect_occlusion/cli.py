@@ -19,6 +19,7 @@ COMMANDS = (
     "run",
     "subscribe",
     "status",
+    "view",
     "keys",
     "info",
     "export",

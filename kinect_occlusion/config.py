@@ -262,12 +262,18 @@ class FuserConfig(_Section):
 class RuntimeConfig(_Section):
     heartbeat_s: float = Field(1.0, gt=0, le=60, description="Status message period of every worker.")
     hang_timeout_s: float = Field(20.0, gt=0, description="A worker silent this long is restarted.")
-    startup_grace_s: float = Field(120.0, gt=0, description="Time allowed before the first heartbeat.")
+    startup_grace_s: float = Field(120.0, gt=0, description="Time allowed to start (model loaded).")
     restart_backoff_s: tuple[float, float] = Field((0.5, 10.0), description="First and longest restart wait.")
     max_restarts: int = Field(5, ge=0, description="Give up after this many restarts of one worker …")
     restart_window_s: float = Field(300.0, gt=0, description="… within this many seconds.")
     shutdown_timeout_s: float = Field(
         5.0, gt=0, le=60, description="Time for workers to stop before SIGKILL."
+    )
+    compute_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="A worker whose heartbeats say 'computing' this long is restarted "
+        "(generous: a SAM partition on a CPU takes minutes).",
     )
     report_interval_s: float = Field(5.0, gt=0, description="Print per-stage rates every this many seconds.")
 
@@ -291,6 +297,25 @@ class LoggingConfig(_Section):
         return v
 
 
+class ViewerConfig(_Section):
+    enabled: bool = Field(False, description="Serve the live view in a browser from run/replay.")
+    bind: str = Field("127.0.0.1", description="Address to listen on; anything but loopback needs a token.")
+    port: int = Field(8088, ge=0, le=65535, description="HTTP port (0: any free port, printed at start).")
+    token: str | None = Field(None, description="Required on every page and WebSocket when set.")
+    max_fps: float = Field(10.0, gt=0, le=30, description="Pictures per second sent per camera.")
+    max_width: int = Field(640, ge=64, le=3840, description="Pictures are downscaled to this width.")
+    jpeg_quality: int = Field(70, ge=10, le=95, description="JPEG quality of the pictures.")
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ViewerConfig:
+        from .viewer.security import bind_problem
+
+        problem = bind_problem(self.bind, self.token)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class Config(_Section):
     camera: CameraConfig = CameraConfig()
     bus: BusConfig = BusConfig()
@@ -301,6 +326,7 @@ class Config(_Section):
     runtime: RuntimeConfig = RuntimeConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    viewer: ViewerConfig = ViewerConfig()
 
 
 def format_errors(error: ValidationError) -> list[str]:

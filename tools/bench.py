@@ -58,6 +58,10 @@ SECTIONS = {
         "End to end at 30 fps (synthetic 1280×720 recording, demo model, superpixel partition)",
         ["bench_e2e.py", "--record-fps", "30", "--frames", "300"],
     ),
+    "viewer": (
+        "Live view cost (synthetic 640×360 at 15 fps; 0, 1 and 5 browser pages)",
+        ["bench_viewer.py", "--size", "640x360", "--seconds", "10", "--rounds", "4"],
+    ),
 }
 
 

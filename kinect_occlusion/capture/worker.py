@@ -81,7 +81,7 @@ def publish_frame(
         "origin_us": origin,
     }
     if frame.color is not None:
-        pub.publish(m.ColorFrame(image=frame.color, encoding=rt.cfg.bus.color_encoding, **common))
+        pub.publish(m.ColorFrame(image=frame.color, encoding=rt.bus.color_encoding, **common))
     if frame.depth is not None:
         aligned = bool(frame.extra.get("aligned_to_color", False))
         pub.publish(
@@ -97,9 +97,9 @@ def run(rt: WorkerRuntime) -> int:
         rt.info["camera_state"] = state
         rt.tick(state)
 
-    source = build_source(rt.cfg.camera, rt.stop, on_idle)
+    source = build_source(rt.section("camera"), rt.stop, on_idle)
     epoch = next_epoch(epoch_file(rt.camera), m.now_us())
-    rt.info.update(source=rt.cfg.camera.source, epoch=epoch)
+    rt.info.update(source=rt.section("camera").source, epoch=epoch)
     with source:
         time.sleep(SETTLE_S)
         rt.tick("streaming")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import threading
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..config import Config, load_config
@@ -59,6 +60,18 @@ def install_signals(stop: threading.Event) -> None:
     install_stop_handlers(stop)
 
 
+def start_viewer(cfg: Config) -> BaseProcess | None:
+    """The live view as its own low-priority process when ``viewer.enabled`` (else None)."""
+    if not cfg.viewer.enabled:
+        return None
+    from ..bus import curve_keys
+    from ..viewer.service import settings_from_config, start_viewer_process
+
+    backend = cfg.bus.endpoints(cfg.camera.id)[1]
+    keys = curve_keys(cfg.bus.curve, server=False)
+    return start_viewer_process(backend, cfg.camera.id, settings_from_config(cfg.viewer), keys)
+
+
 def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
     """Run the supervised pipeline until end of file or SIGINT/SIGTERM; return the exit code."""
     from ..runtime.supervisor import Supervisor
@@ -80,6 +93,7 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
             save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
         )
     sup = Supervisor(cfg, stop)
+    viewer = start_viewer(cfg)
     if recorder is not None:
         recorder.start()
     try:
@@ -87,6 +101,10 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
     finally:
         if recorder is not None:
             recorder.stop()
+        if viewer is not None:
+            from ..viewer.service import stop_viewer_process
+
+            stop_viewer_process(viewer)
     if recorder is not None and recorder.error:
         print(f"kinect-occlusion: error: {recorder.error}", file=sys.stderr)
         return code or EXIT_VIDEO_FAILED

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .. import messages as m
-from ..config import Config
+from ..config import DeepLabConfig
 from ..runtime.worker import WorkerRuntime, injected_fault
 
 log = logging.getLogger(__name__)
@@ -28,13 +28,12 @@ def choose_runtime(runtime: str, device: str) -> str:
     return chosen
 
 
-def build_predictor(cfg: Config):
-    """Load the configured coarse model once (CheckpointError: one clear line)."""
+def build_predictor(dl: DeepLabConfig):
+    """Load the coarse model the ``deeplab`` section names, once (CheckpointError: one clear line)."""
     from pathlib import Path
 
     from .model import build_deeplab
 
-    dl = cfg.deeplab
     have_checkpoint = dl.checkpoint is not None and Path(dl.checkpoint).is_file()
     backbone = dl.backbone if have_checkpoint else (dl.backbone or dl.untrained_backbone)
     loaded = build_deeplab(dl.checkpoint, backbone, allow_untrained=dl.allow_untrained)
@@ -77,7 +76,8 @@ def coarse_message(
 
 def run(rt: WorkerRuntime) -> int:
     """Predict on the newest colour frame, publish, repeat until stopped."""
-    predictor, loaded = build_predictor(rt.cfg)
+    dl, roi_cfg = rt.section("deeplab"), rt.section("roi")
+    predictor, loaded = build_predictor(dl)
     trained = loaded.meta.get("trained", True) is not False
     model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if trained else "-untrained")
     rt.info.update(model=model_name, trained=trained)
@@ -97,7 +97,7 @@ def run(rt: WorkerRuntime) -> int:
         try:
             if fault == "raise":
                 raise RuntimeError("injected fault")
-            roi = rt.cfg.roi.resolve(w, h)  # ValueError when the box lies outside this frame
+            roi = roi_cfg.resolve(w, h)  # ValueError when the box lies outside this frame
             t0 = time.perf_counter()
             prob = predictor.predict(frame.image, roi)
             ms = (time.perf_counter() - t0) * 1000

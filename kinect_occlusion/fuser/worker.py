@@ -87,7 +87,7 @@ def fuse_and_publish(rt: WorkerRuntime, pub, coarse: m.CoarseMask, partition, fa
     try:
         if fault == "raise":
             raise RuntimeError("injected fault")
-        out = fuse(coarse, partition, rt.cfg.fuser)
+        out = fuse(coarse, partition, rt.section("fuser"))
     except Exception as exc:  # per-frame: log with the frame id, count, go on
         rt.frame_error(coarse.frame_id, exc)
         return
@@ -100,7 +100,7 @@ def run(rt: WorkerRuntime) -> int:
     """Fuse each new coarse mask (latest-wins, held briefly for its partition); publish ``mask.occlusion``."""
     sub, pub = rt.subscriber([m.TOPIC_COARSE, m.TOPIC_PARTITION]), rt.publisher()
     fault = injected_fault(rt.name)
-    holder = Holder(rt.cfg.fuser.wait_for_partition_ms)
+    holder = Holder(rt.section("fuser").wait_for_partition_ms)
     partition: m.Partition | None = None
     rt.tick("ready")
     while not rt.stop.is_set():

@@ -4,36 +4,42 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
 from ..config import Config
 from ..errors import UserError
 from . import logs
-from .worker import EXIT_ERROR, EXIT_STARTUP, worker_main
-
-WORKERS = {
-    "capture": "kinect_occlusion.capture.worker",
-    "deeplab": "kinect_occlusion.deeplab.worker",
-    "sam": "kinect_occlusion.sam.worker",
-    "fuser": "kinect_occlusion.fuser.worker",
-}
+from .stages import module_of
+from .worker import EXIT_ERROR, EXIT_STARTUP, die_with_parent, worker_main
 
 log = logging.getLogger(__name__)
 
 
-def child_entry(name: str, cfg_json: str, log_queue: Any) -> None:
-    """Run worker ``name`` with the config serialised by the supervisor; exit with its code."""
+def child_entry(name: str, cfg_json: str, log_queue: Any, parent_pid: int | None = None) -> None:
+    """Run worker ``name`` with the config serialised by the supervisor; exit with its code.
+
+    The worker dies with ``parent_pid`` (default: the process that started it): SIGTERM from Linux
+    when it goes, and a liveness check in the heartbeat loop elsewhere.
+    """
+    parent_pid = os.getppid() if parent_pid is None else parent_pid
+    if not die_with_parent(parent_pid):
+        sys.exit(EXIT_ERROR)  # the supervisor died while this process started
     cfg = Config.model_validate_json(cfg_json)
     logs.setup_child(cfg.logging.level, log_queue)
     try:
-        target = importlib.import_module(WORKERS[name]).run
-        code = worker_main(name, target, cfg)
+        target = importlib.import_module(module_of(name)).run
+        code = worker_main(name, target, cfg, parent_pid)
     except UserError as exc:
         log.error("%s", exc)
         code = EXIT_STARTUP
     except Exception:
         log.exception("%s crashed", name)
         code = EXIT_ERROR
+    if os.getppid() != parent_pid:
+        # Orphaned: nobody reads the log queue any more (and a killed sibling may hold its lock),
+        # the sockets are closed: end now rather than wait on interpreter finalisation
+        os._exit(code)
     logging.shutdown()
     sys.exit(code)

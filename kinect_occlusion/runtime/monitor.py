@@ -1,15 +1,90 @@
-"""The supervisor's view of the bus: worker heartbeats, per-stage rates and latencies."""
+"""The supervisor's view of the bus: worker heartbeats, per-stage rates and latencies.
+
+Heartbeats are untrusted like every message: a Status counts for worker X only when it comes from
+the pid of the supervisor's own child X and every ``info`` field the supervisor reads is sane.
+What the supervisor concludes from them rests on its own clock (arrival times), never the sender's.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .. import messages as m
 from ..bus import Subscriber
+from .stages import SOURCE, result_topics
+
+log = logging.getLogger(__name__)
+
+# The Status ``info`` fields the supervisor reads, with their sane ranges (the rest is only relayed)
+MAX_COUNT = 2**63 - 1
+INFO_RANGES: dict[str, tuple[float, float]] = {
+    "loop_age_s": (0.0, 1e7),
+    "rate_hz": (0.0, 1e6),
+    "frames_out": (0, MAX_COUNT),
+    "dropped": (0, MAX_COUNT),
+    "errors": (0, MAX_COUNT),
+    "last_frame_id": (-1, MAX_COUNT),
+    "epoch": (0, MAX_COUNT),
+}
+# States in which the main loop is busy by design, exempt from the loop check (bounded otherwise)
+BUSY_STATES = ("starting", "computing")
+
+
+def info_problem(info: dict[str, Any], uptime_s: float) -> str | None:
+    """Why a Status ``info`` cannot be used, or None when every field the supervisor reads is sane.
+
+    Args:
+        info: the Status ``info`` dict as received.
+        uptime_s: how long ago (supervisor clock) the sender was started; bounds ``loop_age_s``.
+    """
+    for key, (lo, hi) in INFO_RANGES.items():
+        if key not in info:
+            continue
+        v = info[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
+            return f"info.{key} = {str(v)[:40]!r} is not a number in [{lo:g}, {hi:g}]"
+    if info.get("loop_age_s", 0.0) > uptime_s + 1.0:
+        return (
+            f"info.loop_age_s = {info['loop_age_s']:g} is longer than the worker has run ({uptime_s:.0f} s)"
+        )
+    return None
+
+
+@dataclass
+class Heartbeats:
+    """What the supervisor measured of one child's heartbeats, on its own monotonic clock.
+
+    A lie can only make a worker look alive, never hung: the loop tick only moves forward, a
+    compute run starts at the first "computing" heartbeat and ends at any other, and a worker that
+    once said it was past "starting" stays so.
+    """
+
+    pid: int
+    started_at: float
+    last_at: float | None = None  # arrival of the last accepted heartbeat
+    loop_at: float | None = None  # newest main-loop tick implied by a heartbeat (arrival − loop_age_s)
+    computing_since: float | None = None  # arrival of the first of a run of "computing" heartbeats
+    ready: bool = False  # a heartbeat said it was past "starting"
+    status: m.Status | None = None
+
+    def beat(self, st: m.Status, now: float) -> None:
+        """Take in an accepted heartbeat that arrived at ``now``."""
+        self.last_at, self.status = now, st
+        busy = st.state in BUSY_STATES
+        tick = now if busy else now - float(st.info.get("loop_age_s", 0.0))
+        self.loop_at = tick if self.loop_at is None else max(self.loop_at, tick)
+        self.ready = self.ready or st.state != "starting"
+        if st.state != "computing":
+            self.computing_since = None
+        elif self.computing_since is None:
+            self.computing_since = now
 
 
 @dataclass
@@ -21,11 +96,13 @@ class StageStats:
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
     count: int = 0
     last_frame_id: int = -1
+    recent: deque = field(default_factory=lambda: deque(maxlen=256))  # (epoch, frame_id) seen
 
     def add(self, msg: m.Message, now: float) -> float | None:
         """Record one message; return its capture→now latency in ms when known."""
         self.count += 1
         self.last_frame_id = msg.frame_id
+        self.recent.append(msg.identity)
         self.arrivals.append(now)
         while self.arrivals and self.arrivals[0] < now - self.window_s:
             self.arrivals.popleft()
@@ -53,23 +130,61 @@ class StageStats:
 class BusMonitor:
     """Subscribes to status and results; keeps the latest status per worker and stage stats."""
 
-    TOPICS = (m.TOPIC_STATUS, m.TOPIC_COARSE, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION)
+    TOPICS = (m.TOPIC_STATUS, *result_topics())
 
-    def __init__(self, sub: Subscriber, on_message=None) -> None:
+    def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0) -> None:
         self.sub = sub
-        self.status: dict[str, m.Status] = {}
-        self.status_at: dict[str, float] = {}
+        self.beats: dict[str, Heartbeats] = {}
+        self.past_pids: set[int] = set()
+        self.own_pid = own_pid
+        self.rejected = 0  # forged, foreign or insane Status messages
         self.stages = {t: StageStats() for t in self.TOPICS[1:]}
         self.partition_age_ms: deque = deque(maxlen=2000)
         self.on_message = on_message
 
+    @property
+    def status(self) -> dict[str, m.Status]:
+        """The last accepted Status of each child."""
+        return {n: b.status for n, b in self.beats.items() if b.status is not None}
+
+    @property
+    def invalid(self) -> int:
+        """Messages dropped: malformed on the wire, and Status not from a child or not sane."""
+        return self.sub.stats.invalid + self.rejected
+
+    def expect(self, name: str, pid: int, now: float) -> None:
+        """Child ``name`` now runs as ``pid`` (started at ``now``): only its heartbeats count."""
+        old = self.beats.get(name)
+        if old is not None:
+            self.past_pids.add(old.pid)
+        self.beats[name] = Heartbeats(pid, now)
+
+    def _accept_status(self, st: m.Status, now: float) -> None:
+        hb = self.beats.get(st.worker)
+        if st.pid == self.own_pid and st.worker == "supervisor":
+            return
+        if hb is None or st.pid != hb.pid:
+            if st.pid not in self.past_pids:  # a late beat of a replaced child is just stale
+                self._reject(st, f"pid {st.pid} is not the supervisor's child {st.worker!r}")
+            return
+        problem = info_problem(st.info, now - hb.started_at)
+        if problem is not None:
+            self._reject(st, problem)
+            return
+        hb.beat(st, now)
+
+    def _reject(self, st: m.Status, why: str) -> None:
+        self.rejected += 1
+        level = logging.WARNING if self.rejected <= 3 else logging.DEBUG
+        log.log(level, "dropped a Status for %.40r: %s (%d dropped)", st.worker, why, self.rejected)
+
     def poll(self, timeout_ms: int = 100) -> None:
         """Take in whatever arrived within ``timeout_ms``."""
+        msgs = self.sub.drain(timeout_ms)
         now = time.monotonic()
-        for msg in self.sub.drain(timeout_ms):
+        for msg in msgs:
             if isinstance(msg, m.Status):
-                self.status[msg.worker] = msg
-                self.status_at[msg.worker] = now
+                self._accept_status(msg, now)
                 continue
             lat = self.stages[msg.TOPIC].add(msg, now)
             if isinstance(msg, m.OcclusionMask) and msg.fused:
@@ -80,7 +195,7 @@ class BusMonitor:
     def report(self) -> str:
         """One line: rate and latency per stage, partition age."""
         parts = []
-        cap = self.status.get("capture")
+        cap = self.status.get(SOURCE)
         if cap is not None:
             parts.append(f"capture {cap.info.get('rate_hz', 0.0):.1f}/s")
         names = {m.TOPIC_COARSE: "coarse", m.TOPIC_PARTITION: "partition", m.TOPIC_OCCLUSION: "fused"}
@@ -91,4 +206,6 @@ class BusMonitor:
             parts.append(f"{name} {s.rate():.1f}/s{lat}")
         if self.partition_age_ms:
             parts.append(f"partition age p50 {np.percentile(list(self.partition_age_ms), 50):.0f} ms")
+        if self.invalid:
+            parts.append(f"invalid {self.invalid}")
         return " | ".join(parts)

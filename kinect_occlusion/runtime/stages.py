@@ -54,7 +54,7 @@ STAGES: tuple[Stage, ...] = (
         ("deeplab", "roi"),
         (m.TOPIC_COLOR,),
         (m.TOPIC_COARSE,),
-        start_rank=0,
+        start_rank=2,
         stop_rank=1,
         essential=True,
     ),
@@ -74,7 +74,7 @@ STAGES: tuple[Stage, ...] = (
         ("fuser",),
         (m.TOPIC_COARSE, m.TOPIC_PARTITION),
         (m.TOPIC_OCCLUSION,),
-        start_rank=2,
+        start_rank=0,
         stop_rank=3,
         essential=True,
     ),
@@ -82,6 +82,8 @@ STAGES: tuple[Stage, ...] = (
 
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+SOURCE: str = next(s.name for s in STAGES if not s.inputs)  # the stage frames come from
+ESSENTIAL: tuple[str, ...] = tuple(s.name for s in STAGES if s.essential)
 
 
 def start_order(names: tuple[str, ...] = NAMES) -> tuple[str, ...]:
@@ -97,6 +99,11 @@ def stop_order(names: tuple[str, ...] = NAMES) -> tuple[str, ...]:
 def result_topics() -> tuple[str, ...]:
     """Topics published by a stage that consumes something (what the monitor times)."""
     return tuple(t for s in STAGES if s.inputs for t in s.outputs)
+
+
+def module_of(name: str) -> str:
+    """The module whose ``run(rt)`` is worker ``name``'s main loop (KeyError: no such stage)."""
+    return BY_NAME[name].module
 
 
 def edges() -> list[tuple[str, str, str]]:

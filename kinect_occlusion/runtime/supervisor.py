@@ -1,7 +1,9 @@
 """The supervisor: proxy + worker processes from one config, restarts, ordered shutdown.
 
-Exit codes: 0 clean stop (end of file or SIGINT/SIGTERM), 3 a worker could not start
-(config, checkpoint, recording), 4 a worker kept failing and was given up.
+Exit codes (defined in :mod:`.worker`): 0 clean stop (end of file or SIGINT/SIGTERM), 3 a worker
+could not start (config, checkpoint, recording), 4 a worker kept failing and was given up: at once
+when it was capture, deeplab or fuser (no mask can be produced any more); when it was the partition
+worker the pipeline runs on degraded (coarse masks only) and exits 4 when stopped.
 """
 
 from __future__ import annotations
@@ -18,22 +20,34 @@ from typing import TYPE_CHECKING
 
 from .. import messages as m
 from ..bus import Proxy, Publisher, Subscriber, curve_keys
-from ..config import Config
+from ..config import Config, RuntimeConfig
 from . import logs
 from .child import child_entry
-from .monitor import BusMonitor
+from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
-from .worker import EXIT_OK, EXIT_STARTUP
+from .stages import ESSENTIAL, NAMES, SOURCE, start_order, stop_order
+from .worker import EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
 
 if TYPE_CHECKING:
     from .metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
 
-EXIT_WORKER_STARTUP = 3
-EXIT_GAVE_UP = 4
-PIPELINE = ("deeplab", "sam", "fuser", "capture")  # capture last: consumers are ready first
-SHUTDOWN_ORDER = ("capture", "deeplab", "sam", "fuser")
+
+def hang_reason(hb: Heartbeats, now: float, rt: RuntimeConfig) -> str | None:
+    """Why a running child looks hung, from the supervisor's own measurements; None if it is alive."""
+    if hb.last_at is None:
+        late = now - hb.started_at
+        return f"no heartbeat {late:.0f} s after start" if late > rt.startup_grace_s else None
+    if now - hb.last_at > rt.hang_timeout_s:
+        return f"no heartbeat for {now - hb.last_at:.0f} s"
+    if not hb.ready and now - hb.started_at > rt.startup_grace_s:
+        return f"still starting {now - hb.started_at:.0f} s after start, over runtime.startup_grace_s"
+    if hb.computing_since is not None and now - hb.computing_since > rt.compute_timeout_s:
+        return f"computing for {now - hb.computing_since:.0f} s, over runtime.compute_timeout_s"
+    if hb.loop_at is not None and now - hb.loop_at > rt.hang_timeout_s:
+        return f"main loop stalled {now - hb.loop_at:.0f} s"
+    return None
 
 
 @dataclass
@@ -48,6 +62,7 @@ class Handle:
     restarts: int = 0
     failed: bool = False
     finished: bool = False
+    killing: bool = False  # a hang kill was issued to the current process
     exitcodes: list = field(default_factory=list)
 
 
@@ -66,7 +81,7 @@ class Supervisor:
         cfg: Config,
         stop: threading.Event,
         on_message: Callable | None = None,
-        workers: tuple[str, ...] = PIPELINE,
+        workers: tuple[str, ...] = NAMES,
     ) -> None:
         self.cfg, self.stop, self.workers = cfg, stop, workers
         self.ctx = mp.get_context("spawn")
@@ -89,68 +104,66 @@ class Supervisor:
 
     # ------------------------------------------------------------------ processes
 
-    def _spawn(self, h: Handle) -> None:
+    def _spawn(self, h: Handle, monitor: BusMonitor) -> None:
         h.process = self.ctx.Process(
             target=child_entry,
             name=h.name,
-            args=(h.name, self.cfg.model_dump_json(), self.log_queue),
+            args=(h.name, self.cfg.model_dump_json(), self.log_queue, os.getpid()),
             daemon=False,
         )
         h.process.start()
         h.started_at = time.monotonic()
-        h.restart_at = None
+        h.restart_at, h.killing = None, False
+        monitor.expect(h.name, h.process.pid or 0, h.started_at)
         log.info("started %s (pid %d)", h.name, h.process.pid)
 
     def _on_exit(self, h: Handle, code: int, now: float) -> None:
         h.exitcodes.append(code)
         h.process = None
-        if h.name == "capture" and code == EXIT_OK:
+        if h.name == SOURCE and code == EXIT_OK:
             log.info("capture finished (end of source); draining the pipeline")
             h.finished, self.eof_at = True, now
             return
         if code == EXIT_STARTUP:
             self.fatal = f"{h.name} could not start (see the error above)"
-            self.exit_code = EXIT_WORKER_STARTUP
+            self.exit_code = EXIT_STARTUP
             return
         delay = h.policy.on_failure(now)
         if delay is None:
-            h.failed = True
-            self.exit_code = EXIT_GAVE_UP
-            log.error(
-                "%s failed %d times within %.0f s: giving up on it (pipeline degraded)",
-                h.name,
-                h.policy.restarts,
-                h.policy.window_s,
-            )
+            self._give_up(h)
             return
         h.restart_at = now + delay
         log.warning("%s exited with code %s; restarting in %.1f s", h.name, code, delay)
 
-    def _hung(self, h: Handle, monitor: BusMonitor, now: float) -> str | None:
-        rt = self.cfg.runtime
-        seen = monitor.status_at.get(h.name, 0.0)
-        if seen < h.started_at:
-            return "no heartbeat since start" if now - h.started_at > rt.startup_grace_s else None
-        if now - seen > rt.hang_timeout_s:
-            return f"no heartbeat for {now - seen:.0f} s"
-        st = monitor.status[h.name]
-        if st.state not in ("computing", "starting") and st.info.get("loop_age_s", 0) > rt.hang_timeout_s:
-            return f"main loop stalled {st.info['loop_age_s']:.0f} s"
-        return None
+    def _give_up(self, h: Handle) -> None:
+        h.failed = True
+        self.exit_code = EXIT_GAVE_UP
+        log.error(
+            "%s failed %d times within %.0f s: giving up on it",
+            h.name,
+            h.policy.restarts,
+            h.policy.window_s,
+        )
+        if h.name in ESSENTIAL:
+            self.fatal = f"{h.name} was given up: no masks can be produced (exit code {EXIT_GAVE_UP})"
+        else:
+            self._warn_degraded()
 
     def _check(self, monitor: BusMonitor) -> None:
         now = time.monotonic()
         for h in self.handles.values():
             if h.process is not None and not h.process.is_alive():
                 self._on_exit(h, h.process.exitcode or 0, now)
-            elif h.process is not None:
-                reason = self._hung(h, monitor, now)
+            elif h.process is not None and not h.killing:
+                hb = monitor.beats.get(h.name)
+                reason = hang_reason(hb, now, self.cfg.runtime) if hb is not None else None
                 if reason:
                     log.error("%s looks hung (%s): killing it", h.name, reason)
+                    h.killing = True  # once per hang: not re-issued while the process dies
                     h.process.kill()
             elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
                 h.restarts += 1
-                self._spawn(h)
+                self._spawn(h, monitor)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -158,21 +171,22 @@ class Supervisor:
         """After end of file: the last frame's mask arrived, or nothing came for 3 s (max 60 s)."""
         if self.eof_at is None:
             return False
-        cap = monitor.status.get("capture")
-        last = cap.info.get("last_frame_id", -1) if cap else -1
+        cap = monitor.status.get(SOURCE)
+        last = (cap.info.get("epoch", 0), cap.info.get("last_frame_id", -1)) if cap else (0, -1)
         fused = monitor.stages[m.TOPIC_OCCLUSION]
         quiet = not fused.arrivals or time.monotonic() - fused.arrivals[-1] > 3.0
         waited = time.monotonic() - self.eof_at
-        return (fused.last_frame_id >= last >= 0) or (quiet and waited > 3.0) or waited > 60.0
+        # The last frame's own mask, by identity (a forged or older id cannot end the drain early)
+        return (last[1] >= 0 and last in fused.recent) or (quiet and waited > 3.0) or waited > 60.0
 
     def _shutdown(self) -> None:
         """Stop workers in order: SIGTERM, wait, then SIGKILL what is left."""
         deadline = time.monotonic() + self.cfg.runtime.shutdown_timeout_s
-        for name in SHUTDOWN_ORDER:
+        for name in stop_order(self.workers):
             h = self.handles.get(name)
             if h is not None and h.process is not None and h.process.pid is not None and h.process.is_alive():
                 os.kill(h.process.pid, signal.SIGTERM)
-        for name in SHUTDOWN_ORDER:
+        for name in stop_order(self.workers):
             h = self.handles.get(name)
             if h is None or h.process is None:
                 continue
@@ -207,12 +221,15 @@ class Supervisor:
                 worker="supervisor",
                 pid=os.getpid(),
                 state="degraded" if any(h.failed for h in self.handles.values()) else "running",
-                info={"workers": info},
+                info={"workers": info, "invalid": monitor.invalid},
             )
         )
 
     def run(self) -> int:
-        """Run until done; return the exit code."""
+        """Run until done; return the exit code (call it from the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            # Linux sends PDEATHSIG when the *thread* that started a worker ends
+            raise RuntimeError("Supervisor.run() must be called from the main thread")
         listener = logs.setup_main(self.cfg.logging, self.log_queue)
         frontend, backend = self.cfg.bus.endpoints(self.cfg.camera.id)
         server_keys = curve_keys(self.cfg.bus.curve, server=True)
@@ -222,7 +239,7 @@ class Supervisor:
         ).start()
         sub = Subscriber(backend, self.cfg.camera.id, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
         pub = Publisher(frontend, 16, client_keys)
-        monitor = BusMonitor(sub, self._message)
+        monitor = BusMonitor(sub, self._message, own_pid=os.getpid())
         if self.cfg.metrics.prometheus_port:
             from .metrics import PipelineMetrics
 
@@ -243,15 +260,15 @@ class Supervisor:
         return self.exit_code
 
     def _start_all(self, monitor: BusMonitor) -> None:
-        for name in self.workers:
-            if name == "capture":
+        for name in start_order(self.workers):
+            if name == SOURCE:
                 self._wait_ready(monitor)
             if not self.stop.is_set() and self.fatal is None:
-                self._spawn(self.handles[name])
+                self._spawn(self.handles[name], monitor)
 
     def _wait_ready(self, monitor: BusMonitor) -> None:
         """Let the consumers load their models before frames flow (bounded by startup_grace_s)."""
-        consumers = [n for n in self.workers if n != "capture"]
+        consumers = [n for n in self.workers if n != SOURCE]
         deadline = time.monotonic() + self.cfg.runtime.startup_grace_s
         while not self.stop.is_set() and self.fatal is None and time.monotonic() < deadline:
             monitor.poll(100)
@@ -260,6 +277,16 @@ class Supervisor:
                 monitor.status.get(n) is not None and monitor.status[n].state != "starting" for n in consumers
             ):
                 return
+
+    def _warn_degraded(self) -> None:
+        for h in self.handles.values():
+            if h.failed:
+                log.warning(
+                    "DEGRADED: %s was given up after %d failures: coarse masks only (fused=false) "
+                    "until the daemon is restarted",
+                    h.name,
+                    h.policy.restarts,
+                )
 
     def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:
         self._start_all(monitor)
@@ -274,6 +301,7 @@ class Supervisor:
                 beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
             if now >= next_report:
                 log.info("%s", monitor.report())
+                self._warn_degraded()
                 next_report = now + self.cfg.runtime.report_interval_s
         if self.fatal:
             log.error("stopping: %s", self.fatal)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,24 +19,42 @@ from ..config import Config
 
 log = logging.getLogger(__name__)
 
-# Exit codes of a worker process
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_STARTUP = 3
-EXIT_PERSISTENT_FAILURE = 4
+# Exit codes: the one definition for worker processes and the pipeline commands (README "Exit codes")
+EXIT_OK = 0  # clean stop, end of the recording
+EXIT_ERROR = 1  # a worker crashed (restarted with back-off)
+EXIT_STARTUP = 3  # could not start: config, checkpoint, recording
+EXIT_GAVE_UP = 4  # worker: failing frame after frame; pipeline: a worker was given up
+
+# Linux prctl option: the signal a process gets when its parent dies
+PR_SET_PDEATHSIG = 1
 
 # Consecutive per-frame failures after which a worker exits to be restarted fresh
 MAX_CONSECUTIVE_ERRORS = 25
 
-# Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame.
+# Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame;
+# "sam=spin" makes it busy-loop in its compute step (heartbeats go on saying "computing");
+# "sam=spin-once:PATH" does so only in the first process that creates PATH.
 FAULT_ENV = "KINECT_OCCLUSION_FAULT"
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
-    """Set ``stop`` on SIGINT and SIGTERM (main thread only)."""
+    """Set ``stop`` on SIGINT and SIGTERM (main thread only).
+
+    The handler only writes a byte to a pipe; a relay thread sets ``stop``. A handler that set the
+    event itself could interrupt the main thread while it holds the event's lock (in ``stop.wait``,
+    ``stop.set``, or an earlier handler) and deadlock it for good.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def relay() -> None:
+        while os.read(read_fd, 64):
+            stop.set()
+
+    threading.Thread(target=relay, name="stop-signal", daemon=True).start()
 
     def handler(signum: int, _frame: object) -> None:
-        stop.set()
+        os.write(write_fd, b"\0")
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -47,6 +67,38 @@ def injected_fault(worker: str) -> str | None:
         if name.strip() == worker and fault:
             return fault.strip()
     return None
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Have Linux SIGTERM this process when its parent dies; False if ``parent_pid`` is already gone.
+
+    The parent is checked after the request, which closes the race with a parent dying before it.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    return os.getppid() == parent_pid
+
+
+def _spin_fault(fault: str | None) -> bool:
+    """Whether the injected fault makes this compute step spin (``spin-once`` claims its file)."""
+    if fault == "spin":
+        return True
+    if fault is not None and fault.startswith("spin-once:"):
+        try:
+            os.close(os.open(fault.partition(":")[2], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        return True
+    return False
+
+
+def _spin_forever() -> None:
+    """A compute step that never returns and never looks at the stop event (a stuck native call)."""
+    n = 0
+    while True:
+        n += 1
 
 
 @dataclass
@@ -82,14 +134,24 @@ class Counters:
 class WorkerRuntime:
     """A worker's connection to the pipeline: config, stop event, bus sockets, heartbeat.
 
+    The worker sees only the config sections its stage declares (``runtime/stages.py``), through
+    :meth:`section`; the bus and runtime sections serve this object itself.
+
     Args:
-        name: worker name ("capture", "deeplab", "sam", "fuser").
-        cfg: the validated configuration.
+        name: worker name (a stage of ``runtime/stages.py``).
+        cfg: the validated configuration (only the stage's sections are kept).
         stop: set when the worker must stop.
+        parent_pid: the supervisor (default: the current parent); the worker stops when it is gone.
     """
 
-    def __init__(self, name: str, cfg: Config, stop: threading.Event) -> None:
-        self.name, self.cfg, self.stop = name, cfg, stop
+    def __init__(self, name: str, cfg: Config, stop: threading.Event, parent_pid: int | None = None) -> None:
+        from .stages import BY_NAME
+
+        self.name, self.stop = name, stop
+        self._sections: dict[str, Any] = {s: getattr(cfg, s) for s in BY_NAME[name].sections}
+        self.bus, self.runtime = cfg.bus, cfg.runtime
+        self.parent_pid = os.getppid() if parent_pid is None else parent_pid
+        self.fault = injected_fault(name)
         self.camera = cfg.camera.id
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
         self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
@@ -99,16 +161,24 @@ class WorkerRuntime:
         self.loop_tick = time.monotonic()
         self._closing: list[Any] = []
         self._beat_thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def section(self, name: str) -> Any:
+        """Config section ``name``, one of those this worker's stage declares (else KeyError)."""
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise KeyError(f"worker {self.name!r} does not declare config section {name!r}") from None
 
     def publisher(self) -> Publisher:
         """A publisher to the proxy (closed by :meth:`close`)."""
-        pub = Publisher(self.frontend, self.cfg.bus.sndhwm, self.curve, self.cfg.bus.jpeg_quality)
+        pub = Publisher(self.frontend, self.bus.sndhwm, self.curve, self.bus.jpeg_quality)
         self._closing.append(pub)
         return pub
 
     def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
         """A subscriber to this camera's ``topics`` (closed by :meth:`close`)."""
-        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.cfg.bus.rcvhwm, self.curve)
+        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.bus.rcvhwm, self.curve)
         self._closing.append(sub)
         return sub
 
@@ -117,6 +187,9 @@ class WorkerRuntime:
         self.loop_tick = time.monotonic()
         if state is not None:
             self.state = state
+        if state == "computing" and _spin_fault(self.fault):
+            log.warning("%s: injected fault: spinning in the compute step", self.name)
+            _spin_forever()
 
     def frame_error(self, frame_id: int, exc: BaseException) -> None:
         """Log and count a per-frame error; exit for a restart when they persist."""
@@ -157,21 +230,48 @@ class WorkerRuntime:
         self._beat_thread = threading.Thread(target=self._beat, name=f"{self.name}-heartbeat", daemon=True)
         self._beat_thread.start()
 
+    def orphaned(self) -> bool:
+        """True once the supervisor that started this worker is gone (portable PDEATHSIG)."""
+        return os.getppid() != self.parent_pid
+
     def _beat(self) -> None:
         pub = Publisher(self.frontend, 16, self.curve)
         try:
             beat = 0
             while not self.stop.is_set():
+                if self.orphaned():
+                    log.error("%s: its supervisor (pid %d) is gone: stopping", self.name, self.parent_pid)
+                    self.stop.set()
+                    break
                 pub.publish(self.status(beat))
                 beat += 1
-                self.stop.wait(self.cfg.runtime.heartbeat_s)
+                self.stop.wait(self.runtime.heartbeat_s)
             self.state = "stopped" if self.state != "eof" else "eof"
             pub.publish(self.status(beat))
         finally:
             pub.close()
+        self._exit_if_orphaned_and_stuck()
+
+    def _exit_if_orphaned_and_stuck(self) -> None:
+        """Until the main loop closes: once the supervisor is gone, nobody would SIGKILL a main loop
+        stuck in compute, so end the process ``shutdown_timeout_s`` later.
+
+        The parent pid changes only when the supervisor's last thread has died, which can be after
+        its death signal: so this keeps watching rather than checking once.
+        """
+        grace = self.runtime.shutdown_timeout_s
+        orphaned_at: float | None = None
+        while not self._closed.wait(0.1):
+            if orphaned_at is None and self.orphaned():
+                orphaned_at = time.monotonic()
+            if orphaned_at is not None and time.monotonic() - orphaned_at > grace:
+                log.error("%s: did not stop %.0f s after its supervisor died: exiting", self.name, grace)
+                logging.shutdown()
+                os._exit(EXIT_ERROR)
 
     def close(self) -> None:
         """Stop the heartbeat and close every socket."""
+        self._closed.set()
         self.stop.set()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=2.0)
@@ -183,16 +283,18 @@ class PersistentFailure(RuntimeError):
     """Raised when a worker fails on frame after frame: it exits so the supervisor restarts it."""
 
 
-def worker_main(name: str, target: Callable[[WorkerRuntime], int], cfg: Config) -> int:
+def worker_main(
+    name: str, target: Callable[[WorkerRuntime], int], cfg: Config, parent_pid: int | None = None
+) -> int:
     """Run one worker in the current process: signals, heartbeat, exit code."""
     stop = threading.Event()
     install_stop_handlers(stop)
-    rt = WorkerRuntime(name, cfg, stop)
+    rt = WorkerRuntime(name, cfg, stop, parent_pid)
     rt.start_heartbeat()
     try:
         return target(rt)
     except PersistentFailure as exc:
         log.error("%s: giving up for a restart: %s", name, exc)
-        return EXIT_PERSISTENT_FAILURE
+        return EXIT_GAVE_UP
     finally:
         rt.close()

@@ -242,7 +242,7 @@ def frame_changed(prev_small: np.ndarray | None, cur_small: np.ndarray, threshol
     return float(np.mean(np.abs(cur_small - prev_small))) >= threshold
 
 
-def build_partitioner(
+def build_partitioner(  # noqa: PLR0913 — one keyword per partitioner option
     kind: Literal["auto", "sam", "superpixel"] = "auto",
     *,
     sam_checkpoint: str | None = None,

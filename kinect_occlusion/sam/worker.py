@@ -191,12 +191,12 @@ class Refresher:
 
 def run(rt: WorkerRuntime) -> int:
     """Keep the newest frames and coarse mask; refresh the partition whenever due."""
-    cfg = rt.cfg.sam
+    cfg = rt.section("sam")
     refresher = Refresher(cfg, build(cfg))
     rt.info.update(partitioner=refresher.partitioner.name)
     fault = injected_fault(rt.name)
     sub, pub = (
-        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.cfg.bus.rcvhwm, RING)),
+        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING)),
         rt.publisher(),
     )
     ring, coarse = FrameRing(), None

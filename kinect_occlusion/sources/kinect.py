@@ -78,7 +78,7 @@ class KinectSource(Source):
             capture timeouts), so the capture worker can keep its heartbeat and publish the camera state.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — one keyword per device/recording option
         self,
         color_resolution: str = "720P",
         fps: int = 30,

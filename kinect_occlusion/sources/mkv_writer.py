@@ -60,7 +60,7 @@ class K4AMkvWriter:
     set as attributes until then (a camera knows them only once it streams).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — one keyword per device/recording option
         self,
         path: str | Path,
         *,

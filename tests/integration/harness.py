@@ -14,6 +14,7 @@ import yaml
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Subscriber
+from kinect_occlusion.runtime.stages import NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,7 +154,7 @@ def worker_pids(ipc_dir: Path, timeout: float = 30.0) -> dict[str, int]:
     pids: dict[str, int] = {}
     with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not {"capture", "deeplab", "sam", "fuser"} <= set(pids):
+        while time.monotonic() < deadline and not set(NAMES) <= set(pids):
             msg = sub.recv(100)
             if isinstance(msg, m.Status) and msg.worker != "supervisor":
                 pids[msg.worker] = msg.pid

@@ -12,6 +12,8 @@ import pytest
 from conftest import free_port, wait_for
 from harness import ROOT, start, stop, tiny_checkpoint, worker_pids, write_config
 
+from kinect_occlusion.runtime.stages import NAMES
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,7 +39,7 @@ def test_status_subscribe_metrics_and_logs(tmp_path, ipc_dir):
     )
     proc = start(["run", "--config", str(cfg)])
     try:
-        assert set(worker_pids(ipc_dir)) == {"capture", "deeplab", "sam", "fuser"}
+        assert set(worker_pids(ipc_dir)) == set(NAMES)
         # status --json: every worker and the supervisor, with counters
         res = cli("status", "--json", "--config", str(cfg), "--wait", "2")
         assert res.returncode == 0, res.stderr

@@ -119,7 +119,7 @@ def connected_device_count() -> int:
 
 
 class Config:
-    def __init__(
+    def __init__(  # noqa: PLR0913 — one keyword per device/recording option
         self,
         color_resolution: ColorResolution = ColorResolution.RES_720P,
         color_format: ImageFormat = ImageFormat.COLOR_BGRA32,

@@ -1,0 +1,166 @@
+"""The supervisor under attack and under stuck workers: forged heartbeats, a compute step that never
+returns, SIGKILL of the supervisor itself, a worker given up. Real processes and sockets; only the
+camera and the weights are fake."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from conftest import wait_for
+from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+
+from kinect_occlusion import messages as m
+from kinect_occlusion.bus import Publisher
+
+pytestmark = pytest.mark.slow
+
+RUNTIME = {
+    "heartbeat_s": 0.25,
+    "report_interval_s": 1.0,
+    "restart_backoff_s": [0.2, 0.4],
+    "hang_timeout_s": 3.0,
+    "startup_grace_s": 60.0,
+    "shutdown_timeout_s": 2.0,
+}
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.fixture
+def daemon(tmp_path, ipc_dir):
+    """Starts ``kinect-occlusion run`` on a synthetic camera; stops what is left at the end."""
+    model = tiny_checkpoint(tmp_path / "model.pt")
+    procs = []
+
+    def launch(env=None, **runtime):
+        path = write_config(tmp_path, ipc_dir, model, runtime={**RUNTIME, **runtime})
+        proc = start(["run", "--config", str(path)], env=env)
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for p in procs:
+        if p.poll() is None:
+            stop(p)
+
+
+def supervisor_status(ipc_dir, seconds: float = 2.0) -> m.Status | None:
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        got = collect(sub, seconds, until=lambda msgs: any(s.worker == "supervisor" for s in msgs))
+    return next((s for s in reversed(got) if s.worker == "supervisor"), None)
+
+
+def worker_state(ipc_dir, worker: str, state: str) -> bool:
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        return any(s.worker == worker and s.state == state for s in collect(sub, 1.0))
+
+
+def fused_masks_flow(ipc_dir, n: int = 3, timeout: float = 30.0) -> bool:
+    with subscriber(ipc_dir) as sub:
+        msgs = collect(sub, timeout, until=lambda got: sum(x.fused for x in got) >= n)
+    return sum(x.fused for x in msgs) >= n
+
+
+LIES = {
+    "wrong type": [{"loop_age_s": "x"}, {"rate_hz": "fast"}, {"last_frame_id": None}],
+    "out of range": [{"loop_age_s": 1e9}, {"loop_age_s": float("nan")}, {"rate_hz": -1}],
+}
+
+
+@pytest.mark.parametrize("kind", LIES)
+def test_forged_status_with_a_real_pid_kills_nobody_and_is_counted(daemon, ipc_dir, kind):
+    proc = daemon()
+    pids = worker_pids(ipc_dir)
+    assert fused_masks_flow(ipc_dir)
+    lies = LIES[kind]
+    sent = 0
+    with Publisher(f"ipc://{ipc_dir}/in", sndhwm=1000) as pub:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5.0:  # longer than hang_timeout_s (3 s)
+            for name, pid in [*pids.items(), ("sam", 1), ("ghost", pids["sam"])]:
+                for info in lies:
+                    pub.publish(
+                        m.Status(
+                            camera="bed1",
+                            frame_id=0,
+                            ts_us=0,
+                            worker=name,
+                            pid=pid,
+                            state="running",
+                            info=info,
+                        )
+                    )
+                    sent += 1
+            time.sleep(0.05)
+    status = supervisor_status(ipc_dir)
+    assert proc.poll() is None, "the supervisor died"
+    # every forged Status is counted (a few may be dropped at the monitor's HWM before it sees them)
+    assert status is not None and status.info["invalid"] >= sent // 3, (status, sent)
+    assert worker_pids(ipc_dir) == pids, "a worker was killed because of a forged Status"
+    assert fused_masks_flow(ipc_dir)
+    code, out = stop(proc)
+    assert code == 0, out
+    assert "looks hung" not in out and "Traceback" not in out, out
+
+
+def test_a_worker_spinning_in_compute_is_killed_once_and_restarted(daemon, ipc_dir, tmp_path):
+    marker = tmp_path / "spun"
+    proc = daemon(env={"KINECT_OCCLUSION_FAULT": f"sam=spin-once:{marker}"}, compute_timeout_s=3.0)
+    pids = worker_pids(ipc_dir)
+    assert wait_for(marker.exists, 30), "sam never reached its compute step"
+    new = wait_for(lambda: (p := worker_pids(ipc_dir, 5)).get("sam") not in (None, pids["sam"]) and p, 30)
+    assert new, "the sam worker stuck in compute was not replaced"
+    assert not alive(pids["sam"])
+    assert all(new[w] == pids[w] for w in ("capture", "deeplab", "fuser"))
+    assert fused_masks_flow(ipc_dir), "fused masks did not come back after the restart"
+    code, out = stop(proc)
+    assert code == 0, out
+    assert out.count("sam looks hung (computing for") == 1, out
+
+
+def test_sigterm_stops_a_worker_stuck_in_compute_with_sigkill(daemon, ipc_dir):
+    proc = daemon(env={"KINECT_OCCLUSION_FAULT": "sam=spin"})
+    pids = worker_pids(ipc_dir)
+    assert wait_for(lambda: worker_state(ipc_dir, "sam", "computing"), 30)
+    t0 = time.monotonic()
+    code, out = stop(proc)
+    assert code == 0, out
+    assert time.monotonic() - t0 < RUNTIME["shutdown_timeout_s"] + 5
+    assert "sam did not stop in time: killing it" in out
+    assert not any(alive(p) for p in pids.values())
+
+
+def test_sigkill_of_the_supervisor_leaves_no_worker_alive(daemon, ipc_dir):
+    proc = daemon(env={"KINECT_OCCLUSION_FAULT": "sam=spin"})  # one worker stuck in compute too
+    pids = worker_pids(ipc_dir)
+    assert wait_for(lambda: worker_state(ipc_dir, "sam", "computing"), 30)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    survivors = wait_for(lambda: not any(alive(p) for p in pids.values()), 5.0)
+    left = {w: p for w, p in pids.items() if alive(p)}
+    for p in left.values():
+        os.kill(p, signal.SIGKILL)
+    assert survivors, f"workers still alive 5 s after the supervisor died: {left}"
+
+
+def test_a_vital_worker_given_up_stops_the_daemon_with_code_4(daemon, ipc_dir):
+    proc = daemon(env={"KINECT_OCCLUSION_FAULT": "deeplab=raise"}, max_restarts=1, restart_window_s=120)
+    pids = worker_pids(ipc_dir)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except Exception:
+        stop(proc)
+        raise
+    assert proc.returncode == 4, out
+    assert "deeplab failed 2 times" in out and "stopping: deeplab was given up" in out, out
+    assert not any(alive(p) for w, p in pids.items() if w != "deeplab")
