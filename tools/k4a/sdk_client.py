@@ -49,11 +49,18 @@ def run_reference(args: list[str], *, display: bool = False, timeout: float = 12
         raise RuntimeError(f"SDK reference {args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
 
 
-def _call(cmd: str, head: list[str], arrays: dict[str, np.ndarray], tail: list[str], display: bool) -> dict:
+def _call(
+    cmd: str,
+    head: list[str],
+    arrays: dict[str, np.ndarray],
+    tail: list[str],
+    display: bool,
+    timeout: float = 120,
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="k4a-ref-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, **arrays)
-        run_reference([cmd, *head, str(src), str(dst), *tail], display=display)
+        run_reference([cmd, *head, str(src), str(dst), *tail], display=display, timeout=timeout)
         with np.load(dst) as out:
             return {k: out[k] for k in out.files}
 
@@ -73,9 +80,8 @@ def sdk_transform(cal_json: str, depth_mode: str, color_res: str, depth: np.ndar
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(cal_json)
     try:
-        return _call(
-            "transform", [f.name, depth_mode, color_res], {"depth": depth}, [str(repeat)], display=True
-        )
+        args = [f.name, depth_mode, color_res]  # seconds a call on Mesa: a loaded host needs minutes
+        return _call("transform", args, {"depth": depth}, [str(repeat)], display=True, timeout=300)
     finally:
         os.unlink(f.name)
 
