@@ -239,6 +239,9 @@ class SamConfig(_Section):
     sdpa: bool = Field(
         True, description="SAM attention through scaled_dot_product_attention (same output, faster)."
     )
+    warp: bool = Field(
+        False, description="Between refreshes, carry the last partition to each new frame by optical flow."
+    )
     reuse_threshold: float = Field(
         0.0,
         ge=0,

@@ -170,7 +170,9 @@ class Partition(Message):
 
     ``frame_id``/``ts_us`` are those of the frame the labels were computed from. When a refresh is
     skipped because the scene did not change (``reused``), the same labels are re-sent with their
-    original ``frame_id``/``ts_us`` and ``confirmed_ts_us`` = the newer frame found unchanged.
+    original ``frame_id``/``ts_us`` and ``confirmed_ts_us`` = the newer frame found unchanged. A
+    partition carried to a newer frame by optical flow between refreshes has that frame's
+    ``frame_id``/``ts_us`` and ``warped_from`` = the frame it was computed from (-1: not warped).
     """
 
     labels: np.ndarray
@@ -180,6 +182,7 @@ class Partition(Message):
     decoder_calls: int = 0
     reused: bool = False
     confirmed_ts_us: int = 0
+    warped_from: int = -1
 
     KIND: ClassVar[str] = "Partition"
     TOPIC: ClassVar[str] = TOPIC_PARTITION
@@ -193,6 +196,7 @@ class Partition(Message):
         "decoder_calls": (int,),
         "reused": (bool,),
         "confirmed_ts_us": (int,),
+        "warped_from": (int,),
     }
 
 
@@ -565,6 +569,7 @@ def _check_partition(msg: Partition) -> None:
     _require(_in_range(msg.compute_ms, 0, float("inf")), "compute_ms must be finite and >= 0")
     _require(_in_range(msg.decoder_calls, 0, MAX_INT), "decoder_calls must be >= 0")
     _require(_in_range(msg.confirmed_ts_us, 0, MAX_INT), "confirmed_ts_us must be in [0, 2**63)")
+    _require(_in_range(msg.warped_from, -1, MAX_INT), "warped_from must be -1 or a frame id")
     _require(len(msg.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
 
 
