@@ -7,7 +7,7 @@ receives only its own section.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -211,7 +211,14 @@ class SamConfig(_Section):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="SAM device.")
     points_per_side: int = Field(40, ge=1, le=128, description="AMG uniform grid size (paper: 40).")
-    points_per_batch: int = Field(64, ge=1, le=4096, description="Prompts per decoder batch.")
+    amg: Literal["fast", "reference"] = Field(
+        "fast",
+        description="fast: our device-resident generator (same masks as the reference); "
+        "reference: segment-anything's SamAutomaticMaskGenerator.",
+    )
+    points_per_batch: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = Field(
+        "auto", description="Prompts per decoder batch; auto: as many as memory allows (reference: 64)."
+    )
     pred_iou_thresh: float = Field(0.9, ge=0, le=1, description="AMG predicted-IoU filter (paper: 0.9).")
     stability_score_thresh: float = Field(0.85, ge=0, le=1, description="AMG stability filter (paper: 0.85).")
     min_mask_region_area: int = Field(5, ge=0, description="AMG small-region removal (paper: 5).")
@@ -231,6 +238,9 @@ class SamConfig(_Section):
     half: bool = Field(False, description="bf16 autocast for the SAM image encoder on CUDA.")
     sdpa: bool = Field(
         True, description="SAM attention through scaled_dot_product_attention (same output, faster)."
+    )
+    warp: bool = Field(
+        False, description="Between refreshes, carry the last partition to each new frame by optical flow."
     )
     reuse_threshold: float = Field(
         0.0,

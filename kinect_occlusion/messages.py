@@ -204,7 +204,9 @@ class Partition(Message):
 
     ``frame_id``/``ts_us`` are those of the frame the labels were computed from. When a refresh is
     skipped because the scene did not change (``reused``), the same labels are re-sent with their
-    original ``frame_id``/``ts_us`` and ``confirmed_ts_us`` = the newer frame found unchanged.
+    original ``frame_id``/``ts_us`` and ``confirmed_ts_us`` = the newer frame found unchanged. A
+    partition carried to a newer frame by optical flow between refreshes has that frame's
+    ``frame_id``/``ts_us`` and ``warped_from`` = the frame it was computed from (-1: not warped).
     """
 
     labels: np.ndarray = array_field("int32", "uint16", ndim=2)
@@ -214,6 +216,7 @@ class Partition(Message):
     decoder_calls: int = header_field(int, default=0)
     reused: bool = header_field(bool, default=False)
     confirmed_ts_us: int = header_field(int, default=0)
+    warped_from: int = header_field(int, default=-1)
 
     KIND: ClassVar[str] = "Partition"
     TOPIC: ClassVar[str] = TOPIC_PARTITION
@@ -230,6 +233,7 @@ class Partition(Message):
         require(in_range(self.decoder_calls, 0, MAX_INT), "decoder_calls must be >= 0")
         require(in_range(self.confirmed_ts_us, 0, MAX_INT), "confirmed_ts_us must be in [0, 2**63)")
         require(len(self.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
+        require(in_range(self.warped_from, -1, MAX_INT), "warped_from must be -1 or a frame id")
 
 
 @dataclass(kw_only=True)

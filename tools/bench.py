@@ -141,6 +141,9 @@ def markdown(results: dict, when: str, desc: str) -> str:
     return "\n".join(lines)
 
 
+KEEP_MARKER = "<!-- sections below: other tools; kept by tools/bench.py -->"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
@@ -158,7 +161,9 @@ def main() -> int:
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     desc = machine()
     out = Path(args.out)
-    out.write_text(markdown(results, when, desc))
+    # Sections measured by other tools (tools/bench_depth.py) follow KEEP_MARKER and are kept
+    kept = out.read_text().partition(KEEP_MARKER) if out.exists() else ("", "", "")
+    out.write_text(markdown(results, when, desc) + (kept[1] + kept[2] if kept[1] else ""))
     out.with_name("benchmarks.json").write_text(
         json.dumps({"when": when, "machine": desc, "results": results}, indent=2, default=str)
     )

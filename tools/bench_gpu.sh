@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU benchmark: the model stages of tools/bench.py on CUDA, plus whole SAM partitions per frame,
-# in about 5 minutes.
+# in about 10 minutes.
 #
 # The GPU machine has torch/torchvision, numpy, OpenCV, scikit-image, msgpack, PyYAML and
 # prometheus-client but cannot download. Fetch the rest as wheels here first (x86-64, CPython 3.12):
@@ -9,7 +9,7 @@
 #     bash tools/bench_gpu.sh [OUT_DIR]
 # Each step has its own time limit and a failed step does not stop the others; the slowest
 # (torch.compile) runs last. Each step writes OUT_DIR/<step>.json; everything printed also goes to
-# OUT_DIR/bench_gpu.log (6 files in all).
+# OUT_DIR/bench_gpu.log (9 files in all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-out/gpu}}"
@@ -46,11 +46,20 @@ step() {  # step NAME SECONDS command...: run with a time limit, note failures
 }
 
 if [ "$QUICK" = 1 ]; then sam=(--model tiny --side 6 --repeats 1); reps=2; else sam=(--model vit_b --repeats 2); reps=20; fi
+if [ "$QUICK" = 1 ]; then amg=(--model tiny --side 6); else amg=(--model vit_b --side 40); fi
 # Coarse model: eager fp32 vs channels-last vs fp16 channels-last, paper and lite heads
 step deeplab 120 python3 tools/bench_deeplab.py --device "$DEVICE" --no-compile --no-onnx --repeats "$reps" \
     --heads standard lite --json "$OUT/deeplab.json"
 # Whole SAM partitions, measured: upstream generator vs SDPA, bf16, bigger batches, ROI, guided
 step sam_frames 240 python3 tools/bench_sam_frames.py --device "$DEVICE" "${sam[@]}" --filters paper --json "$OUT/sam_frames.json"
+# AMG per frame, ours (sam.amg: fast) vs segment-anything's generator, 40×40 vit_b, same embedding:
+# the paper's filters and NMS (random weights: ~no mask survives), every mask kept (NMS merges the
+# near-identical random masks), then NMS off so that ~100 masks survive
+step amg_paper 120 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --levels none paper --repeats 3 \
+    --json "$OUT/amg_paper.json"
+step amg_100 150 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --nms 1.0 --counts 100 --levels ~100 \
+    --repeats 2 --json "$OUT/amg_100.json"
+step amg_all 240 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --levels all --json "$OUT/amg_all.json"
 # The CPU table's extrapolation (encoder + one 64-prompt batch) and superpixels, for comparison
 step partition 90 python3 tools/bench_partition.py --device "$DEVICE" --no-agreement --json "$OUT/partition.json"
 step vote 40 python3 tools/bench_vote.py --json "$OUT/vote.json"

@@ -17,6 +17,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--ir", action="store_true", help="also write ir_NNNNNN.png (16-bit)")
+    p.add_argument(
+        "--aligned",
+        action="store_true",
+        help="depth reprojected onto the colour image: depth_aligned_NNNNNN.png (colour-sized), not raw",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     total = probe_mkv(args.file).frame_count or 0
     total = min(total, args.max_frames) if args.max_frames else total
     n = 0
-    with MkvSource(args.file, ir=args.ir, max_frames=args.max_frames) as source:
+    aligned = getattr(args, "aligned", False)  # callers building a Namespace by hand may leave it out
+    depth_name = "depth_aligned" if aligned else "depth"
+    source = MkvSource(args.file, ir=args.ir, max_frames=args.max_frames, align_depth=aligned)
+    with source:
+        if aligned and not source.depth_aligned:
+            raise UserError(f"{args.file}: --aligned: cannot align this recording's depth (see the warning)")
         for frame in tqdm(source, total=total, unit="frame", desc="export"):
             # One PNG per image the capture holds, named by frame id
             if frame.color is not None:
@@ -45,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                     cv2, out / f"color_{frame.frame_id:06d}.png", cv2.cvtColor(frame.color, cv2.COLOR_RGB2BGR)
                 )
             if frame.depth is not None:
-                _imwrite(cv2, out / f"depth_{frame.frame_id:06d}.png", frame.depth)
+                _imwrite(cv2, out / f"{depth_name}_{frame.frame_id:06d}.png", frame.depth)
             if frame.ir is not None:
                 _imwrite(cv2, out / f"ir_{frame.frame_id:06d}.png", frame.ir)
             n += 1

@@ -15,13 +15,18 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the recording's description; SourceError (exit 2) when it is not a readable Kinect .mkv."""
+    from ..depth.describe import calibration_dict, format_calibration
     from ..sources.mkv import probe_mkv
 
     info = probe_mkv(args.file)
+    d = info.to_dict()
+    d["intrinsics"] = calibration_dict(args.file) if info.has_calibration else None
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
+        print(json.dumps(d, indent=2))
         return 0
-    print(format_info(info.to_dict()))
+    print(format_info(d))
+    if d["intrinsics"] is not None:
+        print("\n".join(format_calibration(d["intrinsics"])))
     return 0
 
 

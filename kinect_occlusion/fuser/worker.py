@@ -12,7 +12,7 @@ from ..config import FuserConfig
 from ..geometry import fit_labels
 from ..runtime.worker import WorkerRuntime, injected_fault
 from .pairing import pair
-from .vote import binary_probs, soft_vote
+from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ def fuse(coarse: m.CoarseMask, partition: m.Partition | None, cfg: FuserConfig) 
         )
     labels = fit_labels(choice.partition.labels, prob.shape)
     classes, votes = soft_vote(binary_probs(prob), labels)
+    # Superpixels do not follow thin structures: mixed segments keep the coarse pixels
+    if choice.partition.partitioner.startswith("superpixel"):
+        classes = fuse_superpixels(prob, labels, classes)
     return m.derived(
         coarse,
         m.OcclusionMask,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from ..errors import Cancelled
 from ..geometry import Box, clip_roi, resolve_device
 from .superpixel import METHODS, Method, superpixel_partition
 
@@ -118,6 +119,8 @@ class SamPartitioner(Partitioner):
         half: on CUDA, run the image encoder under bf16 autocast (decoder stays float32).
         sdpa: route SAM's attention through ``scaled_dot_product_attention`` (``enable_sdpa``):
             same outputs up to float rounding, fused kernels on CUDA.
+        amg_impl: ``fast`` (``amg.FastMaskGenerator``: the reference's masks, kept on the device) or
+            ``reference`` (segment-anything's generator; ``points_per_batch="auto"`` means 64 there).
     """
 
     def __init__(
@@ -129,10 +132,11 @@ class SamPartitioner(Partitioner):
         work_size: int | None = None,
         half: bool = False,
         sdpa: bool = False,
+        amg_impl: Literal["fast", "reference"] = "fast",
     ) -> None:
         import torch
 
-        from .partition import AutocastEncoder, amg_kwargs, mask_generator
+        from .partition import AutocastEncoder, amg_kwargs
 
         self.amg = amg_kwargs(**(amg or {}))
         self.grid_side = int(self.amg.get("points_per_side") or 0)
@@ -144,20 +148,32 @@ class SamPartitioner(Partitioner):
 
             enable_sdpa(sam)
         self.sam = sam
-        self.grid_generator = mask_generator(sam, **self.amg)
+        if amg_impl not in ("fast", "reference"):
+            raise ValueError(f"unknown sam.amg {amg_impl!r}; expected fast or reference")
+        self.amg_impl = amg_impl
+        self.grid_generator = self._make_generator(self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
         width = encoder.patch_embed.proj.out_channels
         self.name = f"sam/{SAM_NAMES.get(width, 'custom')}" + ("/guided" if guided else "")
+
+    def _make_generator(self, kwargs: dict[str, Any]) -> Any:
+        """A generator of the configured implementation with these ``SamAutomaticMaskGenerator`` arguments."""
+        if self.amg_impl == "fast":
+            from .amg import FastMaskGenerator
+
+            return FastMaskGenerator(self.sam, **kwargs)
+        from .partition import mask_generator
+
+        if kwargs.get("points_per_batch") == "auto":
+            kwargs = {**kwargs, "points_per_batch": 64}
+        return mask_generator(self.sam, **kwargs)  # the reference generator, cancellable per batch
 
     def _generator(self, points: np.ndarray | None) -> Any:
         """The grid generator, or one prompting at ``points`` (N×2 in [0, 1]) with the same settings."""
         if points is None:
             return self.grid_generator
-        from .partition import mask_generator
-
         layers = int(self.amg.get("crop_n_layers", 0)) + 1
-        kwargs = {**self.amg, "points_per_side": None, "point_grids": [points] * layers}
-        return mask_generator(self.sam, **kwargs)
+        return self._make_generator({**self.amg, "points_per_side": None, "point_grids": [points] * layers})
 
     def _points(self, prob: np.ndarray | None, box: Box, shape: tuple[int, int]) -> np.ndarray | None:
         """Guided prompts in crop-normalised coordinates, or None for the uniform grid."""
@@ -201,7 +217,12 @@ class SamPartitioner(Partitioner):
             )
         generator = self._generator(points)
         with torch.inference_mode():
-            labels, scores = sam_partition(generator, crop, self.should_stop)
+            if self.amg_impl == "fast":
+                if self.should_stop is not None and self.should_stop():
+                    raise Cancelled("partition cancelled before it started")
+                labels, scores = generator.labels(np.ascontiguousarray(crop, dtype=np.uint8))
+            else:
+                labels, scores = sam_partition(generator, crop, self.should_stop)
         if scale < 1.0:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         return PartitionResult(
@@ -244,6 +265,7 @@ def build_partitioner(  # noqa: PLR0913 — one keyword per partitioner option
     work_size: int | None = None,
     half: bool = False,
     sdpa: bool = False,
+    amg_impl: Literal["fast", "reference"] = "fast",
 ) -> Partitioner:
     """The configured partitioner.
 
@@ -252,7 +274,7 @@ def build_partitioner(  # noqa: PLR0913 — one keyword per partitioner option
     ``amg`` overrides the paper's generator settings; ``guided_kwargs`` go to ``guided_points``;
     ``superpixel`` holds SuperpixelPartitioner arguments (method, n_segments, work_scale);
     ``half`` runs the SAM encoder in bf16 on CUDA; ``sdpa`` routes SAM's attention through
-    ``scaled_dot_product_attention``.
+    ``scaled_dot_product_attention``; ``amg_impl`` picks our generator or segment-anything's.
     """
     from ..errors import CheckpointError, UserError
 
@@ -282,9 +304,16 @@ def build_partitioner(  # noqa: PLR0913 — one keyword per partitioner option
         work_size=work_size,
         half=half,
         sdpa=sdpa,
+        amg_impl=amg_impl,
     )
     mode = "guided prompts" if guided else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
     log.info(
-        "partitioner: %s (%s on %s, %s; checkpoint %s)", sam_part.name, model_type, dev, mode, sam_checkpoint
+        "partitioner: %s (%s on %s, %s, %s generator; checkpoint %s)",
+        sam_part.name,
+        model_type,
+        dev,
+        mode,
+        amg_impl,
+        sam_checkpoint,
     )
     return sam_part

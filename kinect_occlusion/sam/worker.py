@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
@@ -47,6 +48,7 @@ def build(cfg: SamConfig):
         work_size=cfg.work_size,
         half=cfg.half,
         sdpa=cfg.sdpa,
+        amg_impl=cfg.amg,
     )
 
 
@@ -150,6 +152,7 @@ class Refresher:
         self.last_source: m.ColorFrame | None = None
         self.last_identity: tuple[int, int] | None = None
         self.skipped = self.reused = 0
+        self.carried: tuple[int, int] | None = None
 
     def due(self) -> bool:
         return time.monotonic() >= self.next_due
@@ -184,6 +187,38 @@ class Refresher:
         result = self.partitioner(frame.image, prob=prob, roi=roi)
         self.last_small, self.last_result, self.last_source = small, result, frame
         return result, None
+
+    def carry(self, frame: m.ColorFrame | None) -> m.Partition | None:
+        """The last partition warped to ``frame`` by optical flow (``sam.warp``), or None.
+
+        Only within one capture run, once per frame, never onto the frame it was computed from.
+        """
+        src, res = self.last_source, self.last_result
+        if not self.cfg.warp or frame is None or src is None or res is None or frame.epoch != src.epoch:
+            return None
+        if frame.identity in (src.identity, self.carried) or frame.image.shape != src.image.shape:
+            return None
+        from .warp import warp_labels
+
+        self.carried = frame.identity
+        t0 = time.perf_counter()
+        labels = warp_labels(res.labels, src.image, frame.image).labels
+        warped = replace(res, labels=labels, ms=(time.perf_counter() - t0) * 1000, decoder_calls=0)
+        msg = partition_message(frame, warped)
+        msg.warped_from = src.frame_id
+        return msg
+
+
+def publish_carried(rt: WorkerRuntime, refresher: Refresher, frame: m.ColorFrame | None, pub) -> None:
+    """Publish the last partition warped to ``frame`` (``sam.warp``); a failure is counted, never raised."""
+    try:
+        msg = refresher.carry(frame)
+    except Exception as exc:  # per-frame: log with the frame id, count, go on
+        rt.frame_error(frame.frame_id if frame is not None else -1, exc)
+        return
+    if msg is not None:
+        pub.publish(msg)
+        rt.counters.out()
 
 
 def take_in(sub, ring: FrameRing, coarse: m.CoarseMask | None) -> m.CoarseMask | None:
@@ -225,6 +260,7 @@ def run(rt: WorkerRuntime) -> int:
         rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
         need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
         if not refresher.due():
+            publish_carried(rt, refresher, ring.newest(), pub)
             continue
         frame, used_coarse = take_input(ring, coarse, need_coarse, refresher.last_identity)
         if frame is None:

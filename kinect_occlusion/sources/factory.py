@@ -33,6 +33,7 @@ def build_source(
             depth=cam.depth_mode != "OFF",
             max_frames=cam.max_frames,
             stop=stop,
+            align_depth=cam.align_depth_to_color,
         )
     if cam.source == "synthetic":
         from .synthetic import SyntheticSource

@@ -9,8 +9,6 @@ are ``b16g`` (16-bit big-endian grayscale).
 
 from __future__ import annotations
 
-import json
-import math
 import struct
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -206,69 +204,8 @@ def decode_depth16(data: bytes, width: int, height: int) -> np.ndarray:
 def synthetic_calibration_json(serial: str = "000000000000") -> str:
     """A plausible Azure Kinect calibration.json — SYNTHETIC, not from a device (marked in Metadata.Notes).
 
-    Same structure as the raw calibration a device stores: depth camera D0 (1024² sensor) and colour
-    camera PV0 (4096×3072 sensor), Brown–Conrady intrinsics normalised by sensor size, colour extrinsics
-    (rotation ~6° about x, translation in metres) relative to depth.
+    Complete as the SDK requires it (cameras and IMU): see :mod:`kinect_occlusion.depth.device_calibration`.
     """
-    tilt = math.radians(-6.0)
-    c, s = math.cos(tilt), math.sin(tilt)
-    depth = _camera(
-        "D0",
-        "Depth",
-        1024,
-        1024,
-        [0.5, 0.505, 0.492, 0.492, 2.5, 1.6, 0.08, 2.8, 2.4, 0.41, 0.0, 0.0, -7e-05, 2e-05],
-        1.74,
-        [1, 0, 0, 0, 1, 0, 0, 0, 1],
-        [0, 0, 0],
-    )
-    color = _camera(
-        "PV0",
-        "PhotoVideo",
-        4096,
-        3072,
-        [0.5, 0.5, 0.47, 0.627, 0.5, -2.6, 1.6, 0.4, -2.4, 1.5, 0.0, 0.0, 5e-04, -3e-04],
-        0.0,
-        [1, 0, 0, 0, c, -s, 0, s, c],
-        [-0.032, -0.002, 0.004],
-    )
-    meta = {
-        "SerialId": serial,
-        "FactoryCalDate": "1/1/2020 12:00:00 AM GMT",
-        "Version": {"Major": 1, "Minor": 2},
-        "DeviceName": "AzureKinect-PV",
-        "Notes": "SYNTHETIC calibration by kinect-occlusion for test recordings; not from a real device",
-    }
-    return json.dumps(
-        {"CalibrationInformation": {"Cameras": [depth, color], "InertialSensors": [], "Metadata": meta}},
-        indent=1,
-    )
+    from ..depth.device_calibration import device_calibration_json
 
-
-def _camera(
-    location: str,
-    purpose: str,
-    w: int,
-    h: int,
-    params: list[float],
-    radius: float,
-    rotation: list[float],
-    translation: list[float],
-) -> dict:
-    return {
-        "Intrinsics": {
-            "ModelParameterCount": 14,
-            "ModelParameters": params,
-            "ModelType": "CALIBRATION_LensDistortionModelBrownConrady",
-        },
-        "Location": f"CALIBRATION_CameraLocation{location}",
-        "Purpose": f"CALIBRATION_CameraPurpose{purpose}",
-        "MetricRadius": radius,
-        "Rt": {"Rotation": rotation, "Translation": translation},
-        "SensorHeight": h,
-        "SensorWidth": w,
-        "Shutter": "CALIBRATION_ShutterTypeUndefined"
-        if purpose == "Depth"
-        else "CALIBRATION_ShutterTypeRolling",
-        "ThermalAdjustmentParams": {"Params": [0.0] * 12},
-    }
+    return device_calibration_json(serial)

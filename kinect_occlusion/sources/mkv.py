@@ -291,9 +291,11 @@ class MkvSource(Source):
         depth: decode the DEPTH track; ir: decode the IR track.
         max_frames: stop after this many frames (None: no limit).
         stop: ends the stream when set (seen within ``WAIT_SLICE_S`` while pacing, and between captures).
+        align_depth: reproject depth onto the colour image with the recording's calibration (as the
+            live camera's ``align_depth_to_color``); when impossible, one warning and raw depth.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — one keyword per replay option
         self,
         path: str | Path,
         *,
@@ -304,9 +306,12 @@ class MkvSource(Source):
         ir: bool = False,
         max_frames: int | None = None,
         stop: StopEvent | None = None,
+        align_depth: bool = False,
     ) -> None:
         self.path = Path(path)
         self.stop: StopEvent = stop if stop is not None else threading.Event()
+        self.align_depth = align_depth
+        self._aligner = None
         self.realtime, self.loop, self.start_s = realtime, loop, start_s
         self.depth, self.ir, self.max_frames = depth, ir, max_frames
         self.tags: dict[str, str] = {}
@@ -322,6 +327,29 @@ class MkvSource(Source):
         container.close()
         self.tags, self.tracks, self.fps = self._layout.tags, self._layout.tracks, self._layout.fps
         self.calibration = self._layout.calibration
+        if self.align_depth and self.depth and self._aligner is None:
+            self._aligner = self._build_aligner()
+
+    @property
+    def depth_aligned(self) -> bool:
+        """True when depth frames come reprojected onto the colour image (``align_depth`` and possible)."""
+        return self._aligner is not None
+
+    def _build_aligner(self):
+        """depth→colour for this recording, or None after one warning naming what is missing."""
+        from ..depth.align import recording_aligner
+        from ..depth.calibration import CalibrationError
+
+        def size(name: str) -> tuple[int, int] | None:
+            track = self.tracks.get(name)
+            return None if track is None else (track.width, track.height)
+
+        try:
+            mode = self.tags.get("K4A_DEPTH_MODE")
+            return recording_aligner(self.path.name, self.calibration, mode, size("DEPTH"), size("COLOR"))
+        except CalibrationError as exc:
+            log.warning("%s; publishing depth unaligned", exc)
+            return None
 
     def close(self) -> None:
         """Nothing stays open between passes; safe to call twice."""
@@ -418,6 +446,9 @@ class MkvSource(Source):
                     frame.color = decode_color(bytes(pkt), track.fourcc, track.width, track.height)
                 elif name == "DEPTH":
                     frame.depth = decode_depth16(bytes(pkt), track.width, track.height)
+                    if self._aligner is not None:
+                        frame.depth = self._aligner(frame.depth)
+                        frame.extra["aligned_to_color"] = True
                 else:
                     frame.ir = decode_depth16(bytes(pkt), track.width, track.height)
             except ValueError as exc:

@@ -54,6 +54,7 @@ class K4AMkvWriter:
         jpeg_quality: MJPG quality 1–100.
         uid_seed: seed for track/attachment UIDs (None: random), for byte-identical files.
         date_utc: DateUTC of the recording (None: now).
+        imu: add the IMU track; samples go in with :meth:`write_imu`.
 
     The header is written at the first capture, so ``calibration_json`` and ``serial`` may still be
     set as attributes until then (a camera knows them only once it streams).
@@ -73,6 +74,7 @@ class K4AMkvWriter:
         jpeg_quality: int = 90,
         uid_seed: int | None = None,
         date_utc: datetime | None = None,
+        imu: bool = False,
     ) -> None:
         # The camera's mode table: a ModeError (ValueError) for a mode no Azure Kinect records
         self.color = parse_color_mode(color_mode)
@@ -90,6 +92,8 @@ class K4AMkvWriter:
         self.date_utc = date_utc or datetime.now(timezone.utc)
         self._rng = random.Random(uid_seed) if uid_seed is not None else random.SystemRandom()
         self._tracks = self._plan_tracks()
+        # The IMU track (k4arecord's S_K4A/IMU subtitle track) follows the video tracks
+        self._imu = (len(self._tracks) + 1, self._uid()) if imu else None
         self._file: BinaryIO | None = self.path.open("wb+")
         self._segment_start = self._duration_pos = 0
         self._header_written = False
@@ -145,6 +149,18 @@ class K4AMkvWriter:
                     e.master(e.VIDEO, e.uint(e.PIXEL_WIDTH, w), e.uint(e.PIXEL_HEIGHT, h)),
                 )
             )
+        if self._imu is not None:
+            num, uid = self._imu
+            entries.append(
+                e.master(
+                    e.TRACK_ENTRY,
+                    e.uint(e.TRACK_NUMBER, num),
+                    e.uint(e.TRACK_UID, uid),
+                    e.uint(e.TRACK_TYPE, 0x11),  # subtitle, as k4arecord
+                    e.string(e.NAME, "IMU"),
+                    e.string(e.CODEC_ID, "S_K4A/IMU"),
+                )
+            )
         return e.master(e.TRACKS, *entries)
 
     def _attachments(self, file_uid: int) -> bytes:
@@ -175,6 +191,9 @@ class K4AMkvWriter:
                     _tag(f"K4A_{key}_TRACK", str(uid), "TRACK", uid),
                     _tag(f"K4A_{key}_MODE", value, "TRACK", uid),
                 ]
+        if self._imu is not None:
+            uid = self._imu[1]
+            tags += [_tag("K4A_IMU_TRACK", str(uid), "TRACK", uid), _tag("K4A_IMU_MODE", "ON", "TRACK", uid)]
         if self.depth_mode == "PASSIVE_IR":
             tags.append(_tag("K4A_DEPTH_MODE", "PASSIVE_IR"))
         if self.color is not None and self.depth_mode != "OFF":
@@ -300,6 +319,35 @@ class K4AMkvWriter:
         self._last_ts_us = ts_us
         self.frames_written += 1
 
+    def write_imu(self, samples: np.ndarray) -> None:
+        """Write IMU samples: N×8 rows ``acc_ts_us ax ay az gyro_ts_us gx gy gz`` (device µs, m/s², rad/s).
+
+        Each sample is one 40-byte block (as k4arecord's); blocks go in clusters of at most 32 ms,
+        timed by the accelerometer timestamp. Write them in time order with the captures.
+        """
+        if self._imu is None:
+            raise ValueError(f"{self.path}: no IMU track (open the writer with imu=True)")
+        rows = np.asarray(samples, np.float64).reshape(-1, 8)
+        if not len(rows):
+            return
+        if self.start_offset_ns is None:
+            self.start_offset_ns = int(rows[0, 0]) * 1000
+        if not self._header_written:
+            self._write_header()
+        rel = rows[:, 0].astype(np.int64) - self.start_offset_ns // 1000
+        if (rel < 0).any() or (np.diff(rel) < 0).any():
+            raise ValueError("IMU timestamps go backwards (or precede the start offset)")
+        f = self._require_open()
+        start = 0
+        while start < len(rows):
+            end = start + int(np.searchsorted(rel[start:], rel[start] + 32_000, side="left"))
+            blocks = [
+                e.element(e.SIMPLE_BLOCK, _imu_block(self._imu[0], int(rel[i] - rel[start]), rows[i]))
+                for i in range(start, max(end, start + 1))
+            ]
+            f.write(e.master(e.CLUSTER, e.uint(e.CLUSTER_TIMESTAMP, int(rel[start])), *blocks))
+            start = max(end, start + 1)
+
     def close(self) -> None:
         """Write the Cues, patch Duration, SeekHead and Segment size; safe to call twice."""
         if self._file is None:
@@ -339,6 +387,13 @@ class K4AMkvWriter:
 def _simple_block(track_number: int, data: bytes) -> bytes:
     """SimpleBlock payload: track number, relative timestamp 0, keyframe flag, frame data."""
     return e.encode_size(track_number) + b"\x00\x00\x80" + data
+
+
+def _imu_block(track_number: int, rel_us: int, row: np.ndarray) -> bytes:
+    """SimpleBlock payload of one IMU sample: ns timestamps (device time), f32 xyz, little-endian."""
+    acc_ns, gyro_ns = int(row[0]) * 1000, int(row[4]) * 1000
+    sample = struct.pack("<Q3fQ3f", acc_ns, *row[1:4], gyro_ns, *row[5:8])
+    return e.encode_size(track_number) + struct.pack(">h", rel_us) + b"\x80" + sample
 
 
 def _tag(name: str, value: str, target: str | None = None, uid: int = 0) -> bytes:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..fuser.vote import binary_probs, soft_vote
+from ..fuser.vote import binary_probs, fuse_superpixels, soft_vote
 from . import panels
 from .data import Sample, load_dataset, roi_box, split_samples
 from .metrics import METRIC_NAMES, BinaryMetrics
@@ -107,6 +107,8 @@ def evaluate_image(predictor, partitioner, rgb: np.ndarray, roi: tuple[int, int,
     prob = predictor.predict(rgb, roi)
     labels = partitioner(rgb, prob, roi).labels
     classes, _ = soft_vote(binary_probs(prob), labels)
+    if getattr(partitioner, "name", "").startswith("superpixel"):  # as the fuser does
+        classes = fuse_superpixels(prob, labels, classes)
     return prob, labels, classes.astype(np.uint8)
 
 

@@ -40,7 +40,7 @@ def tiny_checkpoint(path: Path, backbone: str = "resnet18", input_size: int = 64
 
 def write_recording(path: Path, n_frames: int = 20, fps: int = 15, seed: int = 0) -> list[np.ndarray]:
     """A synthetic Azure Kinect recording (720p MJPG + NFOV binned depth); returns the RGB frames written."""
-    from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
+    from kinect_occlusion.sources.mkv_writer import K4AMkvWriter, synthetic_calibration_json
     from kinect_occlusion.sources.synthetic import SyntheticSource
 
     frames = []
@@ -50,7 +50,7 @@ def write_recording(path: Path, n_frames: int = 20, fps: int = 15, seed: int = 0
             color_mode="MJPG_720P",
             depth_mode="NFOV_2X2BINNED",
             fps=fps,
-            calibration_json='{"synthetic": true}',
+            calibration_json=synthetic_calibration_json(),
         ) as writer,
         SyntheticSource(width=1280, height=720, fps=fps, seed=seed, n_frames=n_frames) as source,
     ):
