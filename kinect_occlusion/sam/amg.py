@@ -251,6 +251,8 @@ class FastMaskGenerator:
         if points_per_batch != "auto" and (not isinstance(points_per_batch, int) or points_per_batch < 1):
             raise ValueError(f"points_per_batch must be a positive int or 'auto', not {points_per_batch!r}")
         self.points_per_batch = points_per_batch
+        # Checked before each crop and decoder batch; True → errors.Cancelled (set by the partitioner)
+        self.should_stop: Any = None
         self.pred_iou_thresh: float = ref.pred_iou_thresh
         self.stability_score_thresh: float = ref.stability_score_thresh
         self.stability_score_offset: float = ref.stability_score_offset
@@ -312,6 +314,14 @@ class FastMaskGenerator:
             data = remove_small_regions_kept(data, self.min_mask_region_area, nms)
         return data
 
+    def _check_stop(self) -> None:
+        """Raise ``errors.Cancelled`` when ``should_stop()`` (set by the caller) says so."""
+        if self.should_stop is not None and self.should_stop():
+            from ..errors import Cancelled
+
+            self.predictor.reset_image()
+            raise Cancelled("partition cancelled")
+
     def _empty(self, orig_size: tuple[int, ...]) -> KeptMasks:
         dev = self.predictor.device
         return KeptMasks(
@@ -332,6 +342,7 @@ class FastMaskGenerator:
         x0, y0, x1, y1 = crop_box
         cropped = image[y0:y1, x0:x1, :]
         im_size = cropped.shape[:2]
+        self._check_stop()
         self.predictor.set_image(cropped)
         points_for_image = self.point_grids[layer] * np.array(im_size)[None, ::-1]
         batch = self.points_per_batch
@@ -339,6 +350,7 @@ class FastMaskGenerator:
             batch = auto_points_per_batch(self.predictor.device, im_size, len(points_for_image))
         parts = []
         for start in range(0, len(points_for_image), int(batch)):
+            self._check_stop()
             part = self._process_batch(
                 points_for_image[start : start + int(batch)], im_size, crop_box, orig_size
             )

@@ -18,7 +18,6 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from ..errors import Cancelled
 from ..geometry import Box, clip_roi, resolve_device
 from .superpixel import METHODS, Method, superpixel_partition
 
@@ -218,8 +217,7 @@ class SamPartitioner(Partitioner):
         generator = self._generator(points)
         with torch.inference_mode():
             if self.amg_impl == "fast":
-                if self.should_stop is not None and self.should_stop():
-                    raise Cancelled("partition cancelled before it started")
+                generator.should_stop = self.should_stop
                 labels, scores = generator.labels(np.ascontiguousarray(crop, dtype=np.uint8))
             else:
                 labels, scores = sam_partition(generator, crop, self.should_stop)
