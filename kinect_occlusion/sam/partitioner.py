@@ -18,6 +18,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from ..config import SamConfig
 from ..geometry import Box, clip_roi, resolve_device
 from .superpixel import METHODS, Method, superpixel_partition
 
@@ -250,68 +251,63 @@ def frame_changed(prev_small: np.ndarray | None, cur_small: np.ndarray, threshol
     return float(np.mean(np.abs(cur_small - prev_small))) >= threshold
 
 
-def build_partitioner(  # noqa: PLR0913 — one keyword per partitioner option
-    kind: Literal["auto", "sam", "superpixel"] = "auto",
-    *,
-    sam_checkpoint: str | None = None,
-    model_type: str = "vit_b",
-    device: str = "auto",
-    amg: dict[str, Any] | None = None,
-    guided: bool = False,
-    guided_kwargs: dict[str, Any] | None = None,
-    superpixel: dict[str, Any] | None = None,
-    work_size: int | None = None,
-    half: bool = False,
-    sdpa: bool = False,
-    amg_impl: Literal["fast", "reference"] = "fast",
-) -> Partitioner:
-    """The configured partitioner.
+def build_partitioner(cfg: SamConfig) -> Partitioner:
+    """The partitioner the ``sam`` config section describes.
 
-    ``auto`` runs SAM when ``sam_checkpoint`` is set, else superpixels. ``sam`` without a
+    ``auto`` runs SAM when ``sam.checkpoint`` is set, else superpixels. ``sam`` without a
     checkpoint is a CheckpointError (config key ``sam.checkpoint``). Logs at INFO which runs and why.
-    ``amg`` overrides the paper's generator settings; ``guided_kwargs`` go to ``guided_points``;
-    ``superpixel`` holds SuperpixelPartitioner arguments (method, n_segments, work_scale);
-    ``half`` runs the SAM encoder in bf16 on CUDA; ``sdpa`` routes SAM's attention through
-    ``scaled_dot_product_attention``; ``amg_impl`` picks our generator or segment-anything's.
+    A new SAM option is a field of ``SamConfig`` read here — nothing else to touch.
     """
-    from ..errors import CheckpointError, UserError
+    from ..errors import CheckpointError
 
-    if kind not in ("auto", "sam", "superpixel"):
-        raise UserError(f"unknown sam.partitioner {kind!r}; expected auto, sam or superpixel")
-    sp = dict(superpixel or {})
-    if kind == "superpixel" or (kind == "auto" and not sam_checkpoint):
-        part = SuperpixelPartitioner(**sp)
+    if cfg.partitioner == "superpixel" or (cfg.partitioner == "auto" and not cfg.checkpoint):
+        sp = cfg.superpixel
+        part = SuperpixelPartitioner(sp.method, sp.n_segments, sp.work_scale)
         why = (
             "sam.partitioner=superpixel"
-            if kind == "superpixel"
+            if cfg.partitioner == "superpixel"
             else ("no sam.checkpoint configured; SAM vit_b at 40×40 takes minutes per frame on CPU")
         )
         log.info("partitioner: %s (%s)", part.name, why)
         return part
-    if not sam_checkpoint:
+    if not cfg.checkpoint:
         raise CheckpointError("sam.partitioner=sam needs sam.checkpoint (a local SAM .pth file)")
+    return build_sam_partitioner(cfg)
+
+
+def build_sam_partitioner(cfg: SamConfig) -> SamPartitioner:
+    """SAM from ``sam.checkpoint`` with the section's generator settings (paper defaults)."""
     from .partition import build_sam
 
-    dev = resolve_device(device, "sam.device")
-    sam = build_sam(model_type, sam_checkpoint, dev)  # type: ignore[arg-type]
+    dev = resolve_device(cfg.device, "sam.device")
+    sam = build_sam(cfg.model_type, cfg.checkpoint, dev)  # type: ignore[arg-type]
+    amg = {
+        "points_per_side": cfg.points_per_side,
+        "points_per_batch": cfg.points_per_batch,
+        "pred_iou_thresh": cfg.pred_iou_thresh,
+        "stability_score_thresh": cfg.stability_score_thresh,
+        "min_mask_region_area": cfg.min_mask_region_area,
+    }
+    guided = cfg.guided.model_dump()
+    enabled = guided.pop("enabled")
     sam_part = SamPartitioner(
         sam,
-        amg or {},
-        guided=guided,
-        guided_kwargs=guided_kwargs or {},
-        work_size=work_size,
-        half=half,
-        sdpa=sdpa,
-        amg_impl=amg_impl,
+        amg,
+        guided=enabled,
+        guided_kwargs=guided,
+        work_size=cfg.work_size,
+        half=cfg.half,
+        sdpa=cfg.sdpa,
+        amg_impl=cfg.amg,
     )
-    mode = "guided prompts" if guided else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
+    mode = "guided prompts" if enabled else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
     log.info(
         "partitioner: %s (%s on %s, %s, %s generator; checkpoint %s)",
         sam_part.name,
-        model_type,
+        cfg.model_type,
         dev,
         mode,
-        amg_impl,
-        sam_checkpoint,
+        cfg.amg,
+        cfg.checkpoint,
     )
     return sam_part

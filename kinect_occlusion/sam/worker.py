@@ -27,29 +27,7 @@ def build(cfg: SamConfig):
     """The configured partitioner (logs which one runs and why)."""
     from .partitioner import build_partitioner
 
-    amg = {
-        "points_per_side": cfg.points_per_side,
-        "points_per_batch": cfg.points_per_batch,
-        "pred_iou_thresh": cfg.pred_iou_thresh,
-        "stability_score_thresh": cfg.stability_score_thresh,
-        "min_mask_region_area": cfg.min_mask_region_area,
-    }
-    guided = cfg.guided.model_dump()
-    enabled = guided.pop("enabled")
-    return build_partitioner(
-        cfg.partitioner,
-        sam_checkpoint=cfg.checkpoint,
-        model_type=cfg.model_type,
-        device=cfg.device,
-        amg=amg,
-        guided=enabled,
-        guided_kwargs=guided,
-        superpixel=cfg.superpixel.model_dump(),
-        work_size=cfg.work_size,
-        half=cfg.half,
-        sdpa=cfg.sdpa,
-        amg_impl=cfg.amg,
-    )
+    return build_partitioner(cfg)
 
 
 class FrameRing:

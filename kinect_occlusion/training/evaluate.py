@@ -93,12 +93,15 @@ def build_partition(opts: EvalOptions):
 
     if opts.partition == "sam" and opts.sam_checkpoint is None:
         raise UserError("--partition sam needs --sam-checkpoint (a local SAM .pth file)")
+    from ..config import SamConfig, SuperpixelConfig
+
     return build_partitioner(
-        "sam" if opts.partition == "sam" else "superpixel",
-        sam_checkpoint=str(opts.sam_checkpoint) if opts.sam_checkpoint else None,
-        device=opts.device,
-        amg={},
-        superpixel={"method": opts.superpixel_method, "n_segments": opts.n_segments},
+        SamConfig(
+            partitioner="sam" if opts.partition == "sam" else "superpixel",
+            checkpoint=str(opts.sam_checkpoint) if opts.sam_checkpoint else None,
+            device=opts.device,
+            superpixel=SuperpixelConfig(method=opts.superpixel_method, n_segments=opts.n_segments),
+        )
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 
+from kinect_occlusion.config import SamConfig
 from kinect_occlusion.errors import CheckpointError
 from kinect_occlusion.sam.partitioner import (
     SuperpixelPartitioner,
@@ -89,7 +90,7 @@ def test_roi_clipped_to_frame_and_outside_rejected():
 
 def test_factory_auto_without_checkpoint_uses_superpixels(caplog):
     with caplog.at_level(logging.INFO, logger="kinect_occlusion.sam.partitioner"):
-        part = build_partitioner("auto", sam_checkpoint=None, superpixel={"method": "slic", "n_segments": 50})
+        part = build_partitioner(SamConfig(superpixel={"method": "slic", "n_segments": 50}))
     assert isinstance(part, SuperpixelPartitioner) and part.name == "superpixel/slic"
     assert "no sam.checkpoint configured" in caplog.text
     assert part(two_tone()).labels.max() >= 2
@@ -97,13 +98,13 @@ def test_factory_auto_without_checkpoint_uses_superpixels(caplog):
 
 def test_factory_sam_without_checkpoint_is_an_error():
     with pytest.raises(CheckpointError, match="sam.checkpoint"):
-        build_partitioner("sam", sam_checkpoint=None)
+        build_partitioner(SamConfig(partitioner="sam"))
 
 
 def test_factory_auto_with_missing_checkpoint_names_it(tmp_path):
     path = str(tmp_path / "sam_vit_b.pth")
     with pytest.raises(CheckpointError, match="sam.checkpoint") as err:
-        build_partitioner("auto", sam_checkpoint=path, device="cpu")
+        build_partitioner(SamConfig(checkpoint=str(path), device="cpu"))
     assert path in str(err.value)
 
 
