@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: venv browser demo test lint bench sample demo-model clean
+.PHONY: venv browser triton-venv demo test lint bench bench-triton sample demo-model clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer]'
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer,triton]'
 	touch $(STAMP)
 
 ## Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; nothing is downloaded)
@@ -20,13 +20,30 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+## A real tritonserver for the tests and tools/bench_triton.py: the nvidia-pytriton wheel (tritonserver 2.51,
+## python backend, CPU only) pins numpy<2, so it gets its own venv. The python-backend stub for this
+## Python goes next to the backend; it embeds the system libpython3.11 and finds this venv's numpy and
+## onnxruntime through PATH (tests/integration/triton_server.py starts it so).
+TRITON_VENV ?= .venv-triton
+TRITON_PYTHON ?= python3.11
+TRITON_STAMP := $(TRITON_VENV)/.installed
+TRITON_DIR = $(TRITON_VENV)/lib/python3.11/site-packages/pytriton/tritonserver
+
+triton-venv: $(TRITON_STAMP)
+
+$(TRITON_STAMP):
+	$(TRITON_PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet 'nvidia-pytriton==0.7.0' 'numpy<2' 'onnxruntime>=1.17'
+	cp $(TRITON_DIR)/python_backend_stubs/3.11/triton_python_backend_stub $(TRITON_DIR)/backends/python/
+	touch $(TRITON_STAMP)
+
 ## Replay the bundled sample recording through the whole pipeline; writes $(OUT)/demo.mp4
 demo: venv
 	mkdir -p $(OUT)
 	$(VENV)/bin/kinect-occlusion replay recordings/sample.mkv --save-video $(OUT)/demo.mp4
 
 ## Run the test suite (and the linters)
-test: venv browser
+test: venv browser triton-venv
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check kinect_occlusion tools tests
 	$(VENV)/bin/ruff format --check kinect_occlusion tools tests
@@ -39,6 +56,9 @@ lint: venv
 
 bench: venv
 	$(PY) tools/bench.py --out docs/BENCHMARKS.md
+
+bench-triton: venv triton-venv
+	$(PY) tools/bench_triton.py
 
 sample: venv
 	$(PY) tools/make_sample_recording.py --out recordings/sample.mkv
