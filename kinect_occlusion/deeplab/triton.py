@@ -21,6 +21,7 @@ from .predict import postprocess, preprocess
 log = logging.getLogger(__name__)
 
 EXIT_STARTUP = 3  # as runtime.worker: could not start
+FIRST_REQUEST_TIMEOUT_S = 10.0  # the first request pays for the model instance's lazy start
 
 
 class TritonTimeout(RuntimeError):
@@ -88,6 +89,7 @@ class TritonCoarsePredictor:
         self.timeout_s = timeout_ms / 1000.0
         self.client = _client(url)
         check_server(self.client, url, model, self.size, max(self.timeout_s, 2.0))
+        self._warm = False
 
     def forward_batch(self, canvases: Sequence[np.ndarray]) -> np.ndarray:
         """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases, in one request."""
@@ -102,12 +104,13 @@ class TritonCoarsePredictor:
                 self.model,
                 [tensor],
                 outputs=[grpcclient.InferRequestedOutput(OUTPUT_NAME)],
-                client_timeout=self.timeout_s,
+                client_timeout=self.timeout_s if self._warm else max(self.timeout_s, FIRST_REQUEST_TIMEOUT_S),
             )
         except InferenceServerException as exc:
             if "Deadline" in str(exc) or "timeout" in str(exc).lower():
                 raise TritonTimeout(f"Triton {self.url} {self.model}: {_short(exc)}") from None
             raise RuntimeError(f"Triton {self.url} {self.model}: {_short(exc)}") from None
+        self._warm = True
         return np.asarray(result.as_numpy(OUTPUT_NAME), np.float32)
 
     def predict_batch(

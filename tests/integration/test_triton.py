@@ -79,15 +79,17 @@ def test_export_triton_writes_a_repository_triton_loads(served):
         client.close()
 
 
-def test_export_triton_onnx_backend_has_a_free_batch_axis(served, tmp_path):
-    done = export_triton(served[0], tmp_path / "repo", "--backend", "onnx", "--gpu", "--instances", "2")
-    assert done.returncode == 0, done.stderr
-    text = (tmp_path / "repo" / "deeplab" / "config.pbtxt").read_text()
+def test_export_triton_onnx_backend_has_a_free_batch_axis(loaded, tmp_path):
+    from kinect_occlusion.deeplab.triton_repo import TritonModelSpec, write_repository
+
+    spec = TritonModelSpec(input_size=64, backend="onnx", kind="KIND_GPU", instances=2)
+    model_dir = write_repository(loaded, tmp_path / "repo", spec)
+    text = (model_dir / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in text and "kind: KIND_GPU count: 2" in text
-    assert not (tmp_path / "repo" / "deeplab" / "1" / "model.py").exists()
+    assert not (model_dir / "1" / "model.py").exists()
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(tmp_path / "repo" / "deeplab" / "1" / "model.onnx"))
+    session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"))
     (prob,) = session.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})
     assert prob.shape == (3, 64, 64)
 
@@ -129,6 +131,7 @@ def test_a_request_past_its_deadline_is_a_frame_error(served, loaded):
 
     remote = TritonCoarsePredictor(loaded, served[2].url, timeout_ms=1)
     try:
+        remote.predict(frames(1)[0], None)  # the first request may take longer (lazy start)
         with pytest.raises(TritonTimeout, match="Triton"):
             remote.predict_batch(frames(8, seed=2), [None] * 8)
     finally:
@@ -172,3 +175,29 @@ def test_pipeline_on_triton_publishes_fused_masks(served, tmp_path, ipc_dir):
     assert len(fused) >= 3, out
     assert all(x.mask.shape == (240, 320) for x in fused)
     assert any(isinstance(x, m.CoarseMask) for x in msgs) and code == 0, out
+
+
+def test_pipeline_counts_triton_timeouts_as_frame_errors(served, tmp_path, ipc_dir):
+    checkpoint, _, server = served
+    cfg = write_config(
+        tmp_path,
+        ipc_dir,
+        checkpoint,
+        deeplab={"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 1},
+    )
+
+    def timed_out(msgs):
+        return any(
+            isinstance(x, m.Status)
+            and x.worker == "deeplab"
+            and "TritonTimeout" in x.info.get("last_error", "")
+            for x in msgs
+        )
+
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        msgs = collect(sub, 60, until=timed_out)
+        alive = proc.poll() is None
+        code, out = stop(proc)
+    assert timed_out(msgs) and alive, out  # counted, and the pipeline goes on
+    assert "deeplab.triton_url" not in out and "deeplab.triton_model" not in out and code == 0, out
