@@ -181,7 +181,9 @@ class DeepLabConfig(_Section):
         "triton: a Triton Inference Server runs the network (deeplab.triton_url).",
     )
     triton_url: str = Field(
-        "127.0.0.1:8001", min_length=3, description="Triton gRPC endpoint host:port (runtime: triton)."
+        "127.0.0.1:8001",
+        pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$",
+        description="Triton gRPC endpoint host:port (runtime: triton).",
     )
     triton_model: str = Field(
         "deeplab",

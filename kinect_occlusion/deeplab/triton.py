@@ -110,8 +110,14 @@ class TritonCoarsePredictor:
             if "Deadline" in str(exc) or "timeout" in str(exc).lower():
                 raise TritonTimeout(f"Triton {self.url} {self.model}: {_short(exc)}") from None
             raise RuntimeError(f"Triton {self.url} {self.model}: {_short(exc)}") from None
+        prob = result.as_numpy(OUTPUT_NAME)
+        if prob is None or prob.shape != (len(canvases), self.size, self.size):
+            got = None if prob is None else prob.shape
+            raise RuntimeError(
+                f"Triton {self.url} {self.model}: output {got}, expected N×{self.size}×{self.size}"
+            )
         self._warm = True
-        return np.asarray(result.as_numpy(OUTPUT_NAME), np.float32)
+        return np.asarray(prob, np.float32)
 
     def predict_batch(
         self, rgbs: Sequence[np.ndarray], rois: Sequence[Sequence[int] | None]

@@ -29,3 +29,5 @@ def test_triton_runtime_keys_are_validated():
         DeepLabConfig(runtime="triton", triton_model="../etc")
     with pytest.raises(ValidationError, match="triton_timeout_ms"):
         DeepLabConfig(runtime="triton", triton_timeout_ms=0)
+    with pytest.raises(ValidationError, match="triton_url"):
+        DeepLabConfig(runtime="triton", triton_url="http://triton")  # gRPC host:port, no scheme
