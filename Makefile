@@ -8,14 +8,14 @@ OUT ?= out
 K4A_VENV ?= .venv-k4a
 K4A_STAMP := $(K4A_VENV)/.installed
 
-.PHONY: venv sdk-env browser demo test lint bench bench-depth sample demo-model clean
+.PHONY: venv sdk-env browser triton-venv demo test lint bench bench-depth bench-triton sample demo-model clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer]'
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer,triton]'
 	touch $(STAMP)
 
 ## The SDK reference environment: $(K4A_VENV) (pyk4a-bundle, numpy<2) and the apt packages for xvfb-run
@@ -34,13 +34,30 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+## A real tritonserver for the tests and tools/bench_triton.py: the nvidia-pytriton wheel (tritonserver 2.51,
+## python backend, CPU only) pins numpy<2, so it gets its own venv. The python-backend stub for this
+## Python goes next to the backend; it embeds the system libpython3.11 and finds this venv's numpy and
+## onnxruntime through PATH (tests/integration/triton_server.py starts it so).
+TRITON_VENV ?= .venv-triton
+TRITON_PYTHON ?= python3.11
+TRITON_STAMP := $(TRITON_VENV)/.installed
+TRITON_DIR = $(TRITON_VENV)/lib/python3.11/site-packages/pytriton/tritonserver
+
+triton-venv: $(TRITON_STAMP)
+
+$(TRITON_STAMP):
+	$(TRITON_PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet 'nvidia-pytriton==0.7.0' 'numpy<2' 'onnxruntime>=1.17'
+	cp $(TRITON_DIR)/python_backend_stubs/3.11/triton_python_backend_stub $(TRITON_DIR)/backends/python/
+	touch $(TRITON_STAMP)
+
 ## Replay the bundled sample recording through the whole pipeline; writes $(OUT)/demo.mp4
 demo: venv
 	mkdir -p $(OUT)
 	$(VENV)/bin/kinect-occlusion replay recordings/sample.mkv --save-video $(OUT)/demo.mp4
 
 ## Run the test suite (and the linters)
-test: venv sdk-env browser
+test: venv sdk-env browser triton-venv
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check kinect_occlusion tools tests
 	$(VENV)/bin/ruff format --check kinect_occlusion tools tests
@@ -57,6 +74,9 @@ bench: venv
 ## depth→colour: ours vs the SDK (Mesa) vs open-azure-kinect; prints a markdown table
 bench-depth: venv sdk-env
 	$(PY) tools/bench_depth.py
+
+bench-triton: venv triton-venv
+	$(PY) tools/bench_triton.py
 
 sample: venv
 	$(PY) tools/make_sample_recording.py --out recordings/sample.mkv

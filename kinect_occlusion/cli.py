@@ -28,6 +28,7 @@ COMMANDS = (
     "evaluate",
     "augment_preview",
     "export_onnx",
+    "export_triton",
 )
 
 

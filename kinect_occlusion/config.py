@@ -175,8 +175,23 @@ class DeepLabConfig(_Section):
         "mobilenet_v3_large", description="Backbone for allow_untrained when no checkpoint exists."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
-    runtime: Literal["auto", "torch", "onnx"] = Field(
-        "auto", description="auto: onnxruntime on CPU-only hosts, torch on CUDA; or force torch/onnx (CPU)."
+    runtime: Literal["auto", "torch", "onnx", "triton"] = Field(
+        "auto",
+        description="auto: onnxruntime on CPU-only hosts, torch on CUDA; or force torch/onnx (CPU); "
+        "triton: a Triton Inference Server runs the network (deeplab.triton_url).",
+    )
+    triton_url: str = Field(
+        "127.0.0.1:8001",
+        pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$",
+        description="Triton gRPC endpoint host:port (runtime: triton).",
+    )
+    triton_model: str = Field(
+        "deeplab",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Model name in Triton's repository ('kinect-occlusion export-triton --name').",
+    )
+    triton_timeout_ms: int = Field(
+        1000, ge=1, le=60000, description="Per-frame Triton request deadline; past it a frame error."
     )
     half: bool = Field(
         False, description="fp16 on CUDA (ignored on CPU); measured slower at batch 1 on an H100."

@@ -41,9 +41,12 @@ class _ProbabilityHead(nn.Module):
         return torch.softmax(self.model(x), dim=1)[:, 1]
 
 
-def export_onnx(loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int = OPSET) -> Any:
+def export_onnx(
+    loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int = OPSET, dynamic_batch: bool = False
+) -> Any:
     """Export ``loaded`` for a fixed 1×3×S×S input (S = ``loaded.input_size``) to ``path`` (file or buffer).
 
+    ``dynamic_batch``: the batch axis is free (N×3×S×S → N×S×S), as Triton's batcher needs.
     Uses the TorchScript-based exporter (no extra dependency); returns ``path``.
     """
     model = _ProbabilityHead(loaded.model).eval().float().cpu()
@@ -61,6 +64,7 @@ def export_onnx(loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int =
             opset_version=opset,
             dynamo=False,
             do_constant_folding=True,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None,
         )
     return path
 

@@ -41,6 +41,10 @@ def build_predictor(dl: DeepLabConfig):
         import torch
 
         torch.set_num_threads(dl.threads)
+    if dl.runtime == "triton":
+        from .triton import TritonCoarsePredictor
+
+        return TritonCoarsePredictor(loaded, dl.triton_url, dl.triton_model, dl.triton_timeout_ms), loaded
     if choose_runtime(dl.runtime, dl.device) == "onnx":
         from .onnx_export import OnnxCoarsePredictor
 

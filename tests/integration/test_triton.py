@@ -1,0 +1,203 @@
+"""deeplab.runtime: triton against a real tritonserver (nvidia-pytriton's, python backend, CPU only).
+
+One server per module, serving the repository ``kinect-occlusion export-triton --backend python`` wrote.
+Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient) in the test venv.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import triton_server
+from conftest import free_port
+from harness import ROOT, collect, start, stop, subscriber, tiny_checkpoint, write_config
+
+from kinect_occlusion import messages as m
+from kinect_occlusion.errors import UserError
+
+grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install 'kinect-occlusion[triton]'")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not triton_server.available(), reason="no tritonserver: run 'make triton-venv'"),
+]
+
+
+def export_triton(checkpoint, out, *extra: str) -> subprocess.CompletedProcess:
+    """``kinect-occlusion export-triton`` as a real process."""
+    args = ["export-triton", "--checkpoint", str(checkpoint), "--out", str(out), *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "kinect_occlusion", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(checkpoint, repository, running TritonServer) shared by the module."""
+    tmp = tmp_path_factory.mktemp("triton")
+    checkpoint = tiny_checkpoint(tmp / "model.pt")
+    done = export_triton(checkpoint, tmp / "repo", "--backend", "python", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    with triton_server.TritonServer(tmp / "repo", tmp / "tritonserver.log") as server:
+        yield checkpoint, tmp / "repo", server
+
+
+@pytest.fixture(scope="module")
+def loaded(served):
+    from kinect_occlusion.deeplab.model import load_checkpoint
+
+    return load_checkpoint(served[0])
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (120 + 20 * i, 160 + 30 * i, 3), np.uint8) for i in range(n)]
+
+
+def test_export_triton_writes_a_repository_triton_loads(served):
+    _, repo, server = served
+    text = (repo / "deeplab" / "config.pbtxt").read_text()
+    assert 'backend: "python"' in text and (repo / "deeplab" / "1" / "model.py").is_file()
+    client = grpcclient.InferenceServerClient(server.url)
+    try:
+        assert client.is_model_ready("deeplab")
+        # What Triton itself parsed: batching, stale-request rejection, instances
+        config = client.get_model_config("deeplab", as_json=True)["config"]
+        policy = config["dynamic_batching"]["default_queue_policy"]
+        assert config["max_batch_size"] == 8 and config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
+        # REJECT is the enum's zero value, which proto3 JSON leaves out: the text says it explicitly
+        assert "timeout_action: REJECT" in text and policy.get("timeout_action", "REJECT") == "REJECT"
+        assert int(policy["default_timeout_microseconds"]) == 200000
+        assert config["instance_group"][0]["kind"] == "KIND_CPU"
+    finally:
+        client.close()
+
+
+def test_export_triton_onnx_backend_has_a_free_batch_axis(loaded, tmp_path):
+    from kinect_occlusion.deeplab.triton_repo import TritonModelSpec, write_repository
+
+    spec = TritonModelSpec(input_size=64, backend="onnx", kind="KIND_GPU", instances=2)
+    model_dir = write_repository(loaded, tmp_path / "repo", spec)
+    text = (model_dir / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in text and "kind: KIND_GPU count: 2" in text
+    assert not (model_dir / "1" / "model.py").exists()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"))
+    (prob,) = session.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})
+    assert prob.shape == (3, 64, 64)
+
+
+def test_predictor_equals_in_process_onnx(served, loaded):
+    from kinect_occlusion.deeplab.onnx_export import OnnxCoarsePredictor
+    from kinect_occlusion.deeplab.triton import TritonCoarsePredictor
+
+    remote, local = TritonCoarsePredictor(loaded, served[2].url), OnnxCoarsePredictor(loaded)
+    try:
+        for rgb, roi in zip(frames(3), [None, (10, 20, 100, 80), None], strict=True):
+            got, want = remote.predict(rgb, roi), local.predict(rgb, roi)
+            assert got.shape == rgb.shape[:2] and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, atol=1e-4)
+    finally:
+        remote.close()
+
+
+def test_batch_of_four_is_one_request(served, loaded):
+    from kinect_occlusion.deeplab.triton import TritonCoarsePredictor
+
+    remote = TritonCoarsePredictor(loaded, served[2].url)
+    try:
+        stats = lambda: remote.client.get_inference_statistics("deeplab").model_stats[0]  # noqa: E731
+        before = stats()
+        batch = frames(4, seed=1)
+        probs = remote.predict_batch(batch, [None] * 4)
+        after = stats()
+        assert after.inference_count - before.inference_count == 4
+        assert after.execution_count - before.execution_count == 1
+        for rgb, prob in zip(batch, probs, strict=True):
+            np.testing.assert_allclose(prob, remote.predict(rgb, None), atol=1e-5)
+    finally:
+        remote.close()
+
+
+def test_a_request_past_its_deadline_is_a_frame_error(served, loaded):
+    from kinect_occlusion.deeplab.triton import TritonCoarsePredictor, TritonTimeout
+
+    remote = TritonCoarsePredictor(loaded, served[2].url, timeout_ms=1)
+    try:
+        remote.predict(frames(1)[0], None)  # the first request may take longer (lazy start)
+        with pytest.raises(TritonTimeout, match="Triton"):
+            remote.predict_batch(frames(8, seed=2), [None] * 8)
+    finally:
+        remote.close()
+
+
+def test_missing_model_is_one_clear_line(served, loaded):
+    from kinect_occlusion.deeplab.triton import TritonCoarsePredictor
+
+    with pytest.raises(UserError, match="deeplab.triton_model: model 'nope' is not ready") as err:
+        TritonCoarsePredictor(loaded, served[2].url, model="nope")
+    assert err.value.exit_code == 3 and "\n" not in str(err.value)
+
+
+def test_server_down_stops_the_pipeline_with_one_line(served, tmp_path, ipc_dir):
+    url = f"127.0.0.1:{free_port()}"  # nothing listens there
+    cfg = write_config(tmp_path, ipc_dir, served[0], deeplab={"runtime": "triton", "triton_url": url})
+    proc = start(["run", "--config", str(cfg)])
+    proc.wait(60)
+    code, out = proc.returncode, proc.communicate()[0]
+    assert code == 3, out
+    assert f"deeplab.triton_url: no Triton server at {url}" in out and "Traceback" not in out
+
+
+def test_pipeline_on_triton_publishes_fused_masks(served, tmp_path, ipc_dir):
+    checkpoint, _, server = served
+    cfg = write_config(
+        tmp_path,
+        ipc_dir,
+        checkpoint,
+        deeplab={"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000},
+        fuser={"wait_for_partition_ms": 80},
+    )
+    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_COARSE)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        msgs = collect(
+            sub, 60, until=lambda ms: sum(isinstance(x, m.OcclusionMask) and x.fused for x in ms) >= 3
+        )
+        code, out = stop(proc)
+    fused = [x for x in msgs if isinstance(x, m.OcclusionMask) and x.fused]
+    assert len(fused) >= 3, out
+    assert all(x.mask.shape == (240, 320) for x in fused)
+    assert any(isinstance(x, m.CoarseMask) for x in msgs) and code == 0, out
+
+
+def test_pipeline_counts_triton_timeouts_as_frame_errors(served, tmp_path, ipc_dir):
+    checkpoint, _, server = served
+    cfg = write_config(
+        tmp_path,
+        ipc_dir,
+        checkpoint,
+        deeplab={"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 1},
+    )
+
+    def timed_out(msgs):
+        return any(
+            isinstance(x, m.Status)
+            and x.worker == "deeplab"
+            and "TritonTimeout" in x.info.get("last_error", "")
+            for x in msgs
+        )
+
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        msgs = collect(sub, 60, until=timed_out)
+        alive = proc.poll() is None
+        code, out = stop(proc)
+    assert timed_out(msgs) and alive, out  # counted, and the pipeline goes on
+    assert "deeplab.triton_url" not in out and "deeplab.triton_model" not in out and code == 0, out
