@@ -1,14 +1,20 @@
 """Our recordings, reader and depth geometry against the Azure Kinect SDK 1.4.2 (pyk4a-bundle).
 
-Each check runs the SDK in its own venv as a subprocess (tests/reference/conftest.py).
+Each check runs the SDK in its own venv as a subprocess (tools/k4a/sdk_client.py).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The SDK client helpers live in tools/k4a (with the reference venv's runner)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "k4a"))
+
 from compare import compare_depth, format_stats
 from scenes import ward_scene
 
@@ -22,6 +28,20 @@ from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "recordings" / "sample.mkv"
+
+
+@pytest.fixture(scope="session")
+def sdk():
+    """The tools/k4a/sdk_client module, once the reference environment is known to be there."""
+    import sdk_client
+
+    try:
+        sdk_client.sdk_python()
+    except sdk_client.SdkUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI must create it: `make test` depends on `make sdk-env`)")
+        pytest.skip(str(exc))
+    return sdk_client
 
 
 def _assert_same_frames(path: Path, ref: dict) -> int:
