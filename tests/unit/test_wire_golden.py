@@ -91,8 +91,8 @@ GOLDEN = {
     "depth_no_calibration": "4e2a0b80218b98d73362706722a3da8b36bb35122800be5031c451f354cd81fd",
     "occlusion_packbits": "effa2f2b027e0d17718b41ae20613179d30c4fdcd099c8e6ee04dc7d449f0a0d",
     "occlusion_raw": "7357f5d945078647b453f8e19da95736f7ed613dcb860e132b1ab220b6bf4236",
-    "partition": "3284649e1c0ef9977c84769f2e4e0037c986176bf5620eaf69e50e02f609b30a",
-    "partition_uint16_empty": "e198019896c9afdd49ad9823160c3706d2abc5ef24aa47459b2db5762a590c23",
+    "partition": "35976b01ce659cf2bdf9e2e09ae651b4cb79d578b01633145571ab9016329321",
+    "partition_uint16_empty": "657016155b1b2fab70ac06faf8a4a368a927a359825afeba87238b9b3faffeda",
     "status": "9df88b6a89a7b870cab783214e33cb4b35882801a662f3f22216bf5da6d24f43",
 }
 
