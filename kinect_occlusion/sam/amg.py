@@ -14,6 +14,11 @@ predicted-IoU filter already dropped, and labels painted from the kept masks on 
   box plus a one-pixel margin instead of the whole image; a background component that reaches the
   margin belongs to the outside region, and when it is too small to decide from the crop alone the
   whole image is labelled, so decisions are the reference's. The re-NMS runs on the CPU, as there.
+
+Equality is bit for bit with the reference's ``points_per_batch``; tested on the CPU, where the
+decoder's outputs do not depend on the batch size. On CUDA another batch size (``auto``) may run
+other GEMM kernels and change the decoder's last bits, so a logit or score sitting exactly on a
+threshold could flip; ``tools/bench_amg.py`` reports whether the label maps are identical.
 """
 
 from __future__ import annotations
