@@ -184,6 +184,12 @@ class DeepLabConfig(_Section):
     channels_last: bool = Field(True, description="channels-last memory format.")
     compile: bool = Field(False, description="torch.compile the model (slow start-up).")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch default).")
+    max_batch: int = Field(
+        8, ge=1, le=64, description="Most frames (the newest of each camera) in one forward pass."
+    )
+    batch_deadline_ms: float = Field(
+        20.0, ge=0, le=1000, description="Longest wait for other cameras' frames once one is waiting."
+    )
 
 
 class GuidedConfig(_Section):

@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG = 1
 
 # Consecutive per-frame failures after which a worker exits to be restarted fresh
 MAX_CONSECUTIVE_ERRORS = 25
+MAX_CAMERAS = 64  # per-camera counters kept by one worker (ids come from the bus: bounded)
 
 # Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame;
 # "sam=spin" makes it busy-loop in its compute step (heartbeats go on saying "computing");
@@ -156,6 +157,7 @@ class WorkerRuntime:
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
         self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
         self.counters = Counters()
+        self.per_camera: dict[str, Counters] = {}  # results per camera (a server serves many)
         self.state = "starting"
         self.info: dict[str, Any] = {}
         self.loop_tick = time.monotonic()
@@ -201,6 +203,27 @@ class WorkerRuntime:
         if c.consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
             raise PersistentFailure(f"{c.consecutive_errors} consecutive frame errors; last: {c.last_error}")
 
+    def camera_out(self, camera: str, origin_us: int, **extra: Any) -> None:
+        """Count one result for ``camera`` (rate, capture→now latency, ``extra``) for Status ``cameras``.
+
+        At most ``MAX_CAMERAS`` are tracked: camera ids come from the bus, so their number is bounded.
+        """
+        c = self.per_camera.get(camera)
+        if c is None:
+            if len(self.per_camera) >= MAX_CAMERAS:
+                self.info["cameras_untracked"] = self.info.get("cameras_untracked", 0) + 1
+                return
+            c = self.per_camera[camera] = Counters()
+        c.out()
+        c.extra.update(latency_ms=round((m.now_us() - origin_us) / 1000.0, 1), **extra)
+
+    def camera_info(self) -> dict[str, dict[str, Any]]:
+        """Per-camera results for Status ``info['cameras']``: count, rate, latency and extras."""
+        return {
+            cam: {"frames_out": c.frames_out, "rate_hz": round(c.rate(), 2), **c.extra}
+            for cam, c in self.per_camera.items()
+        }
+
     def status(self, beat: int) -> m.Status:
         """The Status message describing this worker now."""
         c = self.counters
@@ -214,6 +237,8 @@ class WorkerRuntime:
             "uptime_s": round(time.monotonic() - c.started, 1),
             **self.info,
         }
+        if self.per_camera:
+            info["cameras"] = self.camera_info()
         now = m.now_us()
         return m.Status(
             camera=self.camera,

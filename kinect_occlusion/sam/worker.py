@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import messages as m
 from ..config import SamConfig
-from ..runtime.worker import WorkerRuntime, injected_fault
+from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
+from .schedule import pick_camera
 
 log = logging.getLogger(__name__)
 
@@ -188,46 +189,83 @@ class Refresher:
         return result, None
 
 
+class Bed:
+    """One camera's state in the partition worker: its frame ring, newest coarse mask, refresher."""
+
+    def __init__(self, cfg: SamConfig, partitioner) -> None:
+        self.ring, self.coarse = FrameRing(), None
+        self.refresher = Refresher(cfg, partitioner)
+
+    def candidate(self, need_coarse: bool) -> bool:
+        """Whether a refresh is due and a new input (never the last partitioned frame) waits."""
+        if not self.refresher.due():
+            return False
+        frame, _ = choose_input(self.ring, self.coarse, need_coarse)
+        return frame is not None and frame.identity != self.refresher.last_identity
+
+
+def take_messages(beds: dict[str, Bed], msgs: list[m.Message], new_bed) -> None:
+    """File colour frames and coarse masks under their camera (at most ``MAX_CAMERAS`` beds)."""
+    for msg in msgs:
+        bed = beds.get(msg.camera)
+        if bed is None:
+            if len(beds) >= MAX_CAMERAS:
+                continue
+            bed = beds[msg.camera] = new_bed()
+        if isinstance(msg, m.ColorFrame):
+            bed.ring.add(msg)
+        elif isinstance(msg, m.CoarseMask):
+            bed.coarse = msg
+
+
+def refresh_one(rt: WorkerRuntime, pub, bed: Bed, frame: m.ColorFrame, coarse) -> None:
+    """Partition ``frame`` and publish; a per-frame error is logged and counted."""
+    rt.counters.frames_in += 1
+    try:
+        if rt.fault == "raise":
+            raise RuntimeError("injected fault")
+        rt.tick("computing")
+        result, source = bed.refresher.refresh(frame, coarse)
+    except Exception as exc:  # per-frame: log with the frame id, count, go on
+        rt.tick("running")
+        rt.frame_error(frame.frame_id, exc)
+        return
+    rt.tick("running")
+    if result is not None:
+        pub.publish(partition_message(frame, result, source))
+        rt.counters.out()
+        rt.camera_out(frame.camera, frame.origin_us, partition_ms=round(float(result.ms), 1))
+        rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+
+
 def run(rt: WorkerRuntime) -> int:
-    """Keep the newest frames and coarse mask; refresh the partition whenever due."""
+    """Keep each camera's newest frames and coarse mask; refresh the oldest partition that is due."""
     cfg = rt.section("sam")
-    refresher = Refresher(cfg, build(cfg))
-    rt.info.update(partitioner=refresher.partitioner.name)
-    fault = injected_fault(rt.name)
+    partitioner = build(cfg)
+    rt.info.update(partitioner=partitioner.name)
     sub, pub = (
         rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING)),
         rt.publisher(),
     )
-    ring, coarse = FrameRing(), None
+    beds: dict[str, Bed] = {}
+    refreshed_at: dict[str, float] = {}
+    need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
     rt.tick("ready")
     while not rt.stop.is_set():
-        for msg in sub.drain(100):
-            if isinstance(msg, m.ColorFrame):
-                ring.add(msg)
-            elif isinstance(msg, m.CoarseMask):
-                coarse = msg
+        take_messages(beds, sub.drain(100), lambda: Bed(cfg, partitioner))
         rt.tick()
         rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
-        need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
-        if not refresher.due():
+        cam = pick_camera(refreshed_at, [c for c, b in beds.items() if b.candidate(need_coarse)])
+        if cam is None:
             continue
-        frame, used_coarse = take_input(ring, coarse, need_coarse, refresher.last_identity)
+        bed = beds[cam]
+        frame, used_coarse = take_input(bed.ring, bed.coarse, need_coarse, bed.refresher.last_identity)
         if frame is None:
             continue
-        rt.counters.frames_in += 1
-        try:
-            if fault == "raise":
-                raise RuntimeError("injected fault")
-            rt.tick("computing")
-            result, source = refresher.refresh(frame, used_coarse)
-        except Exception as exc:  # per-frame: log with the frame id, count, go on
-            rt.tick("running")
-            rt.frame_error(frame.frame_id, exc)
-            continue
-        rt.tick("running")
-        rt.info.update(skipped=refresher.skipped, reused=refresher.reused)
-        if result is not None:
-            pub.publish(partition_message(frame, result, source))
-            rt.counters.out()
-            rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+        refreshed_at[cam] = time.monotonic()
+        refresh_one(rt, pub, bed, frame, used_coarse)
+        rt.info.update(
+            skipped=sum(b.refresher.skipped for b in beds.values()),
+            reused=sum(b.refresher.reused for b in beds.values()),
+        )
     return 0
