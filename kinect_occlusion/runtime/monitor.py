@@ -19,6 +19,7 @@ import numpy as np
 from .. import messages as m
 from ..bus import Subscriber
 from .stages import SOURCE, result_topics
+from .worker import MAX_CAMERAS
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,11 @@ class BusMonitor:
 
     TOPICS = (m.TOPIC_STATUS, *result_topics())
 
-    def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0) -> None:
+    def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0, camera: str | None = None) -> None:
         self.sub = sub
+        self.camera = camera  # a ward server's own Status camera ('ward'); bedsides use their bed's id
+        self.bedsides: dict[tuple[str, str], tuple[m.Status, float]] = {}  # (camera, worker) → last
+        self.fused_by_camera: dict[str, StageStats] = {}  # fused masks per bed (bounded)
         self.beats: dict[str, Heartbeats] = {}
         self.past_pids: set[int] = set()
         self.own_pid = own_pid
@@ -141,6 +145,7 @@ class BusMonitor:
         self.stages = {t: StageStats() for t in self.TOPICS[1:]}
         self.partition_age_ms: deque = deque(maxlen=2000)
         self.on_message = on_message
+        self.last_arrival: float | None = None  # monotonic time of the last message of any kind
 
     @property
     def status(self) -> dict[str, m.Status]:
@@ -160,6 +165,9 @@ class BusMonitor:
         self.beats[name] = Heartbeats(pid, now)
 
     def _accept_status(self, st: m.Status, now: float) -> None:
+        if self.camera is not None and st.camera != self.camera:
+            self._bedside_status(st, now)
+            return
         hb = self.beats.get(st.worker)
         if st.pid == self.own_pid and st.worker == "supervisor":
             return
@@ -173,6 +181,12 @@ class BusMonitor:
             return
         hb.beat(st, now)
 
+    def _bedside_status(self, st: m.Status, now: float) -> None:
+        """A bedside's heartbeat on a ward server: kept (bounded) for the report, not a child's."""
+        key = (st.camera, st.worker)
+        if key in self.bedsides or len(self.bedsides) < 2 * MAX_CAMERAS:
+            self.bedsides[key] = (st, now)
+
     def _reject(self, st: m.Status, why: str) -> None:
         self.rejected += 1
         level = logging.WARNING if self.rejected <= 3 else logging.DEBUG
@@ -182,15 +196,36 @@ class BusMonitor:
         """Take in whatever arrived within ``timeout_ms``."""
         msgs = self.sub.drain(timeout_ms)
         now = time.monotonic()
+        if msgs:
+            self.last_arrival = now
         for msg in msgs:
             if isinstance(msg, m.Status):
                 self._accept_status(msg, now)
                 continue
             lat = self.stages[msg.TOPIC].add(msg, now)
+            if isinstance(msg, m.OcclusionMask):
+                self._per_camera(msg, now)
             if isinstance(msg, m.OcclusionMask) and msg.fused:
                 self.partition_age_ms.append(msg.partition_age_ms)
             if self.on_message is not None:
                 self.on_message(msg, lat)
+
+    def _per_camera(self, msg: m.OcclusionMask, now: float) -> None:
+        stats = self.fused_by_camera.get(msg.camera)
+        if stats is None and len(self.fused_by_camera) < MAX_CAMERAS:
+            stats = self.fused_by_camera[msg.camera] = StageStats()
+        if stats is not None:
+            stats.add(msg, now)
+
+    def camera_report(self) -> str:
+        """Per bed (a server of several): fused masks/s and capture→fused p50, e.g. ``bed1 5.0/s 40 ms``."""
+        if len(self.fused_by_camera) < 2:
+            return ""
+        parts = []
+        for cam, s in sorted(self.fused_by_camera.items()):
+            p50, _ = s.percentiles()
+            parts.append(f"{cam} {s.rate():.1f}/s" + ("" if np.isnan(p50) else f" {p50:.0f} ms"))
+        return "beds: " + ", ".join(parts)
 
     def report(self) -> str:
         """One line: rate and latency per stage, partition age."""
@@ -208,4 +243,6 @@ class BusMonitor:
             parts.append(f"partition age p50 {np.percentile(list(self.partition_age_ms), 50):.0f} ms")
         if self.invalid:
             parts.append(f"invalid {self.invalid}")
+        if self.camera_report():
+            parts.append(self.camera_report())
         return " | ".join(parts)

@@ -153,7 +153,8 @@ class WorkerRuntime:
         self.bus, self.runtime = cfg.bus, cfg.runtime
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self.fault = injected_fault(name)
-        self.camera = cfg.camera.id
+        self.camera = cfg.bus_name  # Status and capture's camera id; 'ward' on a server of many
+        self.serves = "*" if cfg.ward else cfg.camera.id  # the cameras whose topics it reads
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
         self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
         self.counters = Counters()
@@ -179,8 +180,8 @@ class WorkerRuntime:
         return pub
 
     def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
-        """A subscriber to this camera's ``topics`` (closed by :meth:`close`)."""
-        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.bus.rcvhwm, self.curve)
+        """A subscriber to ``topics`` of the camera(s) it serves (closed by :meth:`close`)."""
+        sub = Subscriber(self.backend, self.serves, topics, rcvhwm or self.bus.rcvhwm, self.curve)
         self._closing.append(sub)
         return sub
 
