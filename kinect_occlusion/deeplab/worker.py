@@ -88,7 +88,9 @@ def batch_inputs(rt: WorkerRuntime, frames: list[m.ColorFrame], roi_cfg) -> list
     return out
 
 
-def run_batch(rt: WorkerRuntime, predictor, pub, frames: list[m.ColorFrame], model_name: str) -> None:
+def run_batch(
+    rt: WorkerRuntime, predictor, pub, frames: list[m.ColorFrame], model_name: str, dropped: dict[str, int]
+) -> None:
     """Predict the batch (one forward pass) and publish one CoarseMask per frame, each with its identity."""
     rt.counters.frames_in += len(frames)
     inputs = batch_inputs(rt, frames, rt.section("roi"))
@@ -107,7 +109,7 @@ def run_batch(rt: WorkerRuntime, predictor, pub, frames: list[m.ColorFrame], mod
     for (frame, roi), prob in zip(inputs, probs, strict=True):
         pub.publish(coarse_message(frame, prob, roi, model_name, ms))
         rt.counters.out()
-        rt.camera_out(frame.camera, frame.origin_us)
+        rt.camera_out(frame.camera, frame.origin_us, dropped=dropped.get(frame.camera, 0))
     rt.info.update(infer_ms=round(ms, 1), batch=len(inputs))
 
 
@@ -131,6 +133,8 @@ def run(rt: WorkerRuntime) -> int:
                 batcher.add(frame.camera, frame, time.monotonic())
         rt.tick()
         if batcher.due(time.monotonic()):
-            run_batch(rt, predictor, pub, [f for _, f in batcher.take()], model_name)
-        rt.info.update(dropped=sub.stats.stale + batcher.superseded, invalid=sub.stats.invalid)
+            run_batch(rt, predictor, pub, [f for _, f in batcher.take()], model_name, batcher.dropped)
+        rt.info.update(
+            dropped=sub.stats.stale + batcher.superseded, invalid=sub.stats.invalid + batcher.refused
+        )
     return 0

@@ -21,6 +21,8 @@ from ..bus import Subscriber
 from .stages import SOURCE, result_topics
 from .worker import MAX_CAMERAS
 
+DUPLICATE_WINDOW_S = 3.0  # a camera's heartbeats from two pids this close together: two bedsides
+
 log = logging.getLogger(__name__)
 
 # The Status ``info`` fields the supervisor reads, with their sane ranges (the rest is only relayed)
@@ -138,6 +140,8 @@ class BusMonitor:
         self.camera = camera  # a ward server's own Status camera ('ward'); bedsides use their bed's id
         self.bedsides: dict[tuple[str, str], tuple[m.Status, float]] = {}  # (camera, worker) → last
         self.fused_by_camera: dict[str, StageStats] = {}  # fused masks per bed (bounded)
+        self.duplicates = 0  # heartbeats of a second bedside for a camera id already in use
+        self.replaced: dict[tuple[str, str], tuple[int, int]] = {}  # (camera, worker) → (old, new pid)
         self.beats: dict[str, Heartbeats] = {}
         self.past_pids: set[int] = set()
         self.own_pid = own_pid
@@ -184,8 +188,19 @@ class BusMonitor:
     def _bedside_status(self, st: m.Status, now: float) -> None:
         """A bedside's heartbeat on a ward server: kept (bounded) for the report, not a child's."""
         key = (st.camera, st.worker)
-        if key in self.bedsides or len(self.bedsides) < 2 * MAX_CAMERAS:
+        last = self.bedsides.get(key)
+        if last is not None and last[0].pid != st.pid:
+            # Alternating pids (not one replacing the other, as after a restart): two bedsides
+            if self.replaced.get(key) == (st.pid, last[0].pid) and now - last[1] < DUPLICATE_WINDOW_S:
+                self._duplicate(key, last[0].pid, st.pid)
+            self.replaced[key] = (last[0].pid, st.pid)
+        if last is not None or len(self.bedsides) < 2 * MAX_CAMERAS:
             self.bedsides[key] = (st, now)
+
+    def _duplicate(self, key: tuple[str, str], a: int, b: int) -> None:
+        self.duplicates += 1
+        level = logging.WARNING if self.duplicates <= 3 else logging.DEBUG
+        log.log(level, "camera %s: two bedsides publish it (%s pids %d and %d)", key[0], key[1], a, b)
 
     def _reject(self, st: m.Status, why: str) -> None:
         self.rejected += 1

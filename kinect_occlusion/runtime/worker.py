@@ -155,6 +155,7 @@ class WorkerRuntime:
         self.fault = injected_fault(name)
         self.camera = cfg.bus_name  # Status and capture's camera id; 'ward' on a server of many
         self.serves = "*" if cfg.ward else cfg.camera.id  # the cameras whose topics it reads
+        self.n_cameras = len(cfg.camera_list())
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
         self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
         self.counters = Counters()

@@ -244,7 +244,7 @@ def run(rt: WorkerRuntime) -> int:
     partitioner = build(cfg)
     rt.info.update(partitioner=partitioner.name)
     sub, pub = (
-        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING)),
+        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING * rt.n_cameras)),
         rt.publisher(),
     )
     beds: dict[str, Bed] = {}

@@ -30,7 +30,7 @@ def test_batch_keeps_only_the_newest_frame_per_camera():
     a = BatchAssembler[int](max_batch=4, deadline_s=1.0)
     for i in range(3):
         a.add("bed1", i, now=i * 0.01)
-    assert a.superseded == 2
+    assert a.superseded == 2 and a.dropped == {"bed1": 2}
     assert a.due(0.03)  # bed1 is the only active camera and it waits
     assert a.take() == [("bed1", 2)]
 
@@ -52,6 +52,13 @@ def test_silent_camera_forgotten_and_no_longer_waited_for():
     a.add("bed1", 1, now=5.0)  # bed2 went silent 5 s ago (its bedside died)
     assert a.due(5.0)
     assert a.active(5.0) == ["bed1"]
+
+
+def test_cameras_past_the_bound_are_refused_and_counted():
+    a = BatchAssembler[int](max_batch=8, deadline_s=1.0, max_cameras=2)
+    assert a.add("bed1", 0, now=0.0) and a.add("bed2", 0, now=0.0)
+    assert not a.add("bed3", 0, now=0.0)
+    assert a.refused == 1 and set(a.pending) == {"bed1", "bed2"}
 
 
 def test_wait_s_counts_down_to_the_deadline():

@@ -92,3 +92,33 @@ def test_prometheus_labels_results_by_camera():
     assert 'kinect_occlusion_partition_age_seconds_count{camera="bed7"} 1.0' in text
     assert 'kinect_occlusion_rate_hz{camera="bed7",worker="deeplab"} 3.0' in text
     assert 'kinect_occlusion_rate_hz{camera="ward",worker="deeplab"} 9.0' in text
+
+
+def test_two_bedsides_for_one_camera_are_told_apart_from_a_restart(tmp_path):
+    front, back = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
+    with (
+        Proxy(front, back, hwm=1000),
+        Subscriber(back, "*", [m.TOPIC_STATUS], rcvhwm=1000) as sub,
+        Publisher(front, 1000) as pub,
+    ):
+        mon = BusMonitor(sub, own_pid=os.getpid(), camera="ward")
+
+        def beat(camera: str, pid: int) -> m.Status:
+            return m.Status(camera=camera, frame_id=0, ts_us=0, worker="supervisor", pid=pid, state="running")
+
+        def arrived(camera: str, pid: int) -> bool:
+            mon.poll(50)
+            got = mon.bedsides.get((camera, "supervisor"))
+            return got is not None and got[0].pid == pid
+
+        def send(camera: str, pid: int) -> None:
+            assert wait_for(lambda: (pub.publish(beat(camera, pid)), arrived(camera, pid))[1], 5.0)
+
+        # bed1's bedside restarted: one pid replaced by another, no alarm
+        for pid in (100, 100, 101, 101):
+            send("bed1", pid)
+        assert mon.duplicates == 0
+        # bed2 published by two bedsides at once: their pids alternate
+        for pid in (200, 201, 200):
+            send("bed2", pid)
+        assert mon.duplicates == 1
