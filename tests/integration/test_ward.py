@@ -41,14 +41,15 @@ def ward_config(tmp_path, ipc_dir):
     return path, back, monitor
 
 
-def beds_seen(sub: Subscriber, seconds: float, want: set[str]) -> tuple[set[str], int]:
-    """Cameras whose masks arrived within ``seconds`` (stops early once ``want`` are all seen), and
-    how many colour frames came along (a mask subscriber must get none)."""
+def beds_seen(sub: Subscriber, seconds: float, want: set[str], fused: bool = False) -> tuple[set[str], int]:
+    """Cameras whose masks (``fused``: fused with their own bed's partition) arrived within
+    ``seconds`` (stops early once ``want`` are all seen), and how many colour frames came along (a
+    mask subscriber must get none)."""
     seen, colours = set(), 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not want <= seen:
         msg = sub.recv(100)
-        if isinstance(msg, m.OcclusionMask):
+        if isinstance(msg, m.OcclusionMask) and (msg.fused or not fused):
             seen.add(msg.camera)
         elif isinstance(msg, m.ColorFrame):
             colours += 1
@@ -75,6 +76,9 @@ def test_ward_three_bedsides_one_server(tmp_path, ipc_dir):
         with Subscriber(back, "*", [m.TOPIC_OCCLUSION], rcvhwm=1000, curve=keys) as sub:
             # Masks of all three beds through one "*" subscriber, and not one colour frame
             seen, colours = beds_seen(sub, 60, set(BEDS))
+            assert seen == set(BEDS) and colours == 0
+            # Each bed's coarse mask pairs with its own bed's partition (per-camera fuser state)
+            seen, colours = beds_seen(sub, 20, set(BEDS), fused=True)
             assert seen == set(BEDS) and colours == 0
             # A second bedside claiming bed2 is refused with one line (exit 2)
             dup = start(["run", "--role", "bedside", "--camera", "bed2", "--config", str(cfg)])
