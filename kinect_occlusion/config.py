@@ -199,6 +199,12 @@ class DeepLabConfig(_Section):
     channels_last: bool = Field(True, description="channels-last memory format.")
     compile: bool = Field(False, description="torch.compile the model (slow start-up).")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch default).")
+    max_batch: int = Field(
+        8, ge=1, le=64, description="Most frames (the newest of each camera) in one forward pass."
+    )
+    batch_deadline_ms: float = Field(
+        20.0, ge=0, le=1000, description="Longest wait for other cameras' frames once one is waiting."
+    )
 
 
 class GuidedConfig(_Section):
@@ -336,6 +342,13 @@ class ViewerConfig(_Section):
 
 class Config(_Section):
     camera: CameraConfig = CameraConfig()
+    cameras: tuple[CameraConfig, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="A ward: every bed's camera (id, source, settings). Without it, 'camera' is the "
+        "one camera.",
+    )
     bus: BusConfig = BusConfig()
     roi: RoiConfig = RoiConfig()
     deeplab: DeepLabConfig = DeepLabConfig()
@@ -345,6 +358,40 @@ class Config(_Section):
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     viewer: ViewerConfig = ViewerConfig()
+
+    @model_validator(mode="after")
+    def _one_camera_list(self) -> Config:
+        if self.cameras is None:
+            return self
+        if "camera" in self.model_fields_set:
+            raise ValueError("give either 'camera' (one bed) or 'cameras' (a ward), not both")
+        ids = [c.id for c in self.cameras]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"cameras: id {dup[0]!r} is used twice; each bed needs its own id")
+        return self
+
+    def camera_list(self) -> tuple[CameraConfig, ...]:
+        """Every camera this config describes (today's single ``camera`` section is a one-camera list)."""
+        return self.cameras if self.cameras is not None else (self.camera,)
+
+    @property
+    def ward(self) -> bool:
+        """Whether this config serves several cameras (``cameras`` with more than one entry)."""
+        return len(self.camera_list()) > 1
+
+    @property
+    def bus_name(self) -> str:
+        """What ``{camera}`` in bus endpoints and the supervisor's Status stand for: the camera, or 'ward'."""
+        return "ward" if self.ward else self.camera_list()[0].id
+
+    def for_camera(self, camera_id: str) -> Config:
+        """This config for one camera of its list (a bedside); UserError when no camera has that id."""
+        for cam in self.camera_list():
+            if cam.id == camera_id:
+                return self.model_copy(update={"camera": cam, "cameras": None})
+        known = ", ".join(c.id for c in self.camera_list())
+        raise UserError(f"--camera {camera_id!r}: no such camera in the config (cameras: {known})")
 
 
 def format_errors(error: ValidationError) -> list[str]:
@@ -403,6 +450,9 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
     return cfg.model_copy(
         update={
             "camera": cfg.camera.model_copy(update={"mkv_path": fix(cfg.camera.mkv_path)}),
+            "cameras": None
+            if cfg.cameras is None
+            else tuple(c.model_copy(update={"mkv_path": fix(c.mkv_path)}) for c in cfg.cameras),
             "deeplab": cfg.deeplab.model_copy(update={"checkpoint": fix(cfg.deeplab.checkpoint)}),
             "sam": cfg.sam.model_copy(update={"checkpoint": fix(cfg.sam.checkpoint)}),
             "bus": cfg.bus.model_copy(

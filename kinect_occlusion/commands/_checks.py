@@ -11,11 +11,11 @@ from ..config import Config, LoggingConfig
 from ..errors import UserError
 
 
-def runtime_problems(cfg: Config) -> list[str]:
-    """Everything that would stop ``run``/``replay`` with this (already validated) config."""
+def runtime_problems(cfg: Config, role: str = "all") -> list[str]:
+    """Everything that would stop ``run``/``replay`` in ``role`` with this (already validated) config."""
     return [
-        *_source_problems(cfg),
-        *_checkpoint_problems(cfg),
+        *(_source_problems(cfg) if role != "server" else []),
+        *(_checkpoint_problems(cfg) if role != "bedside" else []),
         *_curve_problems(cfg),
         *_logging_problems(cfg.logging),
     ]

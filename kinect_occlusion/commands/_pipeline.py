@@ -34,21 +34,22 @@ def config_from_args(args: argparse.Namespace, overrides: dict | None = None) ->
     return load_config(path, overrides)
 
 
-def preflight(cfg: Config) -> None:
-    """Fail fast with one line on what would stop a worker at start-up."""
+def preflight(cfg: Config, role: str = "all") -> None:
+    """Fail fast with one line on what would stop a worker of ``role`` at start-up."""
     from ._checks import runtime_problems
 
-    problems = runtime_problems(cfg)
+    problems = runtime_problems(cfg, role)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s): see validate-config)" if len(problems) > 1 else ""
         raise UserError(problems[0] + more)
     dl = cfg.deeplab
-    if dl.checkpoint is None or not Path(dl.checkpoint).is_file():
+    untrained = dl.checkpoint is None or not Path(dl.checkpoint).is_file()
+    if untrained and role != "bedside":  # a bedside runs no model
         log.warning(
             "DeepLab model is UNTRAINED (random weights): the masks are meaningless — "
             "set deeplab.checkpoint to a trained model"
         )
-    if cfg.camera.source == "kinect":
+    if role != "server" and cfg.camera.source == "kinect":
         from ..sources.kinect import import_pyk4a
 
         import_pyk4a()
@@ -72,11 +73,11 @@ def start_viewer(cfg: Config) -> BaseProcess | None:
     return start_viewer_process(backend, cfg.camera.id, settings_from_config(cfg.viewer), keys)
 
 
-def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
-    """Run the supervised pipeline until end of file or SIGINT/SIGTERM; return the exit code."""
+def run_pipeline(cfg: Config, save_video: str | None = None, role: str = "all") -> int:
+    """Run the supervised pipeline (``role``'s stages) until end of file or SIGINT/SIGTERM."""
     from ..runtime.supervisor import Supervisor
 
-    preflight(cfg)
+    preflight(cfg, role)
     if save_video:
         from ..runtime.recorder import check_video_path
 
@@ -92,7 +93,7 @@ def run_pipeline(cfg: Config, save_video: str | None = None) -> int:
         recorder = OverlayRecorder(
             save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
         )
-    sup = Supervisor(cfg, stop)
+    sup = Supervisor(cfg, stop, role=role)
     viewer = start_viewer(cfg)
     if recorder is not None:
         recorder.start()

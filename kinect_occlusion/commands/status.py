@@ -43,16 +43,15 @@ def run(args: argparse.Namespace) -> int:
     _args.endpoint(args.endpoint, "--endpoint")
     _args.positive(args.wait, "--wait")
     cfg = config_from_args(args)
-    endpoint = args.endpoint or cfg.bus.endpoints(cfg.camera.id)[1]
+    endpoint = args.endpoint or cfg.bus.endpoints(cfg.bus_name)[1]
     wait = args.wait or max(2.5 * cfg.runtime.heartbeat_s, 1.0)
     try:
-        seen = collect(endpoint, cfg.camera.id, wait, curve_keys(cfg.bus.curve, server=False))
+        seen = collect(endpoint, cfg.bus_name, wait, curve_keys(cfg.bus.curve, server=False))
     except zmq.ZMQError as exc:
         raise UserError(f"cannot listen on {endpoint}: {exc.strerror}") from None
     if not seen:
         raise UserError(
-            f"no status from camera {cfg.camera.id} on {endpoint} within {wait:.1f} s "
-            "(is the pipeline running?)",
+            f"no status from {cfg.bus_name} on {endpoint} within {wait:.1f} s (is the pipeline running?)",
             exit_code=1,
         )
     if args.json:

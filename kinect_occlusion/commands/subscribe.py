@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     ):
         _args.positive(value, option)
     cfg = config_from_args(args)
-    camera = args.camera or cfg.camera.id
-    endpoint = args.endpoint or cfg.bus.endpoints(cfg.camera.id)[1]
+    camera = args.camera or ("*" if cfg.ward else cfg.camera.id)
+    endpoint = args.endpoint or cfg.bus.endpoints(cfg.bus_name)[1]
     out = _args.output_folder(args.save, "--save") if args.save else None
     try:
         keys = curve_keys(cfg.bus.curve, server=False)

@@ -1,7 +1,7 @@
 """Optional CPU fast path: the coarse model as ONNX, run by onnxruntime, same ``predict`` API.
 
-The exported graph takes the normalised (1, 3, S, S) float32 letterbox and returns the occlusion
-probability (1, S, S) (softmax included), so pre/post-processing is exactly that of
+The exported graph takes the normalised (N, 3, S, S) float32 letterboxes (N dynamic) and returns the occlusion
+probability (N, S, S) (softmax included), so pre/post-processing is exactly that of
 ``predict.CoarsePredictor``.
 """
 
@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UserError
 from ..geometry import normalise
 from .model import LoadedModel
-from .predict import postprocess, preprocess
+from .predict import postprocess, predict_batch, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,12 @@ class _ProbabilityHead(nn.Module):
 
 
 def export_onnx(
-    loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int = OPSET, dynamic_batch: bool = False
+    loaded: LoadedModel, path: str | Path | io.BytesIO, opset: int = OPSET, dynamic_batch: bool = True
 ) -> Any:
-    """Export ``loaded`` for a fixed 1×3×S×S input (S = ``loaded.input_size``) to ``path`` (file or buffer).
+    """Export ``loaded`` for an N×3×S×S input (S = ``loaded.input_size``) to ``path`` (file or buffer).
 
-    ``dynamic_batch``: the batch axis is free (N×3×S×S → N×S×S), as Triton's batcher needs.
+    ``dynamic_batch`` (default): the batch axis is free (N×3×S×S → N×S×S), for cross-bed batches and
+    Triton's batcher; False pins it to 1.
     Uses the TorchScript-based exporter (no extra dependency); returns ``path``.
     """
     model = _ProbabilityHead(loaded.model).eval().float().cpu()
@@ -108,9 +109,17 @@ class OnnxCoarsePredictor:
 
     def forward(self, canvas: np.ndarray) -> np.ndarray:
         """Occlusion probability (S×S float32) for one letterboxed uint8 canvas."""
-        x = normalise(canvas, self.loaded.mean, self.loaded.std)[None]
+        return self.forward_batch(canvas[None])[0]
+
+    def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
+        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3)."""
+        x = np.stack([normalise(c, self.loaded.mean, self.loaded.std) for c in canvases])
         (prob,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
-        return np.asarray(prob[0], np.float32)
+        return np.asarray(prob, np.float32)
+
+    def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
+        """``predict`` for several (rgb, roi) pairs in one session run."""
+        return predict_batch(self.forward_batch, self.size, items)
 
     def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
         """(H, W) float32 occlusion probability in [0, 1]; 0 outside the ROI (as ``CoarsePredictor``)."""

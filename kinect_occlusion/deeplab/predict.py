@@ -7,7 +7,7 @@ probability into a full-frame map (0 outside the ROI).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,25 @@ def postprocess(prob: np.ndarray, t: LetterboxTransform, box: Box, frame_hw: tup
     return out
 
 
+def predict_batch(
+    forward_batch: Callable[[np.ndarray], np.ndarray],
+    size: int,
+    items: Sequence[tuple[np.ndarray, Sequence[int] | None]],
+) -> list[np.ndarray]:
+    """(H, W) float32 probabilities for each (rgb, roi) pair, through one ``forward_batch`` call.
+
+    Frames may differ in size (each bed's camera); every one is letterboxed to ``size``.
+    """
+    prepared = [preprocess(rgb, roi, size) for rgb, roi in items]
+    if not prepared:
+        return []
+    probs = forward_batch(np.stack([canvas for canvas, _, _ in prepared]))
+    return [
+        postprocess(prob, t, box, rgb.shape[:2])
+        for prob, (_, t, box), (rgb, _) in zip(probs, prepared, items, strict=True)
+    ]
+
+
 class CoarsePredictor:
     """The DeepLabV3+ coarse branch on one device (torch).
 
@@ -77,13 +96,21 @@ class CoarsePredictor:
 
     def forward(self, canvas: np.ndarray) -> np.ndarray:
         """Occlusion probability (S×S float32) for one letterboxed uint8 canvas."""
-        x = torch.from_numpy(canvas).to(self.device).permute(2, 0, 1)[None].float()
+        return self.forward_batch(canvas[None])[0]
+
+    def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
+        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3)."""
+        x = torch.from_numpy(canvases).to(self.device).permute(0, 3, 1, 2).float()
         # Normalise (mean/std are scaled to 0–255) and match the model's dtype and layout
         x = ((x - self.mean) / self.std).to(self.dtype).contiguous(memory_format=self.memory_format)
         with torch.inference_mode():
             logits = self.model(x)
-            prob = torch.softmax(logits.float(), dim=1)[0, 1]
+            prob = torch.softmax(logits.float(), dim=1)[:, 1]
         return prob.cpu().numpy()
+
+    def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
+        """``predict`` for several (rgb, roi) pairs in one forward pass (see :func:`predict_batch`)."""
+        return predict_batch(self.forward_batch, self.size, items)
 
     def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
         """(H, W) float32 occlusion probability in [0, 1] for an H×W×3 uint8 RGB frame; 0 outside the ROI."""

@@ -119,20 +119,20 @@ class TritonCoarsePredictor:
         self._warm = True
         return np.asarray(prob, np.float32)
 
-    def predict_batch(
-        self, rgbs: Sequence[np.ndarray], rois: Sequence[Sequence[int] | None]
-    ) -> list[np.ndarray]:
-        """One (H, W) float32 probability map per frame, the whole batch in one Triton request."""
-        prepared = [preprocess(rgb, roi, self.size) for rgb, roi in zip(rgbs, rois, strict=True)]
+    def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
+        """One (H, W) float32 probability map per (rgb, roi) pair, the whole batch in one Triton request."""
+        if not items:
+            return []
+        prepared = [preprocess(rgb, roi, self.size) for rgb, roi in items]
         probs = self.forward_batch([canvas for canvas, _, _ in prepared])
         return [
             postprocess(prob, t, box, rgb.shape[:2])
-            for prob, (_, t, box), rgb in zip(probs, prepared, rgbs, strict=True)
+            for prob, (_, t, box), (rgb, _) in zip(probs, prepared, items, strict=True)
         ]
 
     def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
         """(H, W) float32 occlusion probability in [0, 1]; 0 outside the ROI (as ``CoarsePredictor``)."""
-        return self.predict_batch([rgb], [roi])[0]
+        return self.predict_batch([(rgb, roi)])[0]
 
     def close(self) -> None:
         """Close the gRPC channel."""

@@ -10,7 +10,7 @@ import numpy as np
 from .. import messages as m
 from ..config import FuserConfig
 from ..geometry import fit_labels
-from ..runtime.worker import WorkerRuntime, injected_fault
+from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
 from .pairing import pair
 from .vote import binary_probs, fuse_superpixels, soft_vote
 
@@ -77,11 +77,19 @@ class Holder:
         return None
 
 
-def fuse_and_publish(rt: WorkerRuntime, pub, coarse: m.CoarseMask, partition, fault: str | None) -> None:
+class Bed:
+    """One camera's fusion state: its holder and its newest partition."""
+
+    def __init__(self, wait_ms: float) -> None:
+        self.holder = Holder(wait_ms)
+        self.partition: m.Partition | None = None
+
+
+def fuse_and_publish(rt: WorkerRuntime, pub, coarse: m.CoarseMask, partition) -> None:
     """Fuse one coarse mask and publish it; a per-frame error is logged and counted."""
     rt.counters.frames_in += 1
     try:
-        if fault == "raise":
+        if rt.fault == "raise":
             raise RuntimeError("injected fault")
         out = fuse(coarse, partition, rt.section("fuser"))
     except Exception as exc:  # per-frame: log with the frame id, count, go on
@@ -89,28 +97,51 @@ def fuse_and_publish(rt: WorkerRuntime, pub, coarse: m.CoarseMask, partition, fa
         return
     pub.publish(out)
     rt.counters.out()
-    rt.info.update(fused=out.fused, partition_age_ms=round(out.partition_age_ms, 1))
+    age = round(out.partition_age_ms, 1)
+    rt.camera_out(out.camera, out.origin_us, fused=out.fused, partition_age_ms=age)
+    rt.info.update(fused=out.fused, partition_age_ms=age)
+
+
+def step_bed(rt: WorkerRuntime, pub, bed: Bed, msgs: list[m.Message], now: float) -> None:
+    """Take one camera's newest coarse mask / partition; fuse what the holder releases."""
+    for msg in msgs:
+        if isinstance(msg, m.Partition):
+            bed.partition = msg
+    for msg in msgs:
+        if isinstance(msg, m.CoarseMask):
+            superseded = bed.holder.push(msg, now)
+            if superseded is not None:
+                fuse_and_publish(rt, pub, superseded, bed.partition)
+    ready = bed.holder.release(bed.partition, now)
+    if ready is not None:
+        fuse_and_publish(rt, pub, ready, bed.partition)
+
+
+def by_camera(msgs: list[m.Message]) -> dict[str, list[m.Message]]:
+    """Messages grouped by their camera id, arrival order kept."""
+    out: dict[str, list[m.Message]] = {}
+    for msg in msgs:
+        out.setdefault(msg.camera, []).append(msg)
+    return out
 
 
 def run(rt: WorkerRuntime) -> int:
-    """Fuse each new coarse mask (latest-wins, held briefly for its partition); publish ``mask.occlusion``."""
+    """Fuse each camera's new coarse masks (latest-wins, held briefly for their partition)."""
     sub, pub = rt.subscriber([m.TOPIC_COARSE, m.TOPIC_PARTITION]), rt.publisher()
-    fault = injected_fault(rt.name)
-    holder = Holder(rt.section("fuser").wait_for_partition_ms)
-    partition: m.Partition | None = None
+    wait_ms = rt.section("fuser").wait_for_partition_ms
+    beds: dict[str, Bed] = {}
     rt.tick("ready")
     while not rt.stop.is_set():
-        latest = sub.recv_latest(5 if holder.pending is not None else 100)
+        holding = any(b.holder.pending is not None for b in beds.values())
+        grouped = by_camera(list(sub.recv_latest(5 if holding else 100).values()))
         rt.tick()
-        partition = latest.get(m.TOPIC_PARTITION, partition)  # type: ignore[assignment]
         now = time.monotonic()
-        coarse = latest.get(m.TOPIC_COARSE)
-        if coarse is not None:
-            superseded = holder.push(coarse, now)  # type: ignore[arg-type]
-            if superseded is not None:
-                fuse_and_publish(rt, pub, superseded, partition, fault)
-        ready = holder.release(partition, now)
-        if ready is not None:
-            fuse_and_publish(rt, pub, ready, partition, fault)
+        for cam in set(grouped) | set(beds):
+            bed = beds.get(cam)
+            if bed is None:
+                if len(beds) >= MAX_CAMERAS:
+                    continue
+                bed = beds[cam] = Bed(wait_ms)
+            step_bed(rt, pub, bed, grouped.get(cam, []), now)
         rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
     return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import messages as m
+from .worker import MAX_CAMERAS
 
 LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 PATHS = {
@@ -12,6 +14,24 @@ PATHS = {
     m.TOPIC_PARTITION: "capture_to_partition",
     m.TOPIC_OCCLUSION: "capture_to_fused",
 }
+
+
+def per_camera(cameras: Any) -> list[tuple[str, float, float]]:
+    """(camera, rate_hz, frames_out) from a Status ``info['cameras']`` (untrusted: what is not a
+    valid camera id with finite numbers is left out)."""
+    if not isinstance(cameras, dict):
+        return []
+    out = []
+    for cam, d in list(cameras.items())[:MAX_CAMERAS]:
+        if not isinstance(cam, str) or m.CAMERA_RE.fullmatch(cam) is None or not isinstance(d, dict):
+            continue
+        rate, frames = d.get("rate_hz", 0.0), d.get("frames_out", 0)
+        if all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (rate, frames)
+        ):
+            out.append((cam, float(rate), float(frames)))
+    return out
 
 
 class PipelineMetrics:
@@ -26,6 +46,7 @@ class PipelineMetrics:
         from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
         self.camera = camera
+        self.cameras: set[str] = {camera}
         self.registry = CollectorRegistry()
         labels = ["camera", "worker"]
         self.rate = Gauge(
@@ -68,21 +89,37 @@ class PipelineMetrics:
         )
         self.server: Any = start_http_server(port, addr=host, registry=self.registry)
 
+    def _label(self, camera: str) -> str | None:
+        """``camera`` as a label value (a server labels each bed), None past ``MAX_CAMERAS`` of them."""
+        if camera not in self.cameras:
+            if len(self.cameras) >= MAX_CAMERAS:
+                return None
+            self.cameras.add(camera)
+        return camera
+
     def observe_message(self, msg: m.Message, latency_ms: float | None) -> None:
-        """Record a result's latency (and the partition age of fused masks)."""
+        """Record a result's latency (and the partition age of fused masks), labelled by its camera."""
+        camera = self._label(msg.camera)
+        if camera is None:
+            return
         path = PATHS.get(msg.TOPIC)
         if path is not None and latency_ms is not None:
-            self.latency.labels(self.camera, path).observe(latency_ms / 1000.0)
+            self.latency.labels(camera, path).observe(latency_ms / 1000.0)
         if isinstance(msg, m.OcclusionMask) and msg.fused:
-            self.partition_age.labels(self.camera).observe(msg.partition_age_ms / 1000.0)
+            self.partition_age.labels(camera).observe(msg.partition_age_ms / 1000.0)
 
     def observe_status(self, status: m.Status) -> None:
-        """Copy a worker heartbeat's counters into the gauges."""
+        """Copy a worker heartbeat's counters into the gauges (and its per-camera ones, on a server)."""
         i, key = status.info, (self.camera, status.worker)
         self.rate.labels(*key).set(float(i.get("rate_hz", 0.0)))
         self.frames.labels(*key).set(float(i.get("frames_out", 0)))
         self.dropped.labels(*key).set(float(i.get("dropped", 0)))
         self.errors.labels(*key).set(float(i.get("errors", 0)))
+        for cam, rate, frames in per_camera(i.get("cameras")):
+            camera = self._label(cam)
+            if camera is not None:
+                self.rate.labels(camera, status.worker).set(rate)
+                self.frames.labels(camera, status.worker).set(frames)
 
     def observe_worker(self, name: str, restarts: int, alive: bool) -> None:
         """Record a worker's restart count and liveness."""

@@ -19,6 +19,9 @@ import numpy as np
 from .. import messages as m
 from ..bus import Subscriber
 from .stages import SOURCE, result_topics
+from .worker import MAX_CAMERAS
+
+DUPLICATE_WINDOW_S = 3.0  # a camera's heartbeats from two pids this close together: two bedsides
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,13 @@ class BusMonitor:
 
     TOPICS = (m.TOPIC_STATUS, *result_topics())
 
-    def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0) -> None:
+    def __init__(self, sub: Subscriber, on_message=None, own_pid: int = 0, camera: str | None = None) -> None:
         self.sub = sub
+        self.camera = camera  # a ward server's own Status camera ('ward'); bedsides use their bed's id
+        self.bedsides: dict[tuple[str, str], tuple[m.Status, float]] = {}  # (camera, worker) → last
+        self.fused_by_camera: dict[str, StageStats] = {}  # fused masks per bed (bounded)
+        self.duplicates = 0  # heartbeats of a second bedside for a camera id already in use
+        self.replaced: dict[tuple[str, str], tuple[int, int]] = {}  # (camera, worker) → (old, new pid)
         self.beats: dict[str, Heartbeats] = {}
         self.past_pids: set[int] = set()
         self.own_pid = own_pid
@@ -141,6 +149,7 @@ class BusMonitor:
         self.stages = {t: StageStats() for t in self.TOPICS[1:]}
         self.partition_age_ms: deque = deque(maxlen=2000)
         self.on_message = on_message
+        self.last_arrival: float | None = None  # monotonic time of the last message of any kind
 
     @property
     def status(self) -> dict[str, m.Status]:
@@ -160,6 +169,9 @@ class BusMonitor:
         self.beats[name] = Heartbeats(pid, now)
 
     def _accept_status(self, st: m.Status, now: float) -> None:
+        if self.camera is not None and st.camera != self.camera:
+            self._bedside_status(st, now)
+            return
         hb = self.beats.get(st.worker)
         if st.pid == self.own_pid and st.worker == "supervisor":
             return
@@ -173,6 +185,23 @@ class BusMonitor:
             return
         hb.beat(st, now)
 
+    def _bedside_status(self, st: m.Status, now: float) -> None:
+        """A bedside's heartbeat on a ward server: kept (bounded) for the report, not a child's."""
+        key = (st.camera, st.worker)
+        last = self.bedsides.get(key)
+        if last is not None and last[0].pid != st.pid:
+            # Alternating pids (not one replacing the other, as after a restart): two bedsides
+            if self.replaced.get(key) == (st.pid, last[0].pid) and now - last[1] < DUPLICATE_WINDOW_S:
+                self._duplicate(key, last[0].pid, st.pid)
+            self.replaced[key] = (last[0].pid, st.pid)
+        if last is not None or len(self.bedsides) < 2 * MAX_CAMERAS:
+            self.bedsides[key] = (st, now)
+
+    def _duplicate(self, key: tuple[str, str], a: int, b: int) -> None:
+        self.duplicates += 1
+        level = logging.WARNING if self.duplicates <= 3 else logging.DEBUG
+        log.log(level, "camera %s: two bedsides publish it (%s pids %d and %d)", key[0], key[1], a, b)
+
     def _reject(self, st: m.Status, why: str) -> None:
         self.rejected += 1
         level = logging.WARNING if self.rejected <= 3 else logging.DEBUG
@@ -182,15 +211,36 @@ class BusMonitor:
         """Take in whatever arrived within ``timeout_ms``."""
         msgs = self.sub.drain(timeout_ms)
         now = time.monotonic()
+        if msgs:
+            self.last_arrival = now
         for msg in msgs:
             if isinstance(msg, m.Status):
                 self._accept_status(msg, now)
                 continue
             lat = self.stages[msg.TOPIC].add(msg, now)
+            if isinstance(msg, m.OcclusionMask):
+                self._per_camera(msg, now)
             if isinstance(msg, m.OcclusionMask) and msg.fused:
                 self.partition_age_ms.append(msg.partition_age_ms)
             if self.on_message is not None:
                 self.on_message(msg, lat)
+
+    def _per_camera(self, msg: m.OcclusionMask, now: float) -> None:
+        stats = self.fused_by_camera.get(msg.camera)
+        if stats is None and len(self.fused_by_camera) < MAX_CAMERAS:
+            stats = self.fused_by_camera[msg.camera] = StageStats()
+        if stats is not None:
+            stats.add(msg, now)
+
+    def camera_report(self) -> str:
+        """Per bed (a server of several): fused masks/s and capture→fused p50, e.g. ``bed1 5.0/s 40 ms``."""
+        if len(self.fused_by_camera) < 2:
+            return ""
+        parts = []
+        for cam, s in sorted(self.fused_by_camera.items()):
+            p50, _ = s.percentiles()
+            parts.append(f"{cam} {s.rate():.1f}/s" + ("" if np.isnan(p50) else f" {p50:.0f} ms"))
+        return "beds: " + ", ".join(parts)
 
     def report(self) -> str:
         """One line: rate and latency per stage, partition age."""
@@ -208,4 +258,6 @@ class BusMonitor:
             parts.append(f"partition age p50 {np.percentile(list(self.partition_age_ms), 50):.0f} ms")
         if self.invalid:
             parts.append(f"invalid {self.invalid}")
+        if self.camera_report():
+            parts.append(self.camera_report())
         return " | ".join(parts)

@@ -25,6 +25,8 @@ class Stage:
             (producers before consumers), lowest first.
         essential: without it the pipeline produces no occlusion mask at all; giving it up stops
             the daemon (exit code 4) so a service manager restarts it.
+        roles: the ``run --role`` values that run this stage (``all``: today's one-box pipeline;
+            ``bedside``: capture for one camera; ``server``: inference for every camera of a ward).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Stage:
     start_rank: int
     stop_rank: int
     essential: bool
+    roles: tuple[str, ...] = ("all", "server")
 
 
 STAGES: tuple[Stage, ...] = (
@@ -47,6 +50,7 @@ STAGES: tuple[Stage, ...] = (
         start_rank=3,
         stop_rank=0,
         essential=True,
+        roles=("all", "bedside"),
     ),
     Stage(
         "deeplab",
@@ -84,6 +88,16 @@ BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 SOURCE: str = next(s.name for s in STAGES if not s.inputs)  # the stage frames come from
 ESSENTIAL: tuple[str, ...] = tuple(s.name for s in STAGES if s.essential)
+
+
+ROLES: tuple[str, ...] = ("all", "bedside", "server")
+
+
+def for_role(role: str) -> tuple[str, ...]:
+    """The stages ``run --role role`` starts (KeyError: no such role)."""
+    if role not in ROLES:
+        raise KeyError(role)
+    return tuple(s.name for s in STAGES if role in s.roles)
 
 
 def start_order(names: tuple[str, ...] = NAMES) -> tuple[str, ...]:

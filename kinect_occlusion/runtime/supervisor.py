@@ -25,7 +25,7 @@ from . import logs
 from .child import child_entry
 from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
-from .stages import ESSENTIAL, NAMES, SOURCE, start_order, stop_order
+from .stages import ESSENTIAL, SOURCE, for_role, start_order, stop_order
 from .worker import EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ class Supervisor:
         cfg: validated configuration.
         stop: set to stop (the CLI sets it on SIGINT/SIGTERM).
         on_message: optional callback ``(msg, latency_ms)`` for every result the monitor sees.
-        workers: which workers to run (default: all five stages' four processes + proxy).
+        workers: which workers to run (default: the stages of ``role``).
+        role: ``all`` (one box), ``bedside`` (capture only, on the server's bus: no proxy of its
+            own) or ``server`` (the proxy and inference for every camera); see ``stages.for_role``.
     """
 
     def __init__(
@@ -81,9 +83,11 @@ class Supervisor:
         cfg: Config,
         stop: threading.Event,
         on_message: Callable | None = None,
-        workers: tuple[str, ...] = NAMES,
+        workers: tuple[str, ...] | None = None,
+        role: str = "all",
     ) -> None:
-        self.cfg, self.stop, self.workers = cfg, stop, workers
+        self.cfg, self.stop, self.role = cfg, stop, role
+        self.workers = workers if workers is not None else for_role(role)
         self.ctx = mp.get_context("spawn")
         self.log_queue = self.ctx.Queue()
         rt = cfg.runtime
@@ -94,13 +98,16 @@ class Supervisor:
                     rt.restart_backoff_s[0], rt.restart_backoff_s[1], rt.max_restarts, rt.restart_window_s
                 ),
             )
-            for n in workers
+            for n in self.workers
         }
         self.on_message = on_message
         self.metrics: PipelineMetrics | None = None
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
+        self.server_up = True  # bedside: whether the server's bus answers (logged on change)
+        # A ward config names its cameras in 'cameras' only (the child validates it again)
+        self._not_dumped = {"camera"} if cfg.cameras is not None else None
 
     # ------------------------------------------------------------------ processes
 
@@ -108,7 +115,7 @@ class Supervisor:
         h.process = self.ctx.Process(
             target=child_entry,
             name=h.name,
-            args=(h.name, self.cfg.model_dump_json(), self.log_queue, os.getpid()),
+            args=(h.name, self.cfg.model_dump_json(exclude=self._not_dumped), self.log_queue, os.getpid()),
             daemon=False,
         )
         h.process.start()
@@ -154,7 +161,7 @@ class Supervisor:
         for h in self.handles.values():
             if h.process is not None and not h.process.is_alive():
                 self._on_exit(h, h.process.exitcode or 0, now)
-            elif h.process is not None and not h.killing:
+            elif h.process is not None and not h.killing and self._bus_answers(monitor, now):
                 hb = monitor.beats.get(h.name)
                 reason = hang_reason(hb, now, self.cfg.runtime) if hb is not None else None
                 if reason:
@@ -164,6 +171,25 @@ class Supervisor:
             elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
                 h.restarts += 1
                 self._spawn(h, monitor)
+
+    def _bus_answers(self, monitor: BusMonitor, now: float) -> bool:
+        """Whether heartbeats can be judged: always with our own proxy; on a bedside, while the
+        server's bus brings anything back (a lost server is not a hung capture)."""
+        if self.role != "bedside":
+            return True
+        quiet_s = 3 * self.cfg.runtime.heartbeat_s
+        answers = monitor.last_arrival is not None and now - monitor.last_arrival < quiet_s
+        if answers != self.server_up:
+            self.server_up = answers
+            if answers:
+                log.info("bus server reachable: %s", self.cfg.bus.frontend)
+            else:
+                log.warning(
+                    "bus server unreachable (nothing back for %.0f s): capture keeps running, "
+                    "frames are dropped until it returns",
+                    quiet_s,
+                )
+        return answers
 
     # ------------------------------------------------------------------ lifetime
 
@@ -215,13 +241,13 @@ class Supervisor:
                 self.metrics.observe_status(st)
         pub.publish(
             m.Status(
-                camera=self.cfg.camera.id,
+                camera=self.cfg.bus_name,
                 frame_id=beat,
                 ts_us=m.now_us(),
                 worker="supervisor",
                 pid=os.getpid(),
                 state="degraded" if any(h.failed for h in self.handles.values()) else "running",
-                info={"workers": info, "invalid": monitor.invalid},
+                info={"workers": info, "invalid": monitor.invalid, "role": self.role},
             )
         )
 
@@ -231,20 +257,25 @@ class Supervisor:
             # Linux sends PDEATHSIG when the *thread* that started a worker ends
             raise RuntimeError("Supervisor.run() must be called from the main thread")
         listener = logs.setup_main(self.cfg.logging, self.log_queue)
-        frontend, backend = self.cfg.bus.endpoints(self.cfg.camera.id)
-        server_keys = curve_keys(self.cfg.bus.curve, server=True)
+        frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
         client_keys = curve_keys(self.cfg.bus.curve, server=False)
-        proxy = Proxy(
-            frontend, backend, hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm), curve=server_keys
-        ).start()
-        sub = Subscriber(backend, self.cfg.camera.id, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
+        proxy = None
+        if self.role != "bedside":  # a bedside publishes to the server's proxy
+            hwm = max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm)
+            proxy = Proxy(
+                frontend, backend, hwm=hwm, curve=curve_keys(self.cfg.bus.curve, server=True)
+            ).start()
+        serves = "*" if self.cfg.ward else self.cfg.camera.id
+        sub = Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
         pub = Publisher(frontend, 16, client_keys)
-        monitor = BusMonitor(sub, self._message, own_pid=os.getpid())
+        monitor = BusMonitor(
+            sub, self._message, own_pid=os.getpid(), camera=self.cfg.bus_name if self.cfg.ward else None
+        )
         if self.cfg.metrics.prometheus_port:
             from .metrics import PipelineMetrics
 
             self.metrics = PipelineMetrics(
-                self.cfg.camera.id, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
+                self.cfg.bus_name, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
             )
         try:
             self._loop(monitor, pub)
@@ -254,7 +285,8 @@ class Supervisor:
             self._shutdown()
             sub.close()
             pub.close()
-            proxy.stop()
+            if proxy is not None:
+                proxy.stop()
             if listener is not None:
                 listener.stop()
         return self.exit_code

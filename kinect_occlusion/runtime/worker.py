@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG = 1
 
 # Consecutive per-frame failures after which a worker exits to be restarted fresh
 MAX_CONSECUTIVE_ERRORS = 25
+MAX_CAMERAS = 64  # per-camera counters kept by one worker (ids come from the bus: bounded)
 
 # Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame;
 # "sam=spin" makes it busy-loop in its compute step (heartbeats go on saying "computing");
@@ -152,10 +153,13 @@ class WorkerRuntime:
         self.bus, self.runtime = cfg.bus, cfg.runtime
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self.fault = injected_fault(name)
-        self.camera = cfg.camera.id
+        self.camera = cfg.bus_name  # Status and capture's camera id; 'ward' on a server of many
+        self.serves = "*" if cfg.ward else cfg.camera.id  # the cameras whose topics it reads
+        self.n_cameras = len(cfg.camera_list())
         self.frontend, self.backend = cfg.bus.endpoints(self.camera)
         self.curve: CurveKeys | None = curve_keys(cfg.bus.curve, server=False)
         self.counters = Counters()
+        self.per_camera: dict[str, Counters] = {}  # results per camera (a server serves many)
         self.state = "starting"
         self.info: dict[str, Any] = {}
         self.loop_tick = time.monotonic()
@@ -177,8 +181,8 @@ class WorkerRuntime:
         return pub
 
     def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
-        """A subscriber to this camera's ``topics`` (closed by :meth:`close`)."""
-        sub = Subscriber(self.backend, self.camera, topics, rcvhwm or self.bus.rcvhwm, self.curve)
+        """A subscriber to ``topics`` of the camera(s) it serves (closed by :meth:`close`)."""
+        sub = Subscriber(self.backend, self.serves, topics, rcvhwm or self.bus.rcvhwm, self.curve)
         self._closing.append(sub)
         return sub
 
@@ -201,6 +205,27 @@ class WorkerRuntime:
         if c.consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
             raise PersistentFailure(f"{c.consecutive_errors} consecutive frame errors; last: {c.last_error}")
 
+    def camera_out(self, camera: str, origin_us: int, **extra: Any) -> None:
+        """Count one result for ``camera`` (rate, capture→now latency, ``extra``) for Status ``cameras``.
+
+        At most ``MAX_CAMERAS`` are tracked: camera ids come from the bus, so their number is bounded.
+        """
+        c = self.per_camera.get(camera)
+        if c is None:
+            if len(self.per_camera) >= MAX_CAMERAS:
+                self.info["cameras_untracked"] = self.info.get("cameras_untracked", 0) + 1
+                return
+            c = self.per_camera[camera] = Counters()
+        c.out()
+        c.extra.update(latency_ms=round((m.now_us() - origin_us) / 1000.0, 1), **extra)
+
+    def camera_info(self) -> dict[str, dict[str, Any]]:
+        """Per-camera results for Status ``info['cameras']``: count, rate, latency and extras."""
+        return {
+            cam: {"frames_out": c.frames_out, "rate_hz": round(c.rate(), 2), **c.extra}
+            for cam, c in self.per_camera.items()
+        }
+
     def status(self, beat: int) -> m.Status:
         """The Status message describing this worker now."""
         c = self.counters
@@ -214,6 +239,8 @@ class WorkerRuntime:
             "uptime_s": round(time.monotonic() - c.started, 1),
             **self.info,
         }
+        if self.per_camera:
+            info["cameras"] = self.camera_info()
         now = m.now_us()
         return m.Status(
             camera=self.camera,

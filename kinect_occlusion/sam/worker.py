@@ -16,7 +16,8 @@ import numpy as np
 from .. import messages as m
 from ..config import SamConfig
 from ..errors import Cancelled
-from ..runtime.worker import WorkerRuntime, injected_fault
+from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
+from .schedule import pick_camera
 
 log = logging.getLogger(__name__)
 
@@ -199,64 +200,93 @@ def publish_carried(rt: WorkerRuntime, refresher: Refresher, frame: m.ColorFrame
         rt.counters.out()
 
 
-def take_in(sub, ring: FrameRing, coarse: m.CoarseMask | None) -> m.CoarseMask | None:
-    """Drain the subscriber into the frame ring; return the newest coarse mask."""
-    for msg in sub.drain(100):
+class Bed:
+    """One camera's state in the partition worker: its frame ring, newest coarse mask, refresher."""
+
+    def __init__(self, cfg: SamConfig, partitioner) -> None:
+        self.ring, self.coarse = FrameRing(), None
+        self.refresher = Refresher(cfg, partitioner)
+
+    def candidate(self, need_coarse: bool) -> bool:
+        """Whether a refresh is due and a new input (never the last partitioned frame) waits."""
+        if not self.refresher.due():
+            return False
+        frame, _ = choose_input(self.ring, self.coarse, need_coarse)
+        return frame is not None and frame.identity != self.refresher.last_identity
+
+
+def take_messages(beds: dict[str, Bed], msgs: list[m.Message], new_bed) -> None:
+    """File colour frames and coarse masks under their camera (at most ``MAX_CAMERAS`` beds)."""
+    for msg in msgs:
+        bed = beds.get(msg.camera)
+        if bed is None:
+            if len(beds) >= MAX_CAMERAS:
+                continue
+            bed = beds[msg.camera] = new_bed()
         if isinstance(msg, m.ColorFrame):
-            ring.add(msg)
+            bed.ring.add(msg)
         elif isinstance(msg, m.CoarseMask):
-            coarse = msg
-    return coarse
+            bed.coarse = msg
 
 
-def publish_result(rt: WorkerRuntime, pub, frame: m.ColorFrame, result, source) -> None:
-    """Publish one partition (None: skipped) and update the counters."""
-    if result is None:
+def refresh_one(rt: WorkerRuntime, pub, bed: Bed, frame: m.ColorFrame, coarse) -> None:
+    """Partition ``frame`` and publish; a per-frame error is logged and counted."""
+    rt.counters.frames_in += 1
+    try:
+        if rt.fault == "raise":
+            raise RuntimeError("injected fault")
+        rt.tick("computing")
+        result, source = bed.refresher.refresh(frame, coarse)
+    except Cancelled:
+        raise  # the worker is stopping
+    except Exception as exc:  # per-frame: log with the frame id, count, go on
+        rt.tick("running")
+        rt.frame_error(frame.frame_id, exc)
         return
-    pub.publish(partition_message(frame, result, source))
-    rt.counters.out()
-    rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
+    rt.tick("running")
+    if result is not None:
+        pub.publish(partition_message(frame, result, source))
+        rt.counters.out()
+        rt.camera_out(frame.camera, frame.origin_us, partition_ms=round(float(result.ms), 1))
+        rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
 
 
 def run(rt: WorkerRuntime) -> int:
-    """Keep the newest frames and coarse mask; refresh the partition whenever due."""
+    """Keep each camera's newest frames and coarse mask; refresh the oldest partition that is due."""
     cfg = rt.section("sam")
     partitioner = build(cfg)
     partitioner.should_stop = rt.stop.is_set  # a minutes-long SAM partition ends on SIGTERM
-    refresher = Refresher(cfg, partitioner)
-    rt.info.update(partitioner=refresher.partitioner.name)
-    fault = injected_fault(rt.name)
+    rt.info.update(partitioner=partitioner.name)
     sub, pub = (
-        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING)),
+        rt.subscriber([m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=max(rt.bus.rcvhwm, RING * rt.n_cameras)),
         rt.publisher(),
     )
-    ring, coarse = FrameRing(), None
+    beds: dict[str, Bed] = {}
+    refreshed_at: dict[str, float] = {}
+    need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
     rt.tick("ready")
     while not rt.stop.is_set():
-        coarse = take_in(sub, ring, coarse)
+        take_messages(beds, sub.drain(100), lambda: Bed(cfg, partitioner))
         rt.tick()
         rt.info.update(dropped=sub.stats.stale, invalid=sub.stats.invalid)
-        need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
-        if not refresher.due():
-            publish_carried(rt, refresher, ring.newest(), pub)
+        for b in beds.values():  # sam.warp: carry the last partition to each new frame between refreshes
+            if not b.refresher.due():
+                publish_carried(rt, b.refresher, b.ring.newest(), pub)
+        cam = pick_camera(refreshed_at, [c for c, b in beds.items() if b.candidate(need_coarse)])
+        if cam is None:
             continue
-        frame, used_coarse = take_input(ring, coarse, need_coarse, refresher.last_identity)
+        bed = beds[cam]
+        frame, used_coarse = take_input(bed.ring, bed.coarse, need_coarse, bed.refresher.last_identity)
         if frame is None:
             continue
-        rt.counters.frames_in += 1
+        refreshed_at[cam] = time.monotonic()
         try:
-            if fault == "raise":
-                raise RuntimeError("injected fault")
-            rt.tick("computing")
-            result, source = refresher.refresh(frame, used_coarse)
+            refresh_one(rt, pub, bed, frame, used_coarse)
         except Cancelled:
-            log.info("sam: partition of frame %d cancelled: stopping", frame.frame_id)
+            log.info("sam: partition of %s frame %d cancelled: stopping", cam, frame.frame_id)
             break
-        except Exception as exc:  # per-frame: log with the frame id, count, go on
-            rt.tick("running")
-            rt.frame_error(frame.frame_id, exc)
-            continue
-        rt.tick("running")
-        rt.info.update(skipped=refresher.skipped, reused=refresher.reused)
-        publish_result(rt, pub, frame, result, source)
+        rt.info.update(
+            skipped=sum(b.refresher.skipped for b in beds.values()),
+            reused=sum(b.refresher.reused for b in beds.values()),
+        )
     return 0

@@ -124,7 +124,7 @@ def test_batch_of_four_is_one_request(served, loaded):
         stats = lambda: remote.client.get_inference_statistics("deeplab").model_stats[0]  # noqa: E731
         before = stats()
         batch = frames(4, seed=1)
-        probs = remote.predict_batch(batch, [None] * 4)
+        probs = remote.predict_batch([(f, None) for f in batch])
         after = stats()
         assert after.inference_count - before.inference_count == 4
         assert after.execution_count - before.execution_count == 1
@@ -141,7 +141,7 @@ def test_a_request_past_its_deadline_is_a_frame_error(served, loaded):
     try:
         remote.predict(frames(1)[0], None)  # the first request may take longer (lazy start)
         with pytest.raises(TritonTimeout, match="Triton"):
-            remote.predict_batch(frames(8, seed=2), [None] * 8)
+            remote.predict_batch([(f, None) for f in frames(8, seed=2)])
     finally:
         remote.close()
 
