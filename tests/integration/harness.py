@@ -159,3 +159,48 @@ def worker_pids(ipc_dir: Path, timeout: float = 30.0) -> dict[str, int]:
             if isinstance(msg, m.Status) and msg.worker != "supervisor":
                 pids[msg.worker] = msg.pid
     return pids
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+class Daemons:
+    """Starts ``kinect-occlusion run`` on an endless synthetic camera with a tiny model (real processes).
+
+    ``launch(env, **sections)`` writes the test config with ``sections`` overridden and starts a daemon;
+    ``stop_all()`` stops whatever is still running (for a fixture's teardown).
+    """
+
+    def __init__(self, tmp_path: Path, ipc_dir: Path) -> None:
+        self.tmp_path, self.ipc_dir = tmp_path, ipc_dir
+        self.model = tiny_checkpoint(tmp_path / "model.pt")
+        self.procs: list[subprocess.Popen] = []
+
+    def launch(self, env: dict | None = None, **sections) -> subprocess.Popen:
+        path = write_config(self.tmp_path, self.ipc_dir, self.model, **sections)
+        proc = start(["run", "--config", str(path)], env=env)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                stop(p)

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from harness import write_recording
+from harness import rss_mb, write_recording
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Subscriber
@@ -36,11 +36,6 @@ def cfg_for(ipc_dir, **camera) -> Config:
             "runtime": {"heartbeat_s": 0.2},
         }
     )
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
 def test_every_frame_in_order_and_bit_exact(tmp_path, ipc_dir):

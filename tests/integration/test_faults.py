@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 from conftest import wait_for
-from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+from harness import Daemons, alive, collect, rss_mb, stop, subscriber, worker_pids
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.runtime.stages import NAMES
@@ -21,45 +21,12 @@ pytestmark = pytest.mark.slow
 WORKERS = NAMES
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.fixture
 def daemon(tmp_path, ipc_dir):
-    """A running daemon on an endless synthetic camera; yields (proc, ipc_dir)."""
-    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"))
-    procs = []
-
-    def launch(env=None, **sections):
-        if sections:
-            path = write_config(tmp_path, ipc_dir, tmp_path / "model.pt", **sections)
-        else:
-            path = cfg
-        proc = start(["run", "--config", str(path)], env=env)
-        procs.append(proc)
-        return proc
-
-    yield launch
-    for p in procs:
-        if p.poll() is None:
-            stop(p)
+    """Launches daemons on an endless synthetic camera; stops them at the end."""
+    daemons = Daemons(tmp_path, ipc_dir)
+    yield daemons.launch
+    daemons.stop_all()
 
 
 def masks_flow(ipc_dir, n: int = 3, timeout: float = 20.0) -> bool:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from conftest import wait_for
-from harness import collect, start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+from harness import Daemons, alive, collect, stop, subscriber, worker_pids
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Publisher
@@ -27,31 +27,12 @@ RUNTIME = {
 }
 
 
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 @pytest.fixture
 def daemon(tmp_path, ipc_dir):
-    """Starts ``kinect-occlusion run`` on a synthetic camera; stops what is left at the end."""
-    model = tiny_checkpoint(tmp_path / "model.pt")
-    procs = []
-
-    def launch(env=None, **runtime):
-        path = write_config(tmp_path, ipc_dir, model, runtime={**RUNTIME, **runtime})
-        proc = start(["run", "--config", str(path)], env=env)
-        procs.append(proc)
-        return proc
-
-    yield launch
-    for p in procs:
-        if p.poll() is None:
-            stop(p)
+    """Launches daemons with fast heartbeats (``RUNTIME``, overridable); stops them at the end."""
+    daemons = Daemons(tmp_path, ipc_dir)
+    yield lambda env=None, **runtime: daemons.launch(env, runtime={**RUNTIME, **runtime})
+    daemons.stop_all()
 
 
 def supervisor_status(ipc_dir, seconds: float = 2.0) -> m.Status | None:
