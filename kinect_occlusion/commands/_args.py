@@ -30,6 +30,12 @@ def output_file(path: str | Path, option: str) -> Path:
         raise UserError(f"{option} {p}: is a folder — name a file in it")
     if not p.parent.is_dir():
         raise UserError(f"{option} {p}: folder {p.parent} does not exist — create it first")
+    probe_writable(p, option)
+    return p
+
+
+def probe_writable(p: Path, option: str) -> None:
+    """Open ``p`` for appending (removing it again when it did not exist); UserError when that fails."""
     existed = p.exists()
     try:
         with p.open("ab"):
@@ -38,6 +44,24 @@ def output_file(path: str | Path, option: str) -> Path:
         raise UserError(f"{option} {p}: cannot write there ({exc.strerror or exc})") from None
     if not existed:
         p.unlink()
+
+
+def video_file(path: str | Path, option: str = "--save-video") -> Path:
+    """An overlay video to write: not a folder, a suffix PyAV knows, writable (its folder is created)."""
+    import av
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{option} {p}: is a folder — name a file such as {p / 'overlay.mp4'}")
+    try:
+        av.open(str(p), "w").close()  # Format from the suffix; writes nothing without streams
+    except (ValueError, av.FFmpegError) as exc:
+        raise UserError(f"{option} {p}: not a video file name ({exc}) — use .mp4 or .mkv") from None
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {p}: cannot write there ({exc.strerror or exc})") from None
+    probe_writable(p, option)
     return p
 
 

@@ -79,9 +79,9 @@ def run_pipeline(cfg: Config, save_video: str | None = None, role: str = "all") 
 
     preflight(cfg, role)
     if save_video:
-        from ..runtime.recorder import check_video_path
+        from ._args import video_file
 
-        check_video_path(save_video)
+        video_file(save_video)
     stop = threading.Event()
     install_signals(stop)
     recorder = None

@@ -10,33 +10,10 @@ import numpy as np
 
 from .. import messages as m
 from ..bus import CurveKeys, Subscriber
-from ..errors import UserError
 from ..geometry import fit_labels
 from ..overlay import draw_overlay
 
 log = logging.getLogger(__name__)
-
-
-def check_video_path(path: str) -> None:
-    """Fail before the pipeline starts when ``path`` cannot take an overlay video (one UserError line)."""
-    import av
-
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"--save-video {p}: is a folder — name a file such as {p / 'overlay.mp4'}")
-    try:
-        av.open(str(p), "w").close()  # Format from the suffix; writes nothing without streams
-    except (ValueError, av.FFmpegError) as exc:
-        raise UserError(f"--save-video {p}: not a video file name ({exc}) — use .mp4 or .mkv") from None
-    existed = p.exists()
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with p.open("ab"):
-            pass
-    except OSError as exc:
-        raise UserError(f"--save-video {p}: cannot write there ({exc.strerror or exc})") from None
-    if not existed:
-        p.unlink()
 
 
 class VideoWriter:
