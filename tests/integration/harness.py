@@ -105,6 +105,17 @@ def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) 
     return path
 
 
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``kinect-occlusion ARGS`` to completion; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "kinect_occlusion", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
     """Start ``kinect-occlusion ARGS`` as a real process (its own process group)."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 from conftest import free_port, wait_for
-from harness import ROOT, start, stop, tiny_checkpoint, worker_pids, write_config
+from harness import cli, start, stop, tiny_checkpoint, worker_pids, write_config
 
 from kinect_occlusion.runtime.stages import NAMES
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kinect_occlusion", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_status_subscribe_metrics_and_logs(tmp_path, ipc_dir):

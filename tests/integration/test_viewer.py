@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 
 import numpy as np
 import pytest
 import zmq
 from conftest import free_port, wait_for
-from harness import ROOT, write_config
+from harness import cli, write_config
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Publisher
@@ -99,16 +98,6 @@ def test_hub_bounds_frames_without_masks_and_counts_bad_masks(bus):
     finally:
         stop.set()
         hub.stop()
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kinect_occlusion", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
