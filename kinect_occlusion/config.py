@@ -16,6 +16,9 @@ from .errors import UserError
 from .geometry import Box, clip_roi
 from .sources.k4a_formats import ColorFormatName, ColorResolution, DepthSensingMode, Fps, mode_problem
 
+ENDPOINT_SCHEMES = ("ipc://", "tcp://", "inproc://")
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a Triton model name (deeplab.triton_model, export-triton --name)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -122,7 +125,7 @@ class BusConfig(_Section):
     @field_validator("frontend", "backend")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not v.startswith(("ipc://", "tcp://", "inproc://")):
+        if not v.startswith(ENDPOINT_SCHEMES):
             raise ValueError("endpoint must start with ipc://, tcp:// or inproc://")
         return v
 
@@ -187,7 +190,7 @@ class DeepLabConfig(_Section):
     )
     triton_model: str = Field(
         "deeplab",
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=MODEL_NAME_PATTERN,
         description="Model name in Triton's repository ('kinect-occlusion export-triton --name').",
     )
     triton_timeout_ms: int = Field(

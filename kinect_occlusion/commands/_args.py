@@ -6,9 +6,9 @@ import math
 import re
 from pathlib import Path
 
+from ..config import ENDPOINT_SCHEMES
 from ..errors import UserError
-
-ENDPOINT_SCHEMES = ("ipc://", "tcp://", "inproc://")
+from ..wire import CAMERA_RE
 
 
 def output_folder(path: str | Path, option: str) -> Path:
@@ -34,16 +34,27 @@ def output_file(path: str | Path, option: str) -> Path:
     return p
 
 
-def probe_writable(p: Path, option: str) -> None:
-    """Open ``p`` for appending (removing it again when it did not exist); UserError when that fails."""
+def write_error(p: Path) -> str | None:
+    """Why ``p`` cannot be opened for appending, or None (a file the probe made is removed again).
+
+    Opening is the test, as the writer will (as root, os.access says yes to anything).
+    """
     existed = p.exists()
     try:
         with p.open("ab"):
             pass
     except OSError as exc:
-        raise UserError(f"{option} {p}: cannot write there ({exc.strerror or exc})") from None
+        return str(exc.strerror or exc)
     if not existed:
         p.unlink()
+    return None
+
+
+def probe_writable(p: Path, option: str) -> None:
+    """UserError naming ``option`` when ``p`` cannot be written (see :func:`write_error`)."""
+    why = write_error(p)
+    if why is not None:
+        raise UserError(f"{option} {p}: cannot write there ({why})")
 
 
 def video_file(path: str | Path, option: str = "--save-video") -> Path:
@@ -101,7 +112,7 @@ def device(value: str, option: str) -> str:
 
 def camera_id(value: str | None, option: str) -> str | None:
     """A camera id as in camera.id, or * for every camera (None passes through)."""
-    if value is not None and value != "*" and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+    if value is not None and value != "*" and not CAMERA_RE.fullmatch(value):
         raise UserError(f"{option} {value!r}: a camera id is 1-32 letters, digits, _ or - (or * for all)")
     return value
 

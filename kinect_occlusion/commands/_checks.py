@@ -83,12 +83,7 @@ def _logging_problems(log_cfg: LoggingConfig) -> list[str]:
         return [f"logging.file: {path} is a folder — name a file in it (e.g. {path / 'pipeline.log'})"]
     if not folder.is_dir():
         return [f"logging.file: folder {folder} does not exist — create it or log elsewhere"]
-    existed = path.exists()
-    try:
-        with path.open("ab"):  # as the log handler will (as root, os.access says yes to anything)
-            pass
-    except OSError as exc:
-        return [f"logging.file: {path} is not writable ({exc.strerror or exc})"]
-    if not existed:
-        path.unlink()
-    return []
+    from ._args import write_error
+
+    why = write_error(path)
+    return [] if why is None else [f"logging.file: {path} is not writable ({why})"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
+from ..config import MODEL_NAME_PATTERN
 from ..errors import UserError
 from . import _args
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deeplab.model import load_checkpoint
     from ..deeplab.triton_repo import TritonModelSpec, write_repository
 
-    if not args.name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+    if not re.fullmatch(MODEL_NAME_PATTERN, args.name):
         raise UserError(f"--name {args.name!r}: use letters, digits, '_', '-' or '.'")
     out = _args.output_folder(Path(args.out), "--out")
     loaded = load_checkpoint(args.checkpoint, config_key="--checkpoint")
