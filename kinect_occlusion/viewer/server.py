@@ -13,7 +13,6 @@ import asyncio
 import html
 import json
 import logging
-import re
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -22,12 +21,12 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from ..errors import UserError
+from ..wire import CAMERA_RE
 from .hub import ViewerHub
 from .security import is_loopback, token_matches
 
 log = logging.getLogger(__name__)
 
-CAMERA_RE = re.compile(r"^(\*|[A-Za-z0-9_-]{1,32})$")
 COOKIE = "ko_viewer_token"
 STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
 SECURITY_HEADERS = {
@@ -126,7 +125,7 @@ class ViewerServer:
 
     async def bed_page(self, request: web.Request) -> web.StreamResponse:
         camera = request.match_info["camera"]
-        if not CAMERA_RE.match(camera) or camera == "*":
+        if not CAMERA_RE.fullmatch(camera):
             raise web.HTTPNotFound(text="no such camera id\n")
         return self._render_page("bed", camera)
 
@@ -144,7 +143,7 @@ class ViewerServer:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         camera = request.query.get("camera", "*")
-        if not CAMERA_RE.match(camera):
+        if camera != "*" and not CAMERA_RE.fullmatch(camera):
             return self._refuse(400, "camera must be an id or *")
         if not self._origin_ok(request):
             return self._refuse(403, "cross-origin WebSocket refused")
