@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..geometry import normalise
 from .model import LoadedModel
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
-from .predict import postprocess, preprocess
+from .predict import predict_batch
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ class TritonCoarsePredictor:
         check_server(self.client, url, model, self.size, max(self.timeout_s, 2.0))
         self._warm = False
 
-    def forward_batch(self, canvases: Sequence[np.ndarray]) -> np.ndarray:
-        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases, in one request."""
+    def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
+        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3), one request."""
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
 
@@ -121,14 +121,7 @@ class TritonCoarsePredictor:
 
     def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
         """One (H, W) float32 probability map per (rgb, roi) pair, the whole batch in one Triton request."""
-        if not items:
-            return []
-        prepared = [preprocess(rgb, roi, self.size) for rgb, roi in items]
-        probs = self.forward_batch([canvas for canvas, _, _ in prepared])
-        return [
-            postprocess(prob, t, box, rgb.shape[:2])
-            for prob, (_, t, box), (rgb, _) in zip(probs, prepared, items, strict=True)
-        ]
+        return predict_batch(self.forward_batch, self.size, items)
 
     def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
         """(H, W) float32 occlusion probability in [0, 1]; 0 outside the ROI (as ``CoarsePredictor``)."""
