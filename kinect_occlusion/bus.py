@@ -63,7 +63,6 @@ class CurveKeys:
     server_secret: bytes | None = None
     client_public: bytes | None = None
     client_secret: bytes | None = None
-    authorized_dir: str | None = None
     authorized: AuthorizedKeys | None = None
 
 
@@ -118,8 +117,7 @@ def load_curve(
     if not server:
         client_pub, client_sec = read(client_key)
         return CurveKeys(server_pub, None, client_pub, client_sec)
-    auth = str(base / authorized_dir)
-    return CurveKeys(server_pub, server_sec, None, None, auth, load_authorized(auth))
+    return CurveKeys(server_pub, server_sec, None, None, load_authorized(str(base / authorized_dir)))
 
 
 def curve_keys(curve_cfg: Any, *, server: bool) -> CurveKeys | None:

@@ -98,13 +98,11 @@ class StageStats:
     arrivals: deque = field(default_factory=deque)
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
     count: int = 0
-    last_frame_id: int = -1
     recent: deque = field(default_factory=lambda: deque(maxlen=256))  # (epoch, frame_id) seen
 
     def add(self, msg: m.Message, now: float) -> float | None:
         """Record one message; return its capture→now latency in ms when known."""
         self.count += 1
-        self.last_frame_id = msg.frame_id
         self.recent.append(msg.identity)
         self.arrivals.append(now)
         while self.arrivals and self.arrivals[0] < now - self.window_s:
@@ -258,6 +256,7 @@ class BusMonitor:
             parts.append(f"partition age p50 {np.percentile(list(self.partition_age_ms), 50):.0f} ms")
         if self.invalid:
             parts.append(f"invalid {self.invalid}")
-        if self.camera_report():
-            parts.append(self.camera_report())
+        beds = self.camera_report()
+        if beds:
+            parts.append(beds)
         return " | ".join(parts)
