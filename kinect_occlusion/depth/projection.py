@@ -19,6 +19,22 @@ F32 = np.float32
 FLT_MAX = np.finfo(np.float32).max
 
 
+def _rational(k: tuple, rs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numerator ``a`` and denominator ``b`` of the radial factor at ``rs`` = r², and r⁴ (SDK order)."""
+    k1, k2, k3, k4, k5, k6 = k
+    rss = rs * rs
+    rsc = rss * rs
+    a = F32(1) + k1 * rs + k2 * rss + k3 * rsc
+    b = F32(1) + k4 * rs + k5 * rss + k6 * rsc
+    return a, b, rss
+
+
+def _safe_inverse(x: np.ndarray) -> np.ndarray:
+    """1 / x, with 1 where x is 0 (as the SDK guards its divisions)."""
+    with np.errstate(divide="ignore"):
+        return np.where(x != 0, F32(1) / x, F32(1)).astype(F32)
+
+
 def _project_normalised(
     intr: Intrinsics, x: np.ndarray, y: np.ndarray, jacobian: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
@@ -29,12 +45,8 @@ def _project_normalised(
     xp2, yp2, xyp = xp * xp, yp * yp, xp * yp
     rs = xp2 + yp2
     valid = ~(rs > intr.metric_radius * intr.metric_radius)
-    rss = rs * rs
-    rsc = rss * rs
-    a = F32(1) + k1 * rs + k2 * rss + k3 * rsc
-    b = F32(1) + k4 * rs + k5 * rss + k6 * rsc
-    with np.errstate(divide="ignore"):
-        bi = np.where(b != 0, F32(1) / b, F32(1)).astype(F32)
+    a, b, rss = _rational(intr.k, rs)
+    bi = _safe_inverse(b)
     d = a * bi
     xp_d = xp * d + ((rs + F32(2) * xp2) * p2 + F32(2) * xyp * p1)
     yp_d = yp * d + ((rs + F32(2) * yp2) * p1 + F32(2) * xyp * p2)
@@ -56,17 +68,11 @@ def _project_normalised(
 
 def _first_guess(intr: Intrinsics, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form inverse of the radial part and an approximate tangential correction."""
-    k1, k2, k3, k4, k5, k6 = intr.k
     xp_d = (u - intr.cx) / intr.fx - intr.codx
     yp_d = (v - intr.cy) / intr.fy - intr.cody
     rs = xp_d * xp_d + yp_d * yp_d
-    rss = rs * rs
-    rsc = rss * rs
-    a = F32(1) + k1 * rs + k2 * rss + k3 * rsc
-    b = F32(1) + k4 * rs + k5 * rss + k6 * rsc
-    with np.errstate(divide="ignore"):
-        ai = np.where(a != 0, F32(1) / a, F32(1)).astype(F32)
-    di = ai * b
+    a, b, _ = _rational(intr.k, rs)
+    di = _safe_inverse(a) * b
     x, y = xp_d * di, yp_d * di
     two_xy, xx, yy = F32(2) * x * y, x * x, y * y
     x = x - ((yy + F32(3) * xx) * intr.p2 + two_xy * intr.p1) + intr.codx
