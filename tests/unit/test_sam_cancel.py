@@ -34,7 +34,7 @@ class StopAfter:
 class CountingBatches:
     """Counts the decoder batches a generator completes, and when each started and ended."""
 
-    def __init__(self, generator) -> None:
+    def __init__(self, generator, hold_after_first: threading.Event | None = None) -> None:
         self.spans: list[tuple[float, float]] = []
         self.first_done = threading.Event()
         inner = generator._process_batch
@@ -44,6 +44,9 @@ class CountingBatches:
             out = inner(*args, **kwargs)  # a batch cancelled by its check is not counted
             self.spans.append((start, time.monotonic()))
             self.first_done.set()
+            if hold_after_first is not None and len(self.spans) == 1:
+                # The other thread sets the stop now, not whenever a loaded host schedules it
+                hold_after_first.wait(30)
             return out
 
         generator._process_batch = counted
@@ -93,9 +96,9 @@ def test_the_sam_partitioner_checks_should_stop(tiny_sam, guided):  # noqa: F811
 def test_the_workers_refresh_ends_within_one_batch_of_the_stop_event(tiny_sam):  # noqa: F811
     """The stop event set from another thread mid-partition: no decoder batch starts after it."""
     part = SamPartitioner(tiny_sam, MANY)
-    stop = threading.Event()
+    stop, stop_was_set = threading.Event(), threading.Event()
     part.should_stop = stop.is_set
-    batches = CountingBatches(part.grid_generator)
+    batches = CountingBatches(part.grid_generator, hold_after_first=stop_was_set)
     refresher = Refresher(SamConfig(skip_when_no_occlusion=False), part)
     frame = m.ColorFrame(camera="bed1", frame_id=1, ts_us=1, image=scene())
     set_at: list[float] = []
@@ -104,6 +107,7 @@ def test_the_workers_refresh_ends_within_one_batch_of_the_stop_event(tiny_sam): 
         batches.first_done.wait(30)
         set_at.append(time.monotonic())
         stop.set()
+        stop_was_set.set()
 
     setter = threading.Thread(target=stop_after_the_first_batch)
     setter.start()
