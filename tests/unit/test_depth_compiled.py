@@ -122,6 +122,24 @@ def test_build_without_numba_is_a_clear_error_and_none_falls_back(monkeypatch):
     assert not DepthToColor.build(cal).compiled
 
 
+def test_replay_aligns_compiled_and_without_numba_on_the_numpy_path_saying_so(monkeypatch, caplog):
+    def first_aligned(source: MkvSource) -> np.ndarray:
+        with source:
+            assert source.depth_aligned
+            frame = next(iter(source.frames()))
+        assert frame.depth is not None and frame.depth.shape == (720, 1280)
+        return frame.depth
+
+    sample = ROOT / "recordings" / "sample.mkv"
+    fast = first_aligned(MkvSource(sample, align_depth=True, max_frames=1))
+    assert "numpy path" not in caplog.text
+    monkeypatch.setattr(kernels, "numba", None)
+    with caplog.at_level("INFO"):
+        slow = first_aligned(MkvSource(sample, align_depth=True, max_frames=1))
+    assert "sample.mkv: depth→colour on the numpy path (~8× slower): pip install -e '.[depth]'" in caplog.text
+    assert np.array_equal(fast, slow) and (fast > 0).mean() > 0.3
+
+
 _CHILD = """
 import json, time
 import numpy as np
