@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer,triton]'
+	$(PY) -m pip install --quiet -e '.[dev,sam,onnx,viewer,triton,depth]'
 	touch $(STAMP)
 
 ## The SDK reference environment: $(K4A_VENV) (pyk4a-bundle, numpy<2) and the apt packages for xvfb-run

@@ -12,6 +12,10 @@ Re-implemented from reading the SDK's ``src/transformation/rgbz.c`` (no code cop
   interpolation of the corner depths, rounded to mm;
 - where quads overlap, the nearer surface wins (a z-test).
 
+Two implementations with bit-identical output: this numpy path (the reference, and the fallback
+without numba) and the numba kernels of :mod:`.compiled` (~8× faster), which :meth:`DepthToColor.build`
+picks when numba is installed.
+
 Colour → depth (:func:`color_to_depth_map`) looks up, for each depth pixel, the colour pixel its
 correspondence lands on — what maps a colour-space mask into the depth camera.
 """
@@ -23,11 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import compiled as kernels
 from .calibration import Calibration
 from .projection import _project_normalised, xy_table
 
 F32 = np.float32
 SKIP_INTERPOLATION_RATIO = F32(0.04693441759)
+DEPTH_LIMIT = F32(65534.5)  # a drawn depth rounds to at most 65534 mm; 65535 marks "nothing drawn"
 CHUNK = 8192  # quads drawn per numpy pass: temporaries stay in the CPU cache
 
 
@@ -37,20 +43,32 @@ class DepthToColor:
 
     Args:
         cal: a calibration with both cameras on.
+        compiled: run the numba kernels (:mod:`.compiled`, bit-identical); False: the numpy path.
     """
 
     cal: Calibration
     x_table: np.ndarray
     y_table: np.ndarray
     ray: tuple[np.ndarray, np.ndarray, np.ndarray]
+    compiled: bool = False
 
     @classmethod
-    def build(cls, cal: Calibration) -> DepthToColor:
-        """Unprojection table of the depth camera and its rays rotated into the colour camera."""
+    def build(cls, cal: Calibration, compiled: bool | None = None) -> DepthToColor:
+        """Unprojection table of the depth camera and its rays rotated into the colour camera.
+
+        ``compiled``: None uses the numba kernels when numba is installed; they are compiled (or
+        loaded from numba's cache) here, so the first frame does not pay for it.
+        """
         if cal.depth is None or cal.color is None:
             raise ValueError("depth→colour needs both the depth and the colour camera")
+        if compiled and not kernels.available():
+            raise ValueError("compiled depth→colour needs numba: pip install -e '.[depth]'")
         x, y = xy_table(cal.depth)
-        return cls(cal, x, y, (x, y, np.ones_like(x)))
+        use = kernels.available() if compiled is None else compiled
+        transform = cls(cal, x, y, (x, y, np.ones_like(x)), use)
+        if use:
+            transform(np.zeros(transform.depth_shape, np.uint16))  # warm up: compile or load the cache
+        return transform
 
     @property
     def depth_shape(self) -> tuple[int, int]:
@@ -67,6 +85,11 @@ class DepthToColor:
         if depth.shape != self.depth_shape or depth.dtype != np.uint16:
             raise ValueError(f"depth must be uint16 {self.depth_shape}, got {depth.dtype} {depth.shape}")
         out = [np.empty(depth.shape, F32) for _ in range(3)] + [np.empty(depth.shape, bool)]
+        if self.compiled:
+            ext = self.cal.depth_to_color
+            kernels.correspond(np.ascontiguousarray(depth), self.x_table, self.y_table, ext.rotation,
+                               ext.translation, self._color_params, *out)  # fmt: skip
+            return out[0], out[1], out[2], out[3]
         rows = max(1, CHUNK // depth.shape[1])
         for r in range(0, depth.shape[0], rows):
             part = slice(r, r + rows)
@@ -74,6 +97,14 @@ class DepthToColor:
             for target, value in zip(out, band, strict=True):
                 target[part] = value
         return out[0], out[1], out[2], out[3]
+
+    @functools.cached_property
+    def _color_params(self) -> np.ndarray:
+        """The colour intrinsics as the compiled projection takes them (float32, metric radius squared)."""
+        c = self.cal.color
+        assert c is not None
+        values = [c.cx, c.cy, c.fx, c.fy, *c.k, c.codx, c.cody, c.p1, c.p2, c.metric_radius * c.metric_radius]
+        return np.array(values, F32)
 
     def _correspond(self, depth: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> tuple[np.ndarray, ...]:
         """:meth:`correspondences` of a band of rows (small enough to stay in the CPU cache)."""
@@ -95,6 +126,10 @@ class DepthToColor:
     def __call__(self, depth: np.ndarray) -> np.ndarray:
         """H×W uint16 depth (mm) → colour-sized uint16 depth (mm), 0 where nothing maps (the SDK's output)."""
         u, v, z, valid = self.correspondences(depth)
+        if self.compiled:
+            out = np.empty(self.color_shape, np.uint16)
+            kernels.rasterize(u, v, z, valid, out)
+            return out
         return rasterize(u, v, z, valid, self.color_shape)
 
 
@@ -189,7 +224,7 @@ def _draw_slot(c: list[np.ndarray], px: np.ndarray, py: np.ndarray) -> tuple[np.
     return depth, inside
 
 
-def _draw(fetch, usable, x0, y0, x1, y1, width: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _draw(fetch, usable, x0, y0, x1, y1, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Depths (mm, rounded) and flat colour indices of every pixel a ``usable`` quad covers.
 
     ``fetch(sel)`` returns the 12 corner arrays of quads ``sel``. Quads are grouped by box size;
@@ -197,24 +232,31 @@ def _draw(fetch, usable, x0, y0, x1, y1, width: int) -> tuple[list[np.ndarray], 
     gathers, no Python loop over quads or pixels).
     """
     bw, bh = np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)
-    key = np.where(usable & (bw > 0) & (bh > 0), bw * 1024 + bh, 0)
+    tall = shape[0] + 1  # box heights are ≤ the image's: key = width · tall + height is unambiguous
+    key = np.where(usable & (bw > 0) & (bh > 0), bw.astype(np.int64) * tall + bh, 0)
     depths: list[np.ndarray] = []
     where: list[np.ndarray] = []
-    for k in np.unique(key)[1:] if key.size else ():
+    sizes = np.unique(key)
+    for k in sizes[sizes != 0]:  # 0: not drawn (a group of one size may have no 0 at all)
         for sel in np.array_split(np.flatnonzero(key == k), 1 + (key == k).sum() // CHUNK):
-            _draw_group(fetch(sel), x0[sel], y0[sel], int(k), width, depths, where)
+            size = (int(k) // tall, int(k) % tall)
+            _draw_group(fetch(sel), x0[sel], y0[sel], size, shape[1], depths, where)
     return depths, where
 
 
-def _draw_group(group, gx, gy, k: int, width: int, depths: list, where: list) -> None:
-    """Draw quads of one box size ``k`` (w·1024 + h), one box position at a time."""
-    if True:
-        fx, fy = gx.astype(F32), gy.astype(F32)
-        for dy in range(k % 1024):
-            for dx in range(k // 1024):
-                depth, inside = _draw_slot(group, fx + F32(dx), fy + F32(dy))
-                depths.append((depth[inside] + F32(0.5)).astype(np.uint16))
-                where.append((gy[inside] + dy) * width + gx[inside] + dx)
+def _draw_group(group, gx, gy, size: tuple[int, int], width: int, depths: list, where: list) -> None:
+    """Draw quads of one box ``size`` (w, h), one box position at a time.
+
+    A depth that does not round into uint16 below 65535 (the empty marker) is not drawn: the same
+    on every CPU (a float → uint16 cast out of range is not), and what the compiled kernel does.
+    """
+    fx, fy = gx.astype(F32), gy.astype(F32)
+    for dy in range(size[1]):
+        for dx in range(size[0]):
+            depth, inside = _draw_slot(group, fx + F32(dx), fy + F32(dy))
+            inside &= depth < DEPTH_LIMIT
+            depths.append((depth[inside] + F32(0.5)).astype(np.uint16))
+            where.append((gy[inside] + dy) * width + gx[inside] + dx)
 
 
 def rasterize(u, v, z, valid, shape: tuple[int, int]) -> np.ndarray:
@@ -230,13 +272,13 @@ def rasterize(u, v, z, valid, shape: tuple[int, int]) -> np.ndarray:
     usable = (n_ok == 4) & inner & _no_edge(corner[2])
     parts = _draw(
         lambda sel: [a[sel + off] for off in _offsets(w) for a in flat],
-        usable, *_boxes(corner[0], corner[1], shape), shape[1],
+        usable, *_boxes(corner[0], corner[1], shape), shape,
     )  # fmt: skip
     q_one = np.flatnonzero((n_ok == 3) & inner)
     if q_one.size:
         one = _one_bad_quads(flat, ok, q_one, w)
         boxes = _boxes(one[0::3], one[1::3], shape)
-        more = _draw(lambda sel: [a[sel] for a in one], np.ones(len(one[0]), bool), *boxes, shape[1])
+        more = _draw(lambda sel: [a[sel] for a in one], np.ones(len(one[0]), bool), *boxes, shape)
         parts = (parts[0] + more[0], parts[1] + more[1])
     out = np.full(shape[0] * shape[1], np.iinfo(np.uint16).max, np.uint16)
     if parts[0]:

@@ -346,10 +346,15 @@ class MkvSource(Source):
 
         try:
             mode = self.tags.get("K4A_DEPTH_MODE")
-            return recording_aligner(self.path.name, self.calibration, mode, size("DEPTH"), size("COLOR"))
+            aligner = recording_aligner(self.path.name, self.calibration, mode, size("DEPTH"), size("COLOR"))
         except CalibrationError as exc:
             log.warning("%s; publishing depth unaligned", exc)
             return None
+        if not aligner.compiled:
+            log.info(
+                "%s: depth→colour on the numpy path (~8× slower): pip install -e '.[depth]'", self.path.name
+            )
+        return aligner
 
     def close(self) -> None:
         """Nothing stays open between passes; safe to call twice."""

@@ -15,7 +15,7 @@ import pytest
 # The SDK client helpers live in tools/k4a (with the reference venv's runner)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "k4a"))
 
-from compare import compare_depth, format_stats
+from compare import compare_depth, format_stats, left_border_blocks
 from scenes import ward_scene
 
 from kinect_occlusion.depth.calibration import parse_calibration
@@ -153,10 +153,12 @@ def test_2d_3d_projections_equal_the_sdk(sdk, depth_mode, color_res):
             np.testing.assert_allclose(p2[ok2], ref[f"p2_{src}_{dst}"][ok2], atol=1e-3, rtol=0)
 
 
-# Share of identical pixels required. NFOV: the goal (≥ 99.9 %; measured 99.99 %). WFOV: the SDK's GPU
-# depth engine leaves runs of 1–25 px empty along the colour image's left border that its documented
-# algorithm (rgbz.c, which we follow) fills; measured 99.29 % identical, all the rest equal.
-MIN_IDENTICAL = {"NFOV_UNBINNED": 0.999, "NFOV_2X2BINNED": 0.999, "WFOV_2X2BINNED": 0.99}
+# Share of identical pixels required: the goal, ≥ 99.9 % (NFOV measured 99.99 %). WFOV: 99.29 % overall;
+# the SDK's GPU transform engine leaves most quads empty from the first one in view in each row of depth
+# quads to the end of its 8-column block (compare.left_border_blocks; ~1.5 % of the image at the
+# colour image's left border), which its documented algorithm (rgbz.c, ours) draws; outside them
+# WFOV is held to the same goal.
+MIN_IDENTICAL = 0.999
 
 
 @pytest.mark.parametrize(
@@ -172,9 +174,27 @@ def test_depth_to_color_and_point_cloud_match_the_sdk(sdk, depth_mode, color_res
     ref = sdk.sdk_transform(text, depth_mode, color_res, depth)
     transform = DepthToColor.build(cal)
     for i in range(len(depth)):
-        stats = compare_depth(transform(depth[i]), ref["transformed"][i])
+        ours, theirs = transform(depth[i]), ref["transformed"][i]
+        stats = compare_depth(ours, theirs)
         print(format_stats(f"{depth_mode}→{color_res} scene {i}", stats))
         assert stats["coverage_ref"] > 0.3  # the scene is in view: not a trivially empty comparison
-        assert stats["identical"] >= MIN_IDENTICAL[depth_mode], format_stats("depth→colour", stats)
         assert stats["both_mean_abs_mm"] < 0.05, format_stats("depth→colour", stats)
+        if depth_mode.startswith("WFOV"):
+            _assert_equal_but_the_left_border_blocks(transform, depth[i], ours, theirs)
+        else:
+            assert stats["identical"] >= MIN_IDENTICAL, format_stats("depth→colour", stats)
         assert np.array_equal(point_cloud(xy_table(cal.depth), depth[i]), ref["cloud"][i])
+
+
+def _assert_equal_but_the_left_border_blocks(transform, depth, ours, theirs) -> None:
+    """The differences lie in the SDK engine's left-border blocks; outside them, the goal holds."""
+    u, v, _, valid = transform.correspondences(depth)
+    blocks = left_border_blocks(u, v, valid, transform.color_shape)
+    differ = ours != theirs
+    outside = (~differ[~blocks]).mean()
+    print(
+        f"  left-border blocks: {blocks.mean():.2%} of pixels, {(differ & blocks).sum()} of "
+        f"{differ.sum()} differing pixels; outside them identical {outside:.3%}"
+    )
+    assert blocks.mean() < 0.03 and (differ & blocks).sum() > 0.9 * differ.sum()
+    assert outside >= MIN_IDENTICAL

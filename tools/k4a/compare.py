@@ -43,3 +43,34 @@ def format_stats(name: str, s: dict[str, float]) -> str:
         f"{s['edge_identical'] * 100:.2f} %, |Δ| mean {s['edge_mean_abs_mm']:.2f} / max "
         f"{s['edge_max_abs_mm']:.0f} mm"
     )
+
+
+SDK_BLOCK = 8  # the SDK's GPU engine loses quads in 8-column blocks of the depth image (see below)
+
+
+def left_border_blocks(u: np.ndarray, v: np.ndarray, valid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Colour pixels drawn from the depth quads the SDK's GPU transform engine leaves (mostly) empty.
+
+    Measured (WFOV, tests/reference): in each row of depth quads, from the first quad that reaches
+    into the colour image to the end of its 8-column block (columns ≡ 7 mod 8), the SDK draws only
+    slivers; rows whose first quad starts a block lose nothing. Its public API always runs that
+    engine (libdepthengine, closed source); rgbz.c, which we follow, draws those quads.
+
+    Args:
+        u, v, valid: the correspondences of every depth pixel (``DepthToColor.correspondences``).
+        shape: the colour image's (height, width).
+    """
+    from skimage.draw import polygon
+
+    mask = np.zeros(shape, bool)
+    corners = [(slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))]
+    corners += [(slice(1, None), slice(1, None)), (slice(1, None), slice(None, -1))]
+    qu, qv = np.stack([u[c] for c in corners]), np.stack([v[c] for c in corners])
+    ok = np.logical_and.reduce([valid[c] for c in corners])
+    reach = ok & (qu.max(0) > 0) & (qv.max(0) > 0) & (qv.min(0) < shape[0])
+    for r in np.flatnonzero(reach.any(axis=1)):
+        first = int(np.argmax(reach[r]))
+        for j in range(first, (first | (SDK_BLOCK - 1)) + 1):
+            rr, cc = polygon(qv[:, r, j], qu[:, r, j], shape=shape)
+            mask[rr, cc] = True
+    return mask
