@@ -120,6 +120,8 @@ def run_pipeline(
     try:
         code = sup.run()
     finally:
+        if saver is not None:
+            saver.interrupted = stop.is_set()  # frames without a mask: stopped, not lost
         for o in outputs:
             o.stop()
         if viewer is not None:

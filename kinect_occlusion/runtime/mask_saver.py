@@ -4,7 +4,8 @@ A thread in the replay process subscribes to ``mask.occlusion`` (and capture's `
 the last frame id) and writes each mask as it arrives: ``DIR/NNNNNN.png`` (frame id, 8-bit
 grayscale, 0 = clear, 255 = occluded) and one row of ``DIR/masks.csv``, flushed per row, so a
 stopped run keeps every frame done. At the end, frames that never got a mask get a row too
-(``dropped`` by a realtime replay, ``lost`` under ``runtime.every_frame``): no silent gap.
+(``dropped`` by a realtime replay, ``lost`` under ``runtime.every_frame``, ``stopped`` when the run
+was stopped by SIGINT/SIGTERM): no silent gap.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CSV_NAME = "masks.csv"
 COLUMNS = (
     "frame_id",
     "ts_us",
-    "result",  # fused | fallback (coarse only) | dropped (realtime) | lost (every_frame)
+    "result",  # fused | fallback (coarse only) | dropped (realtime) | lost (every_frame) | stopped
     "partition_frame_id",
     "partition_age_ms",
     "checkpoint",
@@ -179,6 +180,7 @@ class MaskSaver(threading.Thread):
         self.written: set[int] = set()
         self.counts: dict[str, int] = {}
         self.last_frame_id = -1
+        self.interrupted = False  # set before stop() when the run was stopped by a signal
         self.error: str | None = None
         # Masks are not dropped here: the saver keeps up with the pipeline, this is room for bursts
         topics = [m.TOPIC_OCCLUSION, m.TOPIC_STATUS]
@@ -190,7 +192,7 @@ class MaskSaver(threading.Thread):
                 out = csv.DictWriter(f, fieldnames=COLUMNS)
                 out.writeheader()
                 self._save(out, f)
-                result = "lost" if self.every_frame else "dropped"
+                result = "stopped" if self.interrupted else "lost" if self.every_frame else "dropped"
                 self._rows(out, f, missing_rows(self.written, self.last_frame_id, result, self.prov))
         except OSError as exc:
             self.error = f"--save-masks {self.folder}: {exc.strerror or exc}"
