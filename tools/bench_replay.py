@@ -18,6 +18,7 @@ import argparse
 import csv
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,7 @@ def replay(recording: str, config: str, frames: int, every_frame: bool, in_fligh
     digest = hashlib.sha256()
     for png in sorted(out.glob("*.png")):
         digest.update(png.name.encode() + png.read_bytes())
+    shutil.rmtree(tmp, ignore_errors=True)
     span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
     return {
         "mode": f"every-frame k={in_flight}" if every_frame else "realtime",

@@ -8,7 +8,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from harness import cli, start, tiny_checkpoint, write_config, write_recording
+from conftest import wait_for
+from harness import cli, start, stop, tiny_checkpoint, write_config, write_recording
 
 from kinect_occlusion.runtime.mask_saver import COLUMNS, CSV_NAME, encode_png, png_name
 
@@ -125,3 +126,48 @@ def test_an_unusable_folder_is_one_line_and_exit_2(tmp_path, ipc_dir, files):
         assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "Traceback" not in r.stderr
     assert (used / "000000.png").read_bytes() == b"old"  # nothing overwritten without --overwrite
+
+
+def test_without_every_frame_the_csv_names_every_frame_that_got_no_mask(tmp_path, ipc_dir, files):
+    rec, _ = files["rec3"]
+    cfg = write_config(tmp_path, ipc_dir, files["model"])
+    out = tmp_path / "masks"
+    args = ["replay", str(rec), "--config", str(cfg), "--save-masks", str(out)]
+    proc = start(args, env={"KINECT_OCCLUSION_FAULT": "deeplab=raise"})  # no coarse mask, so no mask at all
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, text[-3000:]
+    assert [(r["frame_id"], r["result"], r["png"]) for r in rows(out)] == [
+        (str(i), "dropped", "") for i in range(3)
+    ]
+    assert not list(out.glob("*.png"))
+
+
+def test_sigterm_keeps_every_mask_done_and_names_the_rest(tmp_path, ipc_dir, files):
+    rec = tmp_path / "rec30.mkv"
+    write_recording(rec, n_frames=30)
+    cfg = write_config(tmp_path, ipc_dir, files["model"])
+    out = tmp_path / "masks"
+    proc = start(
+        [
+            "replay",
+            str(rec),
+            "--config",
+            str(cfg),
+            "--every-frame",
+            "--rate",
+            "realtime",
+            "--save-masks",
+            str(out),
+        ]
+    )
+    try:
+        assert wait_for(lambda: len(list(out.glob("0*.png"))) >= 2, timeout=60), "no masks written"
+    finally:
+        code, text = stop(proc)
+    assert code == 0, text[-3000:]
+    table = rows(out)
+    done = {r["frame_id"] for r in table if r["result"] == "fused"}
+    assert len(done) >= 2 and {p.stem.lstrip("0") or "0" for p in out.glob("*.png")} == done
+    assert [int(r["frame_id"]) for r in table] == list(range(len(table)))  # no gap, no repeat
+    assert {r["result"] for r in table} <= {"fused", "stopped"} and len(table) < 30
+    assert not list(out.glob("*.part"))
