@@ -10,7 +10,7 @@ import numpy as np
 from .. import messages as m
 from ..config import DeepLabConfig
 from ..geometry import Box
-from ..runtime.worker import WorkerRuntime
+from ..runtime.worker import WorkerRuntime, deterministic_kernels
 from .batching import BatchAssembler
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ def run_batch(
 def run_every_frame(rt: WorkerRuntime, predictor, sub, pub, model_name: str) -> None:
     """``runtime.every_frame``: every colour frame in arrival order, one per forward pass (a batch's
     size would change the arithmetic, so the masks would depend on timing)."""
+    deterministic_kernels()
     while not rt.stop.is_set():
         for frame in sub.drain(100):
             if isinstance(frame, m.ColorFrame):

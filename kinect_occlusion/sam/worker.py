@@ -16,7 +16,7 @@ import numpy as np
 from .. import messages as m
 from ..config import SamConfig
 from ..errors import Cancelled
-from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
+from ..runtime.worker import MAX_CAMERAS, WorkerRuntime, deterministic_kernels
 from .schedule import pick_camera
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,7 @@ def next_pair(ring: FrameRing, queue: deque, now: float, wait_s: float):
 
 def run_every_frame(rt: WorkerRuntime, cfg: SamConfig, partitioner, sub, pub) -> None:
     """Partition every coarse mask's own frame, in arrival order; nothing is skipped or reused."""
+    deterministic_kernels()
     bed = Bed(every_frame_config(cfg), partitioner)
     queue: deque[tuple[m.CoarseMask, float]] = deque()
     while not rt.stop.is_set():
