@@ -385,6 +385,8 @@ class Config(_Section):
             return self
         if any(c.source == "kinect" for c in self.camera_list()):
             raise ValueError("runtime.every_frame needs a recording or synthetic source, not a live Kinect")
+        if self.ward:
+            raise ValueError("runtime.every_frame replays one camera, not a ward")
         if rt.in_flight > min(self.bus.sndhwm, self.bus.rcvhwm):
             raise ValueError("runtime.in_flight must not exceed bus.sndhwm and bus.rcvhwm (no frame dropped)")
         return self

@@ -123,6 +123,8 @@ def test_every_frame_is_refused_for_a_live_camera_and_an_in_flight_over_the_hwm(
         validate({"camera": {"source": "kinect"}, "runtime": {"every_frame": True}})
     with pytest.raises(UserError, match="in_flight must not exceed"):
         validate({"bus": {"sndhwm": 2}, "runtime": {"every_frame": True, "in_flight": 3}})
+    with pytest.raises(UserError, match="not a ward"):
+        validate({"cameras": [{"id": "a"}, {"id": "b"}], "runtime": {"every_frame": True}})
     assert Config().runtime.every_frame is False
 
 
