@@ -42,10 +42,11 @@ COLUMNS = (
     "partitioner",
     "png",
 )
-PNG_RE = re.compile(r"\d{6,}\.png")
+PNG_RE = re.compile(r"\d{6,}\.png(\.part)?")
 DRAIN_QUIET_S = 0.5  # stop(): the masks still queued are written until the bus is this quiet …
 DRAIN_MAX_S = 5.0  # … or this long at most
 MAX_MISSING_ROWS = 100_000  # rows for frames without a mask, at most (a day at 1 fps)
+WINDOW = 10_000  # frames this far behind the newest mask get their row if they have none (memory bound)
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,14 @@ def mask_row(msg: m.OcclusionMask, prov: Provenance) -> dict[str, Any]:
     }
 
 
-def missing_rows(written: set[int], last_frame_id: int, result: str, prov: Provenance) -> list[dict]:
-    """A row for every frame id up to ``last_frame_id`` that has no mask (pure; at most
-    ``MAX_MISSING_ROWS``: the id comes from the bus)."""
+def missing_rows(
+    written: set[int], first: int, end: int, result: str, prov: Provenance, limit: int = MAX_MISSING_ROWS
+) -> list[dict]:
+    """A row for every frame id in [first, end) that has no mask (pure; at most ``limit``: the ids
+    come from the bus)."""
     rows: list[dict] = []
-    for fid in range(last_frame_id + 1):
-        if len(rows) >= MAX_MISSING_ROWS:
+    for fid in range(first, end):
+        if len(rows) >= limit:
             log.warning("--save-masks: more than %d frames without a mask; rows stop there", MAX_MISSING_ROWS)
             break
         if fid not in written:
@@ -177,7 +180,9 @@ class MaskSaver(threading.Thread):
         super().__init__(name="mask-saver", daemon=True)
         self.folder, self.prov, self.every_frame = folder, prov, every_frame
         self.stop_event = threading.Event()
-        self.written: set[int] = set()
+        self.written: set[int] = set()  # frame ids with a mask, from gap_from on
+        self.gap_from = 0  # frames below this have their row
+        self.missing = 0
         self.counts: dict[str, int] = {}
         self.last_frame_id = -1
         self.interrupted = False  # set before stop() when the run was stopped by a signal
@@ -192,11 +197,10 @@ class MaskSaver(threading.Thread):
                 out = csv.DictWriter(f, fieldnames=COLUMNS)
                 out.writeheader()
                 self._save(out, f)
-                result = "stopped" if self.interrupted else "lost" if self.every_frame else "dropped"
-                self._rows(out, f, missing_rows(self.written, self.last_frame_id, result, self.prov))
+                self._settle(self.last_frame_id + 1, "stopped" if self.interrupted else None, out, f)
         except OSError as exc:
             self.error = f"--save-masks {self.folder}: {exc.strerror or exc}"
-            log.error("%s — saving stopped after %d masks", self.error, len(self.written))
+            log.error("%s — saving stopped after %d masks", self.error, self.counts.get("fused", 0))
         finally:
             self.sub.close()
 
@@ -225,6 +229,20 @@ class MaskSaver(threading.Thread):
             self.written.add(msg.frame_id)
             self.last_frame_id = max(self.last_frame_id, msg.frame_id)
             self._rows(out, f, [mask_row(msg, self.prov)])
+            if msg.frame_id - WINDOW > self.gap_from:
+                self._settle(msg.frame_id - WINDOW, None, out, f)
+
+    def _settle(self, end: int, result: str | None, out: csv.DictWriter, f) -> None:
+        """Rows for the frames below ``end`` that have no mask; their ids are then forgotten."""
+        if end <= self.gap_from:
+            return
+        result = result or ("lost" if self.every_frame else "dropped")
+        limit = MAX_MISSING_ROWS - self.missing
+        rows = missing_rows(self.written, self.gap_from, end, result, self.prov, limit)
+        self.missing += len(rows)
+        self.written = {i for i in self.written if i >= end}
+        self.gap_from = end
+        self._rows(out, f, rows)
 
     def _write_png(self, msg: m.OcclusionMask) -> None:
         """Write the PNG whole or not at all (temporary file, then rename)."""

@@ -151,9 +151,9 @@ def test_csv_rows_say_fused_fallback_and_missing_frames():
     )
     row = mask_row(alone, PROV)
     assert (row["result"], row["partition_frame_id"], row["partition_age_ms"]) == ("fallback", "", "")
-    gaps = missing_rows({0, 2}, 3, "lost", PROV)
+    gaps = missing_rows({0, 2}, 0, 4, "lost", PROV)
     assert [(r["frame_id"], r["result"], r["png"]) for r in gaps] == [(1, "lost", ""), (3, "lost", "")]
-    assert len(missing_rows(set(), 2**62, "dropped", PROV)) == 100_000  # a forged id stays bounded
+    assert len(missing_rows(set(), 0, 2**62, "dropped", PROV)) == 100_000  # a forged id stays bounded
 
 
 def test_masks_are_0_255_pngs_with_the_same_bytes_each_time():
@@ -176,3 +176,43 @@ def test_a_folder_with_masks_is_refused_unless_overwrite_which_clears_them(tmp_p
     assert prepare_folder(tmp_path, overwrite=True) == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert prepare_folder(tmp_path / "new" / "dir", overwrite=False).is_dir()
+
+
+def test_the_saver_writes_masks_from_the_bus_and_a_row_for_every_frame_without_one(
+    tmp_path, endpoints, monkeypatch
+):
+    import csv
+
+    from conftest import wait_for
+
+    from kinect_occlusion.bus import Proxy, Publisher
+    from kinect_occlusion.runtime import mask_saver
+
+    monkeypatch.setattr(mask_saver, "WINDOW", 3)  # frames 3 behind the newest mask are settled
+    front, back = endpoints
+    with Proxy(front, back, hwm=64), Publisher(front, 64) as pub:
+        saver = mask_saver.MaskSaver(tmp_path, back, "bed1", PROV, every_frame=False)
+        saver.start()
+
+        def status(last: int) -> m.Status:
+            info = {"last_frame_id": last}
+            return m.Status(camera="bed1", frame_id=0, ts_us=1, worker="capture", pid=1, state="s", info=info)
+
+        assert wait_for(lambda: pub.publish(status(0)) and saver.last_frame_id == 0, timeout=10)
+        mask = np.eye(4, dtype=np.uint8)
+        for fid in (0, 8):
+            pub.publish(m.OcclusionMask(camera="bed1", frame_id=fid, ts_us=fid, mask=mask))
+        assert wait_for(lambda: saver.gap_from == 5, timeout=10)  # 1-4 settled while running
+        assert saver.written == {8}  # memory: only ids not yet settled
+        pub.publish(status(9))
+        assert wait_for(lambda: saver.last_frame_id == 9, timeout=10)
+        saver.stop()
+    with (tmp_path / CSV_NAME).open(newline="") as f:
+        table = [(r["frame_id"], r["result"]) for r in csv.DictReader(f)]
+    assert sorted(table, key=lambda r: int(r[0])) == [
+        ("0", "fallback"),
+        *((str(i), "dropped") for i in range(1, 8)),
+        ("8", "fallback"),
+        ("9", "dropped"),
+    ]
+    assert (tmp_path / "000008.png").read_bytes() == encode_png(mask) and saver.error is None
