@@ -200,7 +200,8 @@ class MaskSaver(threading.Thread):
                 self._settle(self.last_frame_id + 1, "stopped" if self.interrupted else None, out, f)
         except OSError as exc:
             self.error = f"--save-masks {self.folder}: {exc.strerror or exc}"
-            log.error("%s — saving stopped after %d masks", self.error, self.counts.get("fused", 0))
+            saved = self.counts.get("fused", 0) + self.counts.get("fallback", 0)
+            log.error("%s — saving stopped after %d masks", self.error, saved)
         finally:
             self.sub.close()
 
@@ -238,7 +239,7 @@ class MaskSaver(threading.Thread):
             return
         result = result or ("lost" if self.every_frame else "dropped")
         limit = MAX_MISSING_ROWS - self.missing
-        rows = missing_rows(self.written, self.gap_from, end, result, self.prov, limit)
+        rows = missing_rows(self.written, self.gap_from, end, result, self.prov, limit) if limit > 0 else []
         self.missing += len(rows)
         self.written = {i for i in self.written if i >= end}
         self.gap_from = end

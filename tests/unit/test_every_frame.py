@@ -216,3 +216,21 @@ def test_the_saver_writes_masks_from_the_bus_and_a_row_for_every_frame_without_o
         ("9", "dropped"),
     ]
     assert (tmp_path / "000008.png").read_bytes() == encode_png(mask) and saver.error is None
+
+
+def test_a_mask_that_cannot_be_written_stops_the_saver_with_one_error(tmp_path, endpoints):
+    from conftest import wait_for
+
+    from kinect_occlusion.bus import Proxy, Publisher
+    from kinect_occlusion.runtime.mask_saver import MaskSaver
+
+    (tmp_path / "000000.png.part").mkdir()  # the PNG's temporary name is taken: writing fails
+    front, back = endpoints
+    with Proxy(front, back, hwm=64), Publisher(front, 64) as pub:
+        saver = MaskSaver(tmp_path, back, "bed1", PROV, every_frame=True)
+        saver.start()
+        mask = m.OcclusionMask(camera="bed1", frame_id=0, ts_us=0, mask=np.zeros((4, 4), np.uint8))
+        assert wait_for(lambda: pub.publish(mask) and saver.error is not None, timeout=10)
+        saver.join(5)
+    assert not saver.is_alive()
+    assert saver.error.startswith(f"--save-masks {tmp_path}: ") and "Is a directory" in saver.error
