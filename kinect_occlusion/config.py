@@ -303,6 +303,22 @@ class RuntimeConfig(_Section):
         "(generous: a SAM partition on a CPU takes minutes).",
     )
     report_interval_s: float = Field(5.0, gt=0, description="Print per-stage rates every this many seconds.")
+    # replay --every-frame: back-pressure instead of drops (docs: README "Deterministic replay")
+    every_frame: bool = Field(
+        False,
+        description="Every frame through every stage: capture waits for credit, no stage drops or "
+        "reuses, each frame fused with its own partition (replay --every-frame; not for a live camera).",
+    )
+    in_flight: int = Field(
+        2, ge=1, le=16, description="every_frame: most frames captured but not yet fused (≤ bus HWMs)."
+    )
+    frame_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="every_frame: the fuser waits this long for a frame's partition, then writes it "
+        "coarse-only (fallback); capture frees the credit of a frame with no mask after twice this.",
+    )
 
 
 class MetricsConfig(_Section):
@@ -361,6 +377,19 @@ class Config(_Section):
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     viewer: ViewerConfig = ViewerConfig()
+
+    @model_validator(mode="after")
+    def _every_frame_needs_a_recording(self) -> Config:
+        rt = self.runtime
+        if not rt.every_frame:
+            return self
+        if any(c.source == "kinect" for c in self.camera_list()):
+            raise ValueError("runtime.every_frame needs a recording or synthetic source, not a live Kinect")
+        if self.ward:
+            raise ValueError("runtime.every_frame replays one camera, not a ward")
+        if rt.in_flight > min(self.bus.sndhwm, self.bus.rcvhwm):
+            raise ValueError("runtime.in_flight must not exceed bus.sndhwm and bus.rcvhwm (no frame dropped)")
+        return self
 
     @model_validator(mode="after")
     def _one_camera_list(self) -> Config:

@@ -1,4 +1,5 @@
-"""Capture worker: source → ``frame.color`` (+ ``frame.depth``) at camera rate, never blocking.
+"""Capture worker: source → ``frame.color`` (+ ``frame.depth``) at camera rate, never blocking
+(``runtime.every_frame``: it waits for credit instead, see :class:`CreditGate`).
 
 Every frame carries the run's ``epoch`` (see :func:`next_epoch`), so ``(epoch, frame_id)`` stays
 unique when a restarted capture counts frames from 0 again.
@@ -16,9 +17,11 @@ from typing import Any
 
 from .. import messages as m
 from ..bus import Publisher
+from ..runtime.stages import BY_NAME
 from ..runtime.worker import WorkerRuntime
 from ..sources.base import Frame
 from ..sources.factory import build_source
+from .credit import Credits
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +92,49 @@ def publish_frame(
         )
 
 
+class CreditGate:
+    """``runtime.every_frame``: holds capture back while ``runtime.in_flight`` frames are unfinished.
+
+    A frame is finished when its ``mask.occlusion`` (fused or fallback) is on the bus; one whose mask
+    never comes is given up after twice ``runtime.frame_timeout_s`` (logged, counted as lost).
+    """
+
+    def __init__(self, rt: WorkerRuntime) -> None:
+        self.rt = rt
+        self.credits = Credits(rt.runtime.in_flight, 2 * rt.runtime.frame_timeout_s)
+        topics = BY_NAME[rt.name].credit  # mask.occlusion (runtime/stages.py)
+        self.sub = rt.subscriber(topics, rcvhwm=max(rt.bus.rcvhwm, 4 * rt.runtime.in_flight))
+
+    def _collect(self, timeout_ms: int) -> None:
+        for msg in self.sub.drain(timeout_ms):
+            if isinstance(msg, m.OcclusionMask):
+                self.credits.give_back(msg.identity)
+        for epoch_frame in self.credits.expire(time.monotonic()):
+            log.warning(
+                "capture: frame %d has no mask %.0f s after capture: given up (lost)",
+                epoch_frame[1],
+                self.credits.timeout_s,
+            )
+        self.rt.info.update(in_flight=len(self.credits.in_flight), lost=len(self.credits.lost))
+
+    def wait(self, done) -> bool:
+        """Wait (100 ms slices, ticking) until ``done(credits)``; False when stopped first."""
+        self._collect(0)
+        while not self.rt.stop.is_set():
+            if done(self.credits):
+                return True
+            self.rt.tick()
+            self._collect(100)
+        return False
+
+    def sent(self, identity: tuple[int, int]) -> None:
+        self.credits.take(identity, time.monotonic())
+
+
 def run(rt: WorkerRuntime) -> int:
     """Stream frames until the source ends (state ``eof``) or the stop event is set."""
     pub = rt.publisher()
+    gate = CreditGate(rt) if rt.runtime.every_frame else None
 
     def on_idle(state: str) -> None:
         rt.info["camera_state"] = state
@@ -105,9 +148,13 @@ def run(rt: WorkerRuntime) -> int:
         rt.tick("streaming")
         sent_calibration: str | None = None
         for frame in source:
+            if gate is not None and not gate.wait(Credits.available):
+                break
             rt.counters.frames_in += 1
             calibration = source.calibration if source.calibration != sent_calibration else None
             publish_frame(pub, rt, frame, calibration, epoch)
+            if gate is not None:
+                gate.sent((epoch, frame.frame_id))
             sent_calibration = source.calibration if frame.depth is not None else sent_calibration
             rt.counters.out()
             rt.info.update(
@@ -119,6 +166,9 @@ def run(rt: WorkerRuntime) -> int:
             if rt.stop.is_set():
                 break
         else:
+            # every_frame: the end of the recording waits until its last frames are finished
+            if gate is not None and gate.wait(Credits.idle):
+                log.info("capture: every frame finished (%d lost)", len(gate.credits.lost))
             if not rt.stop.is_set():  # a source also ends its stream when stopped
                 rt.tick("eof")
                 log.info("capture: end of source after %d frames", rt.counters.frames_out)

@@ -14,7 +14,7 @@ from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
-EXIT_VIDEO_FAILED = 1  # the pipeline ran, but the overlay video could not be written
+EXIT_VIDEO_FAILED = 1  # the pipeline ran, but the overlay video (or --save-masks) could not be written
 
 
 def add_config_argument(p: argparse.ArgumentParser) -> None:
@@ -73,42 +73,81 @@ def start_viewer(cfg: Config) -> BaseProcess | None:
     return start_viewer_process(backend, cfg.camera.id, settings_from_config(cfg.viewer), keys)
 
 
-def run_pipeline(cfg: Config, save_video: str | None = None, role: str = "all") -> int:
+def mask_saver(cfg: Config, folder: str, overwrite: bool):
+    """The ``--save-masks`` writer (its folder checked now: one line when unusable)."""
+    from ..bus import curve_keys
+    from ..runtime.mask_saver import MaskSaver, prepare_folder, provenance
+
+    path = prepare_folder(folder, overwrite)
+    keys = curve_keys(cfg.bus.curve, server=False)
+    backend = cfg.bus.endpoints(cfg.camera.id)[1]
+    return MaskSaver(path, backend, cfg.camera.id, provenance(cfg), cfg.runtime.every_frame, keys)
+
+
+def overlay_recorder(cfg: Config, save_video: str):
+    """The ``--save-video`` writer (the file checked now: one line when unusable)."""
+    from ..bus import curve_keys
+    from ..runtime.recorder import OverlayRecorder
+    from ._args import video_file
+
+    video_file(save_video)
+    keys = curve_keys(cfg.bus.curve, server=False)
+    return OverlayRecorder(
+        save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
+    )
+
+
+def run_pipeline(
+    cfg: Config,
+    save_video: str | None = None,
+    role: str = "all",
+    save_masks: str | None = None,
+    overwrite: bool = False,
+) -> int:
     """Run the supervised pipeline (``role``'s stages) until end of file or SIGINT/SIGTERM."""
     from ..runtime.supervisor import Supervisor
 
     preflight(cfg, role)
-    if save_video:
-        from ._args import video_file
-
-        video_file(save_video)
+    recorder = overlay_recorder(cfg, save_video) if save_video else None
+    saver = mask_saver(cfg, save_masks, overwrite) if save_masks else None
+    outputs = [o for o in (recorder, saver) if o is not None]
     stop = threading.Event()
     install_signals(stop)
-    recorder = None
-    if save_video:
-        from ..bus import curve_keys
-        from ..runtime.recorder import OverlayRecorder
-
-        keys = curve_keys(cfg.bus.curve, server=False)
-        recorder = OverlayRecorder(
-            save_video, cfg.bus.endpoints(cfg.camera.id)[1], cfg.camera.id, cfg.camera.fps, keys
-        )
     sup = Supervisor(cfg, stop, role=role)
     viewer = start_viewer(cfg)
-    if recorder is not None:
-        recorder.start()
+    for o in outputs:
+        o.start()
     try:
         code = sup.run()
     finally:
-        if recorder is not None:
-            recorder.stop()
+        if saver is not None:
+            saver.interrupted = stop.is_set()  # frames without a mask: stopped, not lost
+        for o in outputs:
+            o.stop()
         if viewer is not None:
             from ..viewer.service import stop_viewer_process
 
             stop_viewer_process(viewer)
-    if recorder is not None and recorder.error:
+    if saver is not None:
+        code = _report_masks(code, saver)
+    if recorder is not None:
+        code = _report_video(code, recorder, save_video)
+    return code
+
+
+def _report_video(code: int, recorder, save_video: str | None) -> int:
+    """One line on the overlay video; the exit code (1 when it could not be written)."""
+    if recorder.error:
         print(f"kinect-occlusion: error: {recorder.error}", file=sys.stderr)
         return code or EXIT_VIDEO_FAILED
-    if recorder is not None:
-        print(f"overlay video written: {save_video} ({recorder.written} frames)")
+    print(f"overlay video written: {save_video} ({recorder.written} frames)")
+    return code
+
+
+def _report_masks(code: int, saver) -> int:
+    """One line on what ``--save-masks`` wrote; the exit code (1 when it could not write)."""
+    if saver.error:
+        print(f"kinect-occlusion: error: {saver.error}", file=sys.stderr)
+        return code or EXIT_VIDEO_FAILED
+    print(saver.summary())
     return code

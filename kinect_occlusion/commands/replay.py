@@ -16,6 +16,18 @@ def register(sub) -> None:
     p.add_argument("--rate", choices=["realtime", "max"], default=None, help="pacing (default: config)")
     p.add_argument("--loop", action="store_true", help="replay in a loop until stopped")
     p.add_argument("--save-video", metavar="OUT.mp4", default=None, help="write an overlay video")
+    p.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="every frame through every stage, none dropped (deterministic masks; --rate max unless given)",
+    )
+    p.add_argument(
+        "--save-masks",
+        metavar="DIR",
+        default=None,
+        help="write each frame's mask as DIR/NNNNNN.png (0/255) plus DIR/masks.csv (provenance)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="--save-masks may replace the masks in DIR")
     p.set_defaults(func=run)
 
 
@@ -27,5 +39,9 @@ def run(args: argparse.Namespace) -> int:
         camera["rate"] = args.rate
     if args.loop:
         camera["loop"] = True
-    cfg = config_from_args(args, {"camera": camera})
-    return run_pipeline(cfg, args.save_video)
+    overrides: dict = {"camera": camera}
+    if args.every_frame:
+        camera.setdefault("rate", "max")  # waiting for credit paces it; realtime only if asked
+        overrides["runtime"] = {"every_frame": True}
+    cfg = config_from_args(args, overrides)
+    return run_pipeline(cfg, args.save_video, save_masks=args.save_masks, overwrite=args.overwrite)

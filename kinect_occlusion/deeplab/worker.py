@@ -10,7 +10,7 @@ import numpy as np
 from .. import messages as m
 from ..config import DeepLabConfig
 from ..geometry import Box
-from ..runtime.worker import WorkerRuntime
+from ..runtime.worker import WorkerRuntime, deterministic_kernels
 from .batching import BatchAssembler
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,18 @@ def run_batch(
     rt.info.update(infer_ms=round(ms, 1), batch=len(inputs))
 
 
+def run_every_frame(rt: WorkerRuntime, predictor, sub, pub, model_name: str) -> None:
+    """``runtime.every_frame``: every colour frame in arrival order, one per forward pass (a batch's
+    size would change the arithmetic, so the masks would depend on timing)."""
+    deterministic_kernels()
+    while not rt.stop.is_set():
+        for frame in sub.drain(100):
+            if isinstance(frame, m.ColorFrame):
+                run_batch(rt, predictor, pub, [frame], model_name, {})
+        rt.tick()
+        rt.info.update(dropped=pub.dropped, invalid=sub.stats.invalid)
+
+
 def run(rt: WorkerRuntime) -> int:
     """Batch the newest colour frame of each camera (deadline-bounded), predict, publish, repeat."""
     dl = rt.section("deeplab")
@@ -120,6 +132,9 @@ def run(rt: WorkerRuntime) -> int:
     predictor.predict(np.zeros((size, size, 3), np.uint8), None)
     batcher: BatchAssembler[m.ColorFrame] = BatchAssembler(dl.max_batch, dl.batch_deadline_ms / 1000.0)
     rt.tick("ready")
+    if rt.runtime.every_frame:
+        run_every_frame(rt, predictor, sub, pub, model_name)
+        return 0
     while not rt.stop.is_set():
         wait_ms = int(batcher.wait_s(time.monotonic()) * 1000) if batcher.pending else 100
         for frame in sub.recv_latest(max(1, wait_ms)).values():

@@ -11,7 +11,7 @@ from .. import messages as m
 from ..config import FuserConfig
 from ..geometry import fit_labels
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
-from .pairing import pair
+from .pairing import OwnPartitions, pair
 from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,37 @@ def by_camera(msgs: list[m.Message]) -> dict[str, list[m.Message]]:
     return out
 
 
+def run_every_frame(rt: WorkerRuntime, sub, pub) -> None:
+    """``runtime.every_frame``: every coarse mask, fused with its own frame's partition when it comes
+    within ``runtime.frame_timeout_s``, else alone (a fallback, logged)."""
+    pairs = OwnPartitions(rt.runtime.frame_timeout_s)
+    while not rt.stop.is_set():
+        for msg in sub.drain(5 if pairs.waiting() else 100):
+            if isinstance(msg, m.CoarseMask | m.Partition):
+                pairs.add(msg, time.monotonic())
+        rt.tick()
+        for coarse, partition in pairs.ready(time.monotonic()):
+            if partition is None:
+                log.warning(
+                    "fuser: frame %d: no partition of its own within %.0f s: coarse-only (fallback)",
+                    coarse.frame_id,
+                    rt.runtime.frame_timeout_s,
+                )
+            fuse_and_publish(rt, pub, coarse, partition)
+        rt.info.update(dropped=pub.dropped, invalid=sub.stats.invalid)
+
+
 def run(rt: WorkerRuntime) -> int:
     """Fuse each camera's new coarse masks (latest-wins, held briefly for their partition)."""
-    sub, pub = rt.subscriber([m.TOPIC_COARSE, m.TOPIC_PARTITION]), rt.publisher()
+    # every_frame: room for each frame in flight's coarse mask and partition (nothing dropped)
+    hwm = max(rt.bus.rcvhwm, 4 * rt.runtime.in_flight) if rt.runtime.every_frame else None
+    sub, pub = rt.subscriber([m.TOPIC_COARSE, m.TOPIC_PARTITION], rcvhwm=hwm), rt.publisher()
     wait_ms = rt.section("fuser").wait_for_partition_ms
     beds: dict[str, Bed] = {}
     rt.tick("ready")
+    if rt.runtime.every_frame:
+        run_every_frame(rt, sub, pub)
+        return 0
     while not rt.stop.is_set():
         holding = any(b.holder.pending is not None for b in beds.values())
         grouped = by_camera(list(sub.recv_latest(5 if holding else 100).values()))

@@ -27,6 +27,8 @@ class Stage:
             the daemon (exit code 4) so a service manager restarts it.
         roles: the ``run --role`` values that run this stage (``all``: today's one-box pipeline;
             ``bedside``: capture for one camera; ``server``: inference for every camera of a ward).
+        credit: topics read only as back-pressure under ``runtime.every_frame`` (capture counts the
+            finished frames there); not data inputs, so they add no edge to the graph.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Stage:
     stop_rank: int
     essential: bool
     roles: tuple[str, ...] = ("all", "server")
+    credit: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
@@ -51,6 +54,7 @@ STAGES: tuple[Stage, ...] = (
         stop_rank=0,
         essential=True,
         roles=("all", "bedside"),
+        credit=(m.TOPIC_OCCLUSION,),
     ),
     Stage(
         "deeplab",

@@ -306,6 +306,16 @@ class WorkerRuntime:
             sock.close()
 
 
+def deterministic_kernels() -> None:
+    """``runtime.every_frame``: cuDNN uses deterministic kernels only (no per-run algorithm search),
+    so a CUDA run gives the same masks each time as a CPU run does (nothing to do without torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 class PersistentFailure(RuntimeError):
     """Raised when a worker fails on frame after frame: it exits so the supervisor restarts it."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 
 import numpy as np
@@ -16,12 +16,13 @@ import numpy as np
 from .. import messages as m
 from ..config import SamConfig
 from ..errors import Cancelled
-from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
+from ..runtime.worker import MAX_CAMERAS, WorkerRuntime, deterministic_kernels
 from .schedule import pick_camera
 
 log = logging.getLogger(__name__)
 
 RING = 16  # recent colour frames kept to find the one a coarse mask was computed from
+FRAME_WAIT_S = 2.0  # every_frame: how long a coarse mask waits for its colour frame to arrive
 
 
 def build(cfg: SamConfig):
@@ -251,6 +252,57 @@ def refresh_one(rt: WorkerRuntime, pub, bed: Bed, frame: m.ColorFrame, coarse) -
         rt.info.update(partition_ms=round(float(result.ms), 1), segments=int(result.labels.max()))
 
 
+def every_frame_config(cfg: SamConfig) -> SamConfig:
+    """``runtime.every_frame``: a fresh partition of every frame (no rate limit, skip, reuse or warp)."""
+    return cfg.model_copy(
+        update={"rate_hz": 0.0, "skip_when_no_occlusion": False, "reuse_threshold": 0.0, "warp": False}
+    )
+
+
+def next_pair(ring: FrameRing, queue: deque, now: float, wait_s: float):
+    """The oldest queued coarse mask with its own colour frame: (frame, coarse), or (None, None).
+
+    A coarse mask whose frame has not arrived yet waits up to ``wait_s``; then it is dropped and
+    returned as (None, coarse) so the caller can count it (its frame is fused coarse-only).
+    """
+    if not queue:
+        return None, None
+    coarse, since = queue[0]
+    frame = ring.get(coarse.identity)
+    if frame is None and now - since < wait_s:
+        return None, None
+    queue.popleft()
+    return frame, coarse
+
+
+def run_every_frame(rt: WorkerRuntime, cfg: SamConfig, partitioner, sub, pub) -> None:
+    """Partition every coarse mask's own frame, in arrival order; nothing is skipped or reused."""
+    deterministic_kernels()
+    bed = Bed(every_frame_config(cfg), partitioner)
+    queue: deque[tuple[m.CoarseMask, float]] = deque()
+    while not rt.stop.is_set():
+        for msg in sub.drain(100 if not queue else 5):
+            if isinstance(msg, m.ColorFrame):
+                bed.ring.add(msg)
+            elif isinstance(msg, m.CoarseMask) and len(queue) < RING:
+                queue.append((msg, time.monotonic()))
+            elif isinstance(msg, m.CoarseMask):  # more than runtime.in_flight allows: a peer misbehaves
+                rt.frame_error(msg.frame_id, OverflowError(f"over {RING} coarse masks waiting"))
+        rt.tick()
+        frame, coarse = next_pair(bed.ring, queue, time.monotonic(), FRAME_WAIT_S)
+        if coarse is None:
+            continue
+        if frame is None:
+            rt.frame_error(coarse.frame_id, LookupError("its colour frame never arrived"))
+            continue
+        try:
+            refresh_one(rt, pub, bed, frame, coarse)
+        except Cancelled:
+            log.info("sam: partition of frame %d cancelled: stopping", frame.frame_id)
+            return
+        rt.info.update(dropped=pub.dropped, invalid=sub.stats.invalid)
+
+
 def run(rt: WorkerRuntime) -> int:
     """Keep each camera's newest frames and coarse mask; refresh the oldest partition that is due."""
     cfg = rt.section("sam")
@@ -265,6 +317,9 @@ def run(rt: WorkerRuntime) -> int:
     refreshed_at: dict[str, float] = {}
     need_coarse = cfg.skip_when_no_occlusion or cfg.guided.enabled
     rt.tick("ready")
+    if rt.runtime.every_frame:
+        run_every_frame(rt, cfg, partitioner, sub, pub)
+        return 0
     while not rt.stop.is_set():
         take_messages(beds, sub.drain(100), lambda: Bed(cfg, partitioner))
         rt.tick()

@@ -105,9 +105,19 @@ def build_partition(opts: EvalOptions):
     )
 
 
-def evaluate_image(predictor, partitioner, rgb: np.ndarray, roi: tuple[int, int, int, int]):
-    """(coarse probability (H, W) float32, partition labels (H, W), fused classes (H, W) uint8)."""
+def evaluate_image(
+    predictor, partitioner, rgb: np.ndarray, roi: tuple[int, int, int, int], wire: bool = False
+):
+    """(coarse probability (H, W) float32, partition labels (H, W), fused classes (H, W) uint8).
+
+    ``wire``: the probability quantised to uint8 as ``mask.coarse`` carries it, so the fused classes
+    equal the pipeline's ``mask.occlusion`` byte for byte (``replay --every-frame``).
+    """
     prob = predictor.predict(rgb, roi)
+    if wire:
+        from ..deeplab.worker import to_uint8
+
+        prob = to_uint8(prob).astype(np.float32) * np.float32(1 / 255)  # as CoarseMask.probability()
     labels = partitioner(rgb, prob, roi).labels
     classes, _ = soft_vote(binary_probs(prob), labels)
     if getattr(partitioner, "name", "").startswith("superpixel"):  # as the fuser does
