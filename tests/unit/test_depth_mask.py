@@ -158,3 +158,27 @@ def test_depth_frames_kept_are_bounded():
         store.add(depth_frame(i))
     assert len(store.frames) == MAX_DEPTH_FRAMES
     assert store.frames[0].frame_id == 2 * MAX_DEPTH_FRAMES
+
+
+# ----------------------------------------------------------------------------- the config switch
+
+
+@pytest.mark.parametrize(
+    "camera, why",
+    [
+        ({"source": "mkv", "depth_mode": "OFF"}, "depth_mode is OFF"),
+        ({"source": "synthetic"}, "synthetic source"),
+        ({"source": "mkv", "align_depth_to_color": True}, "align_depth_to_color to false"),
+    ],
+)
+def test_the_switch_is_refused_without_raw_depth(camera, why):
+    from kinect_occlusion.config import validate
+    from kinect_occlusion.errors import UserError
+
+    assert validate({"camera": camera}, "c.yaml").fuser.depth_mask is False  # off by default: fine
+    with pytest.raises(UserError, match=f"fuser.depth_mask needs raw depth from camera 'bed1': .*{why}"):
+        validate({"camera": camera, "fuser": {"depth_mask": True}}, "c.yaml")
+    ward = {"cameras": [{"id": "a", "source": "mkv"}, {"id": "b", **camera}], "fuser": {"depth_mask": True}}
+    with pytest.raises(UserError, match="camera 'b'"):
+        validate(ward, "c.yaml")
+    assert validate({"camera": {"source": "mkv"}, "fuser": {"depth_mask": True}}, "c.yaml").fuser.depth_mask
