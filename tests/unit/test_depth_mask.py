@@ -182,3 +182,42 @@ def test_the_switch_is_refused_without_raw_depth(camera, why):
     with pytest.raises(UserError, match="camera 'b'"):
         validate(ward, "c.yaml")
     assert validate({"camera": {"source": "mkv"}, "fuser": {"depth_mask": True}}, "c.yaml").fuser.depth_mask
+
+
+# ----------------------------------------------------------------------------- the client side
+
+
+def test_the_depth_mask_subscriber_drops_and_counts_lies(ipc_dir):
+    import zmq
+    from conftest import wait_for
+
+    from kinect_occlusion.client import DepthMaskSubscriber
+
+    endpoint = f"ipc://{ipc_dir}/out"
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.bind(endpoint)
+
+    def good(frame_id: int) -> m.DepthMask:
+        mask = np.zeros((288, 320), np.uint8)
+        mask[:10] = UNKNOWN
+        return m.DepthMask(camera="bed1", frame_id=frame_id, ts_us=frame_id, mask=mask, fused=True)
+
+    lies = [good(1), good(2), good(3), good(4)]
+    lies[0].mask = np.full((288, 320), 7, np.uint8)  # a value that is neither 0, 1 nor unknown
+    lies[1].mask = np.zeros((300, 300), np.uint8)  # not a depth mode's size
+    lies[2].map_ms = -1.0
+    lies[3].mask = np.zeros((288, 320), np.uint16)  # not uint8
+    try:
+        with DepthMaskSubscriber(endpoint, camera="bed1", latest_only=False, rcvhwm=100) as sub:
+            # the subscription reaches the publisher: a probe gets through
+            assert wait_for(lambda: pub.send_multipart(m.encode(good(0))) or sub.receive(0.05), 10)
+            while sub.receive(0.05) is not None:  # probes still queued
+                pass
+            for lie in lies:
+                pub.send_multipart(m.encode(lie))
+            pub.send_multipart(m.encode(good(5)))
+            got = sub.receive(5.0)
+            assert isinstance(got, m.DepthMask) and got.frame_id == 5 and (got.mask[:10] == UNKNOWN).all()
+            assert sub.invalid == len(lies)
+    finally:
+        pub.close(linger=0)
