@@ -221,3 +221,16 @@ def test_the_depth_mask_subscriber_drops_and_counts_lies(ipc_dir):
             assert sub.invalid == len(lies)
     finally:
         pub.close(linger=0)
+
+
+def test_subscribe_save_writes_a_depth_mask_png_with_unknown_in_grey(tmp_path):
+    import cv2
+
+    from kinect_occlusion.commands.subscribe import save_message
+
+    mask = np.zeros((288, 320), np.uint8)
+    mask[:10], mask[100:120, 50:90] = UNKNOWN, 1
+    save_message(m.DepthMask(camera="bed1", frame_id=3, ts_us=3, mask=mask), tmp_path)
+    png = cv2.imread(str(tmp_path / "mask_depth_000003.png"), cv2.IMREAD_UNCHANGED)
+    assert png.shape == (288, 320) and (png[:10] == 128).all() and (png[100:120, 50:90] == 255).all()
+    assert (png[200:] == 0).all()
