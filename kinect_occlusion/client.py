@@ -8,6 +8,14 @@ Example::
         for msg in sub.iter(timeout_s=5.0):
             ignore = msg.mask.astype(bool)    # H×W, True where something covers the patient
             print(msg.frame_id, msg.fused, ignore.mean())
+
+Depth-based monitors (``fuser.depth_mask: true``) take the same mask in the depth camera's pixels::
+
+    from kinect_occlusion.client import DepthMaskSubscriber
+
+    with DepthMaskSubscriber("ipc:///tmp/kinect-occlusion/bed1-out", camera="bed1") as sub:
+        for msg in sub.iter(timeout_s=5.0):
+            ignore = msg.mask != 0    # depth-sized: occluded (1) or unknown (255, no depth reading)
 """
 
 from __future__ import annotations
@@ -87,3 +95,27 @@ class OcclusionSubscriber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DepthMaskSubscriber(OcclusionSubscriber):
+    """Receives the occlusion mask in the depth camera's pixels (``mask.depth``, ``messages.DepthMask``).
+
+    Published by the fuser when ``fuser.depth_mask`` is true: ``mask`` is the depth frame's size,
+    1 = occluded, 0 = not, 255 (``messages.DEPTH_MASK_UNKNOWN``) = no depth reading there (or it sees
+    no colour pixel); ``(epoch, frame_id)`` equal those of the colour mask and the depth frame it
+    was mapped from. Arguments as :class:`OcclusionSubscriber` (``topics`` defaults to ``mask.depth``).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        camera: str = "bed1",
+        topics: tuple[str, ...] = (m.TOPIC_DEPTH_MASK,),
+        latest_only: bool = True,
+        rcvhwm: int = 8,
+        curve: CurveKeys | None = None,
+    ) -> None:
+        super().__init__(endpoint, camera, topics, latest_only, rcvhwm, curve)
+
+    def __enter__(self) -> DepthMaskSubscriber:
+        return self

@@ -284,6 +284,11 @@ class FuserConfig(_Section):
         0.0, ge=0, le=5000, description="Hold a coarse mask this long for the partition of its own frame."
     )
     output_encoding: Literal["raw", "packbits"] = Field("raw", description="Occlusion mask encoding.")
+    depth_mask: bool = Field(
+        False,
+        description="Also publish the occlusion mask in the depth camera's pixels (mask.depth); needs "
+        "raw depth with its calibration (a Kinect or a recording, align_depth_to_color false).",
+    )
 
 
 class RuntimeConfig(_Section):
@@ -359,6 +364,17 @@ class ViewerConfig(_Section):
         return self
 
 
+def depth_mask_problem(cam: CameraConfig) -> str | None:
+    """Why ``cam`` gives the fuser no depth frames in the depth camera's pixels (None: it does)."""
+    if cam.depth_mode == "OFF":
+        return "camera.depth_mode is OFF"
+    if cam.source == "synthetic":
+        return "the synthetic source renders depth in colour pixels only"
+    if cam.align_depth_to_color:
+        return "set camera.align_depth_to_color to false"
+    return None
+
+
 class Config(_Section):
     camera: CameraConfig = CameraConfig()
     cameras: tuple[CameraConfig, ...] | None = Field(
@@ -401,6 +417,15 @@ class Config(_Section):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"cameras: id {dup[0]!r} is used twice; each bed needs its own id")
+        return self
+
+    @model_validator(mode="after")
+    def _depth_mask_needs_raw_depth(self) -> Config:
+        # The depth-geometry mask maps through the depth camera's own frames and their calibration
+        for cam in self.camera_list() if self.fuser.depth_mask else ():
+            why = depth_mask_problem(cam)
+            if why:
+                raise ValueError(f"fuser.depth_mask needs raw depth from camera {cam.id!r}: {why}")
         return self
 
     def camera_list(self) -> tuple[CameraConfig, ...]:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from .jpeg import jpeg_frame_size
+from .sources.k4a_formats import DEPTH_MODES
 from .wire import (
     CAMERA_RE,
     ENC_JPEG,
@@ -51,6 +52,7 @@ __all__ = [  # the wire protocol as the code base imports it (codec names re-exp
     "ENC_PACKBITS",
     "ENC_RAW",
     "KINDS",
+    "DEPTH_MASK_UNKNOWN",
     "MAX_BUFFER_BYTES",
     "MAX_CALIBRATION_CHARS",
     "MAX_DIM",
@@ -66,6 +68,7 @@ __all__ = [  # the wire protocol as the code base imports it (codec names re-exp
     "TOPIC_COARSE",
     "TOPIC_COLOR",
     "TOPIC_DEPTH",
+    "TOPIC_DEPTH_MASK",
     "TOPIC_OCCLUSION",
     "TOPIC_PARTITION",
     "TOPIC_STATUS",
@@ -73,6 +76,7 @@ __all__ = [  # the wire protocol as the code base imports it (codec names re-exp
     "CoarseMask",
     "ColorFrame",
     "DepthFrame",
+    "DepthMask",
     "Message",
     "MessageError",
     "OcclusionMask",
@@ -94,6 +98,7 @@ TOPIC_COARSE = "mask.coarse"
 TOPIC_PARTITION = "partition"
 TOPIC_OCCLUSION = "mask.occlusion"
 TOPIC_STATUS = "status"
+TOPIC_DEPTH_MASK = "mask.depth"  # the occlusion mask in the depth camera's pixels (fuser.depth_mask)
 
 MAX_SEGMENTS = 1_000_000
 MAX_CALIBRATION_CHARS = 32 * 1024  # an Azure Kinect calibration.json is ~6 KB
@@ -270,6 +275,35 @@ class OcclusionMask(Message):
             in_range(self.partition_age_ms, -1, float("inf")), "partition_age_ms must be finite and >= -1"
         )
         require(len(self.partitioner) <= MAX_NAME_CHARS, "partitioner name is too long")
+
+
+DEPTH_MASK_UNKNOWN = 255  # DepthMask: no depth reading, or the point falls outside the colour image
+# DepthMask sizes: the depth camera's (width, height) in some depth mode, as (rows, cols)
+DEPTH_MASK_SHAPES = frozenset((h, w) for w, h in DEPTH_MODES.values())
+
+
+@dataclass(kw_only=True)
+class DepthMask(Message):
+    """The occlusion mask of the same frame in the depth camera's pixels (``fuser.depth_mask``).
+
+    ``mask`` is uint8: 1 = occluded, 0 = not, 255 (:data:`DEPTH_MASK_UNKNOWN`) = this depth pixel has
+    no reading or sees no pixel of the colour image. ``fused`` is the colour mask's.
+    """
+
+    mask: np.ndarray = array_field("uint8", ndim=2)
+    fused: bool = header_field(bool, default=False)
+    map_ms: float = header_field(float, int, default=0.0)
+
+    KIND: ClassVar[str] = "DepthMask"
+    TOPIC: ClassVar[str] = TOPIC_DEPTH_MASK
+
+    def check(self) -> None:
+        require(self.mask.shape in DEPTH_MASK_SHAPES, "depth mask must have a depth mode's size")
+        # 0, 1 or 255: one min/max pass when there is nothing unknown, else one more comparison
+        if not array_within(self.mask, 0, 1):
+            odd = (self.mask > 1) & (self.mask != DEPTH_MASK_UNKNOWN)
+            require(not odd.any(), "depth mask values must be 0, 1 or 255")
+        require(in_range(self.map_ms, 0, float("inf")), "map_ms must be finite and >= 0")
 
 
 @dataclass(kw_only=True)

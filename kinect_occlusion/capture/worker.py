@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # Time for the proxy to forward subscriptions to a fresh publisher before the first frame
 SETTLE_S = 0.3
 
+# Depth frames carry the calibration when it changes and again this often, so a subscriber that
+# joins later (a restarted fuser with fuser.depth_mask) gets it within a few seconds
+CALIBRATION_EVERY_S = 2.0
+
 # A stored epoch at or above this is not ours (corrupt or planted): ignored
 MAX_STORED_EPOCH = 2**62
 
@@ -147,15 +151,19 @@ def run(rt: WorkerRuntime) -> int:
         time.sleep(SETTLE_S)
         rt.tick("streaming")
         sent_calibration: str | None = None
+        sent_at = 0.0
         for frame in source:
             if gate is not None and not gate.wait(Credits.available):
                 break
             rt.counters.frames_in += 1
-            calibration = source.calibration if source.calibration != sent_calibration else None
+            now = time.monotonic()
+            due = source.calibration != sent_calibration or now - sent_at >= CALIBRATION_EVERY_S
+            calibration = source.calibration if due else None
             publish_frame(pub, rt, frame, calibration, epoch)
             if gate is not None:
                 gate.sent((epoch, frame.frame_id))
-            sent_calibration = source.calibration if frame.depth is not None else sent_calibration
+            if frame.depth is not None and calibration is not None:
+                sent_calibration, sent_at = calibration, now
             rt.counters.out()
             rt.info.update(
                 last_frame_id=frame.frame_id,

@@ -48,6 +48,8 @@ def save_message(msg: m.Message, out: Path) -> None:
         image = (msg.mask > 0).astype(np.uint8) * 255
     elif isinstance(msg, m.Partition):
         image = np.clip(msg.labels, 0, 65535).astype(np.uint16)
+    elif isinstance(msg, m.DepthMask):  # occluded white, unknown (no depth) grey, not occluded black
+        image = np.select([msg.mask == 1, msg.mask == m.DEPTH_MASK_UNKNOWN], [255, 128]).astype(np.uint8)
     if image is not None and not cv2.imwrite(str(out / f"{name}.png"), image):
         raise UserError(f"--save {out}: cannot write {name}.png (disk full or no permission?)", exit_code=1)
 

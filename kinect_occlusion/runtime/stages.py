@@ -80,8 +80,8 @@ STAGES: tuple[Stage, ...] = (
         "fuser",
         "kinect_occlusion.fuser.worker",
         ("fuser",),
-        (m.TOPIC_COARSE, m.TOPIC_PARTITION),
-        (m.TOPIC_OCCLUSION,),
+        (m.TOPIC_COARSE, m.TOPIC_PARTITION, m.TOPIC_DEPTH),  # depth only with fuser.depth_mask
+        (m.TOPIC_OCCLUSION, m.TOPIC_DEPTH_MASK),
         start_rank=0,
         stop_rank=3,
         essential=True,

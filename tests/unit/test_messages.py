@@ -49,6 +49,14 @@ def sample_messages():
             partition_frame_id=4,
             partition_age_ms=12.0,
         ),
+        m.DepthMask(
+            camera="bed1",
+            frame_id=9,
+            ts_us=125,
+            mask=RNG.choice(np.array([0, 1, m.DEPTH_MASK_UNKNOWN], np.uint8), (288, 320)),
+            fused=True,
+            map_ms=4.5,
+        ),
         m.Status(
             camera="bed1",
             frame_id=1,
@@ -379,6 +387,27 @@ LIES = {
     "fused without votes": (lambda: _lie(_msg("OcclusionMask"), votes=np.zeros((0, 2), F32)), "fused mask"),
     "fused without partition": (lambda: _lie(_msg("OcclusionMask"), partition_frame_id=-1), "fused mask"),
     "partition_age_ms NaN": (lambda: _lie(_msg("OcclusionMask"), partition_age_ms=float("nan")), "age"),
+    # DepthMask: a depth mode's size, values 0, 1 or 255 (unknown)
+    "depth mask value 2": (
+        lambda: _lie(_msg("DepthMask"), mask=np.full((288, 320), 2, np.uint8)),
+        "0, 1 or 255",
+    ),
+    "depth mask value 254": (
+        lambda: _lie(_msg("DepthMask"), mask=np.full((576, 640), 254, np.uint8)),
+        "0, 1 or 255",
+    ),
+    "depth mask 4000×4000": (
+        lambda: _lie(_msg("DepthMask"), mask=np.zeros((4000, 4000), np.uint8)),
+        "depth mode's size",
+    ),
+    "depth mask colour-sized": (
+        lambda: _lie(_msg("DepthMask"), mask=np.zeros((720, 1280), np.uint8)),
+        "depth mode's size",
+    ),
+    "depth mask 3-D": (lambda: _lie(_msg("DepthMask"), mask=np.zeros((288, 320, 1), np.uint8)), "dimensions"),
+    "depth mask uint16": (lambda: _lie(_msg("DepthMask"), mask=np.zeros((288, 320), np.uint16)), "dtype"),
+    "depth mask map_ms NaN": (lambda: _lie(_msg("DepthMask"), map_ms=float("nan")), "map_ms"),
+    "depth mask fused 'yes'": (lambda: _lie(_msg("DepthMask"), fused="yes"), "fused"),
     # Status: what the supervisor and `status` read
     "loop_age_s 'x'": (lambda: _lie(_msg("Status"), info={"loop_age_s": "x"}), "info.loop_age_s"),
     "rate_hz NaN": (lambda: _lie(_msg("Status"), info={"rate_hz": float("nan")}), "rate_hz|non-finite"),
@@ -412,6 +441,8 @@ def test_honest_edge_values_still_decode():
             partition_age_ms=-1.0,
         ),
         _lie(_msg("ColorFrame"), frame_id=2**63 - 1, camera="Bed_3-a"),
+        _lie(_msg("DepthMask"), mask=np.full((1024, 1024), m.DEPTH_MASK_UNKNOWN, np.uint8)),
+        _lie(_msg("DepthMask"), mask=np.ones((512, 512), np.uint8), fused=False, map_ms=0),
         _lie(_msg("Status"), info={"workers": {"sam": {"restarts": 0, "alive": True}}, "loop_age_s": 1e9}),
     ]
     for frames in ok:

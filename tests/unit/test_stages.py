@@ -28,7 +28,8 @@ def test_the_fine_branch_runs_after_the_coarse_one():
 
 
 def test_the_monitor_times_every_result_topic_and_only_those():
-    assert set(BusMonitor.TOPICS) == {m.TOPIC_STATUS, m.TOPIC_COARSE, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION}
+    results = {m.TOPIC_COARSE, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION, m.TOPIC_DEPTH_MASK}
+    assert set(BusMonitor.TOPICS) == {m.TOPIC_STATUS, *results}
     assert stages.SOURCE == "capture" and "sam" not in stages.ESSENTIAL
 
 

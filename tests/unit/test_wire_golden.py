@@ -72,6 +72,12 @@ def golden_messages() -> dict[str, m.Message]:
             encoding=m.ENC_PACKBITS,
             **COMMON,
         ),
+        "depth_mask": m.DepthMask(
+            mask=np.array([0, 1, m.DEPTH_MASK_UNKNOWN], np.uint8)[_grid((288, 320), "int64", 3)],
+            fused=True,
+            map_ms=4.25,
+            **COMMON,
+        ),
         "status": m.Status(
             worker="deeplab",
             pid=4242,
@@ -88,6 +94,7 @@ GOLDEN = {
     "color_jpeg": "c45e5904cd8aa3bac05056d8fd88c2ffb1b31c4f668dce2e17f5129179542574",
     "color_raw": "63933e27691142e2a88ce33d10f3f0667dd7a345072f929728ef3e714b96eca7",
     "depth": "391c848594821cef47899d0feb684892917db74e648ec79980e7ac2f32e1f614",
+    "depth_mask": "831182435161527db82961aa7f4bd4278b74eb2b0c704cabf97f967c6ed19505",
     "depth_no_calibration": "4e2a0b80218b98d73362706722a3da8b36bb35122800be5031c451f354cd81fd",
     "occlusion_packbits": "effa2f2b027e0d17718b41ae20613179d30c4fdcd099c8e6ee04dc7d449f0a0d",
     "occlusion_raw": "7357f5d945078647b453f8e19da95736f7ed613dcb860e132b1ab220b6bf4236",
