@@ -2,7 +2,8 @@
 """A ward: one shared server (+ N bedsides over tcp:// with CURVE) vs N all-in-one pipelines.
 
     python tools/bench_ward.py [--cameras 1 2 4 8] [--seconds 15] [--warmup 5] [--fps 5]
-                               [--size 640 360] [--triton-cameras 4] [--no-triton] [--quick]
+                               [--size 640 360] [--shared-bus tcp-curve|tcp-curve-jpeg|ipc]
+                               [--triton-cameras 4] [--no-triton] [--quick]
                                [--checkpoint recordings/demo_model.pt] [--json OUT.json]
 
 In one run, per camera count N: N synthetic cameras at ``--fps`` served by (a) ``run --role server``
@@ -17,7 +18,7 @@ summed RSS and PSS (sampled every second; peak). Then, at ``--triton-cameras``, 
 onnxruntime, its CPU time included) vs ``deeplab.runtime: onnx``, back to back.
 
 Every process it starts runs in its own session and is stopped (SIGTERM, then SIGKILL) on exit,
-error or Ctrl-C. Logs of every run stay in a temporary folder, named on an error.
+error or Ctrl-C. Logs of every process go to a temporary folder, kept (and named) on an error.
 """
 
 from __future__ import annotations
@@ -213,26 +214,30 @@ def common(args: argparse.Namespace, **deeplab) -> dict:
 
 
 def ward_config(tmp: Path, n: int, args: argparse.Namespace, **deeplab) -> tuple[Path, str]:
-    """A ward config (N cameras, tcp:// bus with CURVE); returns (path, backend endpoint)."""
+    """A ward config (N cameras; ``--shared-bus``: tcp:// with CURVE as in the README, raw or JPEG
+    colour, or ipc://); returns (path, backend endpoint)."""
     from kinect_occlusion.commands.keys import generate
 
     keys = tmp / "keys"
     if not keys.exists():
         generate(keys, ["client"], ["monitor"])
-    back = f"tcp://127.0.0.1:{free_port()}"
+    if args.shared_bus == "ipc":  # a diagnostic: the same server without tcp:// and CURVE
+        bus = {"frontend": f"ipc://{tmp}/ward{n}-in", "backend": f"ipc://{tmp}/ward{n}-out"}
+    else:
+        bus = {
+            "frontend": f"tcp://127.0.0.1:{free_port()}",
+            "backend": f"tcp://127.0.0.1:{free_port()}",
+            "curve": {"enabled": True, "keys_dir": str(keys)},
+            "color_encoding": "jpeg" if args.shared_bus == "tcp-curve-jpeg" else "raw",
+        }
     cfg = {
         "cameras": [camera(i, args) for i in range(1, n + 1)],
-        "bus": {
-            "frontend": f"tcp://127.0.0.1:{free_port()}",
-            "backend": back,
-            "bedside_status": f"ipc://{tmp}/{{camera}}-bedside",
-            "curve": {"enabled": True, "keys_dir": str(keys)},
-        },
+        "bus": {**bus, "bedside_status": f"ipc://{tmp}/{{camera}}-bedside"},
         **common(args, max_batch=max(n, 1), **deeplab),
     }
     path = tmp / f"ward{n}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return path, back
+    return path, bus["backend"]
 
 
 def single_config(tmp: Path, i: int, args: argparse.Namespace) -> tuple[Path, str]:
@@ -471,6 +476,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fps", type=int, default=5, choices=[5, 15, 30])
     p.add_argument("--size", type=int, nargs=2, default=[640, 360], metavar=("W", "H"))
     p.add_argument("--checkpoint", default=str(ROOT / "recordings" / "demo_model.pt"))
+    p.add_argument(
+        "--shared-bus",
+        choices=["tcp-curve", "tcp-curve-jpeg", "ipc"],
+        default="tcp-curve",
+        help="the shared server's bus: the README's ward (tcp:// + CURVE, raw colour), the same with "
+        "JPEG colour, or ipc:// without CURVE (one host)",
+    )
     p.add_argument("--triton-cameras", type=int, default=4)
     p.add_argument("--triton-threads", type=int, default=2, help="onnxruntime threads in Triton's model")
     p.add_argument("--no-triton", action="store_true", help="skip the Triton vs ONNX part")
@@ -511,7 +523,9 @@ def print_tables(ward: list[dict], triton: list[dict], args) -> None:
         f"\n{args.fps} fps synthetic {args.size[0]}×{args.size[1]} cameras, {args.seconds:.0f} s window, ",
         end="",
     )
-    print(f"demo checkpoint ({Path(args.checkpoint).name}), superpixel partitions")
+    print(
+        f"demo checkpoint ({Path(args.checkpoint).name}), superpixel partitions, shared bus {args.shared_bus}"
+    )
     print(
         "\n| N | mode | masks/s per camera (slowest) | fused | capture→mask p50 / p95 ms | CPU s per mask | "
         "cores busy | RSS peak MB | PSS peak MB |"
@@ -555,7 +569,7 @@ def print_tables(ward: list[dict], triton: list[dict], args) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM ends the bench as Ctrl-C does: every process it started is stopped on the way out."""
+    """Ctrl-C or SIGTERM: every process the bench started is stopped on the way out."""
     raise KeyboardInterrupt
 
 
@@ -564,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     from kinect_occlusion.bus import load_curve
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_ward_"))
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start it with SIGINT ignored
+        signal.signal(sig, _interrupt)
     try:
         ward_config(tmp, 1, args)  # makes the CURVE keys
         curve = load_curve(
