@@ -335,6 +335,18 @@ class Publisher:
         self.sent = 0
         self.dropped = 0
         self._in_flight: deque[zmq.MessageTracker] = deque()
+        self._locks: list[int] = []
+
+    def also_bind(self, endpoint: str) -> None:
+        """Also serve local subscribers on ``endpoint`` (a bedside's own status while its server is
+        away); an ipc:// path is guarded as the proxy's are (UserError when taken or not bindable)."""
+        ipc_path = _prepare_ipc(endpoint)
+        if ipc_path is not None:
+            self._locks.append(_lock_ipc(ipc_path))
+        try:
+            self.sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            raise UserError(f"bus: cannot bind {endpoint} ({exc.strerror})") from None
 
     def publish(self, msg: m.Message) -> bool:
         """Serialise then send ``msg``; return False (and count a drop) when the queue is full."""
@@ -384,6 +396,9 @@ class Publisher:
         """
         self._wait_released(self.linger_s)
         self.sock.close(linger=0)
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
         # Closing discards what is still queued; the I/O thread releases those buffers promptly
         if not self._wait_released(CLOSE_RELEASE_S):
             log.warning("publisher: %d buffers still held by ZeroMQ after close", len(self._in_flight))

@@ -116,17 +116,29 @@ class BusConfig(_Section):
         "ipc:///tmp/kinect-occlusion/{camera}-out",
         description="Proxy XPUB endpoint: subscribers connect here.",
     )
+    bedside_status: str = Field(
+        "ipc:///tmp/kinect-occlusion/{camera}-bedside",
+        description="A bedside's own Status, bound on its host ('status --camera ID' reads it while the "
+        "server is down).",
+    )
     sndhwm: int = Field(4, ge=1, le=10000, description="Send high-water mark (messages) per socket.")
     rcvhwm: int = Field(4, ge=1, le=10000, description="Receive high-water mark (messages) per socket.")
     color_encoding: Literal["raw", "jpeg"] = Field("raw", description="Colour frames: raw RGB or JPEG.")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality when color_encoding=jpeg.")
     curve: CurveConfig = CurveConfig()
 
-    @field_validator("frontend", "backend")
+    @field_validator("frontend", "backend", "bedside_status")
     @classmethod
     def _scheme(cls, v: str) -> str:
         if not v.startswith(ENDPOINT_SCHEMES):
             raise ValueError("endpoint must start with ipc://, tcp:// or inproc://")
+        return v
+
+    @field_validator("bedside_status")
+    @classmethod
+    def _local(cls, v: str) -> str:
+        if not v.startswith("ipc://"):
+            raise ValueError("must be an ipc:// endpoint (read on the bedside's own host)")
         return v
 
     def endpoints(self, camera: str) -> tuple[str, str]:
@@ -434,8 +446,9 @@ class Config(_Section):
 
     @property
     def ward(self) -> bool:
-        """Whether this config serves several cameras (``cameras`` with more than one entry)."""
-        return len(self.camera_list()) > 1
+        """Whether this is a ward config (a ``cameras`` list, even of one bed): its server reads every
+        camera and names itself 'ward', so a bedside's Status is never taken for the server's."""
+        return self.cameras is not None
 
     @property
     def bus_name(self) -> str:

@@ -35,7 +35,7 @@ def role_config(cfg: Config, role: str, camera: str | None) -> Config:
         return cfg.for_camera(camera)
     if camera is not None:
         raise UserError(f"--camera is for --role bedside (a {role} serves every camera of the config)")
-    if role == "all" and cfg.ward:
+    if role == "all" and len(cfg.camera_list()) > 1:
         raise UserError(
             "this config lists several cameras: run --role server, and --role bedside --camera ID per bed"
         )

@@ -7,6 +7,7 @@ import json
 import time
 
 from .. import messages as m
+from ..config import CurveConfig
 from ..errors import UserError
 from . import _args
 from ._pipeline import add_config_argument, config_from_args
@@ -16,6 +17,12 @@ def register(sub) -> None:
     p = sub.add_parser("status", help="print the state of a running pipeline")
     add_config_argument(p)
     p.add_argument("--endpoint", "-e", default=None, help="subscriber endpoint (default: from the config)")
+    p.add_argument(
+        "--camera",
+        metavar="ID",
+        default=None,
+        help="a bedside's own status, on its host (bus.bedside_status): also while its server is down",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--wait", type=float, default=None, help="listen this long (default: 2.5 heartbeats)")
     p.set_defaults(func=run)
@@ -43,15 +50,20 @@ def run(args: argparse.Namespace) -> int:
     _args.endpoint(args.endpoint, "--endpoint")
     _args.positive(args.wait, "--wait")
     cfg = config_from_args(args)
-    endpoint = args.endpoint or cfg.bus.endpoints(cfg.bus_name)[1]
+    name, endpoint = cfg.bus_name, cfg.bus.endpoints(cfg.bus_name)[1]
+    curve: CurveConfig | None = cfg.bus.curve
+    if args.camera is not None:  # the bedside's local endpoint: no CURVE (ipc:// only)
+        name = cfg.for_camera(args.camera).camera.id
+        endpoint, curve = cfg.bus.bedside_status.format(camera=name), None
+    endpoint = args.endpoint or endpoint
     wait = args.wait or max(2.5 * cfg.runtime.heartbeat_s, 1.0)
     try:
-        seen = collect(endpoint, cfg.bus_name, wait, curve_keys(cfg.bus.curve, server=False))
+        seen = collect(endpoint, name, wait, curve_keys(curve, server=False) if curve else None)
     except zmq.ZMQError as exc:
         raise UserError(f"cannot listen on {endpoint}: {exc.strerror}") from None
     if not seen:
         raise UserError(
-            f"no status from {cfg.bus_name} on {endpoint} within {wait:.1f} s (is the pipeline running?)",
+            f"no status from {name} on {endpoint} within {wait:.1f} s (is the pipeline running?)",
             exit_code=1,
         )
     if args.json:
@@ -63,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    server = seen["supervisor"].info.get("server") if "supervisor" in seen else None
+    if server in ("up", "down"):
+        print(f"server link: {server} ({cfg.bus.frontend})")
     print(f"{'worker':<10} {'pid':>7} {'state':<11} {'in':>7} {'out':>7} {'rate':>6} {'errors':>6}  details")
     for w, s in sorted(seen.items()):
         i = s.info

@@ -230,6 +230,8 @@ class Supervisor:
 
     def _publish_status(self, pub: Publisher, beat: int, monitor: BusMonitor) -> None:
         alive = {n: bool(h.process and h.process.is_alive()) for n, h in self.handles.items()}
+        # A bedside says whether its server answers (read on its own host: 'status --camera ID')
+        server = {"server": "up" if self._bus_answers(monitor, time.monotonic()) else "down"}
         info = {
             n: {"restarts": h.restarts, "failed": h.failed, "alive": alive[n]}
             for n, h in self.handles.items()
@@ -247,7 +249,12 @@ class Supervisor:
                 worker="supervisor",
                 pid=os.getpid(),
                 state="degraded" if any(h.failed for h in self.handles.values()) else "running",
-                info={"workers": info, "invalid": monitor.invalid, "role": self.role},
+                info={
+                    "workers": info,
+                    "invalid": monitor.invalid,
+                    "role": self.role,
+                    **(server if self.role == "bedside" else {}),
+                },
             )
         )
 
@@ -278,6 +285,8 @@ class Supervisor:
                 self.cfg.bus_name, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
             )
         try:
+            if self.role == "bedside":
+                pub.also_bind(self.cfg.bus.bedside_status.format(camera=self.cfg.camera.id))
             self._loop(monitor, pub)
         finally:
             if self.metrics is not None:

@@ -77,6 +77,7 @@ def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) 
         "bus": {
             "frontend": f"ipc://{ipc_dir}/in",
             "backend": f"ipc://{ipc_dir}/out",
+            "bedside_status": f"ipc://{ipc_dir}/{{camera}}-bedside",
             "sndhwm": 8,
             "rcvhwm": 8,
         },

@@ -29,6 +29,15 @@ def test_cameras_list_serves_every_bed_and_a_bedside_gets_its_own():
     assert role_config(cfg, "server", None) is cfg
 
 
+def test_one_camera_list_is_a_ward_for_its_server_and_runs_all_in_one():
+    # A server of one bed names itself 'ward': its Status must not claim the bedside's camera id
+    cfg = validate(ward("bed1"))
+    assert cfg.ward and cfg.bus_name == "ward"
+    assert role_config(cfg, "server", None) is cfg
+    one_box = role_config(cfg, "all", None)
+    assert one_box.camera.id == "bed1" and not one_box.ward and one_box.bus_name == "bed1"
+
+
 @pytest.mark.parametrize(
     ("data", "words"),
     [
@@ -68,3 +77,8 @@ def test_stage_graph_decides_what_each_role_runs():
     assert set(stages.for_role("server")) == set(stages.NAMES) - {stages.SOURCE}
     with pytest.raises(KeyError):
         stages.for_role("nurse")
+
+
+def test_bedside_status_endpoint_is_local_only():
+    with pytest.raises(UserError, match="bus.bedside_status: must be an ipc:// endpoint"):
+        validate({"bus": {"bedside_status": "tcp://0.0.0.0:5599"}})
