@@ -161,6 +161,20 @@ def test_a_model_of_other_dims_is_one_clear_line(served):
         TritonImageEncoder(served[2].url, "nope", 5000, 1024, (32, 16, 16), "tiny")
 
 
+def test_a_request_past_its_deadline_is_a_retryable_error(served):
+    from kinect_occlusion.sam.triton_encoder import TritonEncoderError, TritonImageEncoder
+
+    enc = TritonImageEncoder(served[2].url, "sam_encoder", 1, 1024, (32, 16, 16), "tiny")
+    try:
+        x = np.zeros((4, 3, 1024, 1024), np.float32)
+        enc.encode(x[:1])  # the first request may take longer (the instance's lazy start)
+        with pytest.raises(TritonEncoderError, match="Deadline Exceeded") as err:
+            enc.encode(x)
+        assert err.value.retry_after_s == 0.5
+    finally:
+        enc.close()
+
+
 def test_server_down_then_back_resumes_with_a_fresh_channel(served, tmp_path):
     from kinect_occlusion.sam.triton_encoder import TritonEncoderError, TritonImageEncoder
 
@@ -235,4 +249,5 @@ def test_pipeline_with_the_encoder_on_triton_fuses_and_rides_out_an_outage(serve
     assert len(partitions(msgs)) >= 1 and any(fused(x) for x in msgs), out
     assert failed(down) and alive, out  # counted as a frame error; the pipeline went on
     assert len(partitions(back)) >= 2, out  # partitions resumed once the server was back
+    assert "sam: frame" in out and "TritonEncoderError: Triton" in out, out  # one line per failure
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
