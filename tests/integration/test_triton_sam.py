@@ -161,6 +161,17 @@ def test_a_model_of_other_dims_is_one_clear_line(served):
         TritonImageEncoder(served[2].url, "nope", 5000, 1024, (32, 16, 16), "tiny")
 
 
+def test_no_server_at_start_is_one_clear_line():
+    from conftest import free_port
+
+    from kinect_occlusion.sam.triton_encoder import TritonImageEncoder
+
+    url = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(UserError, match=f"sam.triton_url: no Triton server at {url}") as err:
+        TritonImageEncoder(url, "sam_encoder", 5000, 1024, (32, 16, 16), "tiny")
+    assert err.value.exit_code == 3 and "\n" not in str(err.value)
+
+
 def test_a_request_past_its_deadline_is_a_retryable_error(served):
     from kinect_occlusion.sam.triton_encoder import TritonEncoderError, TritonImageEncoder
 
