@@ -10,10 +10,14 @@ import argparse
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import MODEL_NAME_PATTERN
 from ..errors import UserError
 from . import _args
+
+if TYPE_CHECKING:
+    from ..deeplab.triton_repo import TritonModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec(args: argparse.Namespace, name: str, input_size: int):
+def _spec(args: argparse.Namespace, name: str, input_size: int) -> TritonModelSpec:
     """The batching/queue/instance settings shared by both models."""
     from ..deeplab.triton_repo import TritonModelSpec
 
