@@ -18,6 +18,7 @@ from .sources.k4a_formats import ColorFormatName, ColorResolution, DepthSensingM
 
 ENDPOINT_SCHEMES = ("ipc://", "tcp://", "inproc://")
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # a Triton model name (deeplab.triton_model, export-triton --name)
+TRITON_URL_PATTERN = r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$"  # gRPC host:port, no scheme
 
 
 class _Section(BaseModel):
@@ -197,7 +198,7 @@ class DeepLabConfig(_Section):
     )
     triton_url: str = Field(
         "127.0.0.1:8001",
-        pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$",
+        pattern=TRITON_URL_PATTERN,
         description="Triton gRPC endpoint host:port (runtime: triton).",
     )
     triton_model: str = Field(
@@ -242,8 +243,8 @@ class SamConfig(_Section):
         "auto", description="auto: SAM when a checkpoint is configured, else superpixels."
     )
     checkpoint: str | None = Field(None, description="Local SAM checkpoint (e.g. sam_vit_b_01ec64.pth).")
-    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field(
-        "vit_b", description="SAM model of the checkpoint."
+    model_type: Literal["vit_b", "vit_l", "vit_h", "tiny"] = Field(
+        "vit_b", description="SAM model of the checkpoint (tiny: build_tiny_sam's, tests and demos)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="SAM device.")
     points_per_side: int = Field(40, ge=1, le=128, description="AMG uniform grid size (paper: 40).")
@@ -286,6 +287,32 @@ class SamConfig(_Section):
     )
     guided: GuidedConfig = GuidedConfig()
     superpixel: SuperpixelConfig = SuperpixelConfig()
+    # The image encoder on a Triton server (issue #12): prompts and masks stay in the worker
+    encoder: Literal["local", "triton"] = Field(
+        "local",
+        description="local: the image encoder runs in the partition worker; triton: a Triton server "
+        "runs it ('export-triton --sam-checkpoint'), the prompt decoder stays local.",
+    )
+    triton_url: str = Field(
+        "127.0.0.1:8001", pattern=TRITON_URL_PATTERN, description="Triton gRPC host:port (encoder: triton)."
+    )
+    triton_model: str = Field(
+        "sam_encoder",
+        pattern=MODEL_NAME_PATTERN,
+        description="Encoder model name in Triton's repository ('export-triton --sam-name').",
+    )
+    triton_timeout_ms: int = Field(
+        5000, ge=1, le=600000, description="Per-image encoder request deadline; past it a frame error."
+    )
+
+    @model_validator(mode="after")
+    def _triton_encoder_needs_sam(self) -> SamConfig:
+        if self.encoder == "triton" and (self.partitioner == "superpixel" or not self.checkpoint):
+            raise ValueError(
+                "sam.encoder: triton needs sam.checkpoint and a SAM partitioner "
+                "(the prompt decoder runs in the worker)"
+            )
+        return self
 
 
 class FuserConfig(_Section):

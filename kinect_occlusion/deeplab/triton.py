@@ -28,13 +28,13 @@ class TritonTimeout(RuntimeError):
     """A request took longer than ``deeplab.triton_timeout_ms`` (counted as a frame error)."""
 
 
-def _client(url: str) -> Any:
-    """A gRPC client for ``url`` (host:port); UserError when tritonclient is not installed."""
+def _client(url: str, key: str = "deeplab.runtime: triton") -> Any:
+    """A gRPC client for ``url`` (host:port); UserError naming ``key`` when tritonclient is missing."""
     try:
         import tritonclient.grpc as grpcclient
     except ImportError as exc:
         raise UserError(
-            "deeplab.runtime: triton needs tritonclient — pip install 'kinect-occlusion[triton]'",
+            f"{key} needs tritonclient — pip install 'kinect-occlusion[triton]'",
             exit_code=EXIT_STARTUP,
         ) from exc
     return grpcclient.InferenceServerClient(url=url)

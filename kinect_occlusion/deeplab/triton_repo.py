@@ -38,6 +38,8 @@ class TritonModelSpec:
         instances: model instances (copies) per device.
         kind: ``KIND_CPU`` or ``KIND_GPU``.
         threads: onnxruntime intra-op threads per instance (0: its default).
+        input_name, output_name: tensor names (the coarse model's by default).
+        input_dims, output_dims: per-item dims (None: the coarse model's 3×S×S and S×S).
     """
 
     name: str = "deeplab"
@@ -50,6 +52,14 @@ class TritonModelSpec:
     instances: int = 1
     kind: str = "KIND_CPU"
     threads: int = 0
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    input_dims: tuple[int, ...] | None = None
+    output_dims: tuple[int, ...] | None = None
+
+
+def _dims(dims: tuple[int, ...]) -> str:
+    return ", ".join(str(d) for d in dims)
 
 
 def config_pbtxt(spec: TritonModelSpec) -> str:
@@ -57,11 +67,12 @@ def config_pbtxt(spec: TritonModelSpec) -> str:
     runtime = 'platform: "onnxruntime_onnx"' if spec.backend == "onnx" else 'backend: "python"'
     preferred = ", ".join(str(b) for b in spec.preferred_batch if b <= spec.max_batch)
     s = spec.input_size
+    ins, outs = _dims(spec.input_dims or (3, s, s)), _dims(spec.output_dims or (s, s))
     return f"""name: "{spec.name}"
 {runtime}
 max_batch_size: {spec.max_batch}
-input [ {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ 3, {s}, {s} ] }} ]
-output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ {s}, {s} ] }} ]
+input [ {{ name: "{spec.input_name}" data_type: TYPE_FP32 dims: [ {ins} ] }} ]
+output [ {{ name: "{spec.output_name}" data_type: TYPE_FP32 dims: [ {outs} ] }} ]
 dynamic_batching {{
   preferred_batch_size: [ {preferred} ]
   max_queue_delay_microseconds: {spec.max_queue_delay_us}

@@ -195,13 +195,17 @@ class WorkerRuntime:
             log.warning("%s: injected fault: spinning in the compute step", self.name)
             _spin_forever()
 
-    def frame_error(self, frame_id: int, exc: BaseException) -> None:
-        """Log and count a per-frame error; exit for a restart when they persist."""
+    def frame_error(self, frame_id: int, exc: BaseException, remote: bool = False) -> None:
+        """Log and count a per-frame error; exit for a restart when they persist.
+
+        ``remote``: a server this worker calls failed (the caller backs off); one line, no
+        traceback, and no restart (a fresh process would not bring the server back).
+        """
         c = self.counters
         c.errors += 1
-        c.consecutive_errors += 1
+        c.consecutive_errors += 0 if remote else 1
         c.last_error = f"frame {frame_id}: {type(exc).__name__}: {exc}"
-        log.error("%s: %s", self.name, c.last_error, exc_info=c.errors <= 3)
+        log.error("%s: %s", self.name, c.last_error, exc_info=c.errors <= 3 and not remote)
         if c.consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
             raise PersistentFailure(f"{c.consecutive_errors} consecutive frame errors; last: {c.last_error}")
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
     from segment_anything.modeling import Sam
 
-ModelType = Literal["vit_b", "vit_l", "vit_h"]
+ModelType = Literal["vit_b", "vit_l", "vit_h", "tiny"]
 PAPER_AMG: dict[str, Any] = {
     "points_per_side": 40,
     "points_per_batch": 64,
@@ -72,11 +72,11 @@ def build_sam(model_type: ModelType, checkpoint: str, device: str | torch.device
     """
     from segment_anything import sam_model_registry
 
-    if model_type not in ("vit_b", "vit_l", "vit_h"):
-        raise CheckpointError(f"unknown sam.model_type {model_type!r}; expected vit_b, vit_l or vit_h")
+    if model_type not in ("vit_b", "vit_l", "vit_h", "tiny"):
+        raise CheckpointError(f"unknown sam.model_type {model_type!r}; expected vit_b, vit_l, vit_h or tiny")
     state = _read_state_dict(checkpoint)
     # Build with random weights, then load strictly so a wrong model type is caught
-    sam = sam_model_registry[model_type](checkpoint=None)
+    sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type](checkpoint=None)
     try:
         sam.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -153,8 +153,11 @@ class SamPartitioner(Partitioner):
         self.amg_impl = amg_impl
         self.grid_generator = self._make_generator(self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
-        width = encoder.patch_embed.proj.out_channels
-        self.name = f"sam/{SAM_NAMES.get(width, 'custom')}" + ("/guided" if guided else "")
+        # A TritonImageEncoder names its model; a local encoder is known by its width
+        kind = getattr(encoder, "model_type", None) or SAM_NAMES.get(
+            encoder.patch_embed.proj.out_channels, "custom"
+        )
+        self.name = f"sam/{kind}" + ("/guided" if guided else "")
 
     def _make_generator(self, kwargs: dict[str, Any]) -> Any:
         """A generator of the configured implementation with these ``SamAutomaticMaskGenerator`` arguments."""
@@ -281,6 +284,10 @@ def build_sam_partitioner(cfg: SamConfig) -> SamPartitioner:
 
     dev = resolve_device(cfg.device, "sam.device")
     sam = build_sam(cfg.model_type, cfg.checkpoint, dev)  # type: ignore[arg-type]
+    if cfg.encoder == "triton":  # the embedding comes from Triton; prompts and masks stay here
+        from .triton_encoder import use_triton_encoder
+
+        use_triton_encoder(sam, cfg.triton_url, cfg.triton_model, cfg.triton_timeout_ms, cfg.model_type)
     amg = {
         "points_per_side": cfg.points_per_side,
         "points_per_batch": cfg.points_per_batch,
@@ -296,16 +303,19 @@ def build_sam_partitioner(cfg: SamConfig) -> SamPartitioner:
         guided=enabled,
         guided_kwargs=guided,
         work_size=cfg.work_size,
-        half=cfg.half,
+        half=cfg.half and cfg.encoder == "local",
         sdpa=cfg.sdpa,
         amg_impl=cfg.amg,
     )
     mode = "guided prompts" if enabled else f"{sam_part.grid_side}×{sam_part.grid_side} grid"
+    where = (
+        f"encoder on Triton {cfg.triton_url}, decoder on {dev}" if cfg.encoder == "triton" else f"on {dev}"
+    )
     log.info(
-        "partitioner: %s (%s on %s, %s, %s generator; checkpoint %s)",
+        "partitioner: %s (%s %s, %s, %s generator; checkpoint %s)",
         sam_part.name,
         cfg.model_type,
-        dev,
+        where,
         mode,
         cfg.amg,
         cfg.checkpoint,

@@ -242,7 +242,10 @@ def refresh_one(rt: WorkerRuntime, pub, bed: Bed, frame: m.ColorFrame, coarse) -
         raise  # the worker is stopping
     except Exception as exc:  # per-frame: log with the frame id, count, go on
         rt.tick("running")
-        rt.frame_error(frame.frame_id, exc)
+        retry = getattr(exc, "retry_after_s", None)  # the Triton encoder failed: back off this bed
+        if retry is not None:
+            bed.refresher.next_due = max(bed.refresher.next_due, time.monotonic() + float(retry))
+        rt.frame_error(frame.frame_id, exc, remote=retry is not None)
         return
     rt.tick("running")
     if result is not None:

@@ -51,9 +51,9 @@ def server_env(venv: Path = VENV) -> dict[str, str]:
 class TritonServer:
     """``tritonserver`` on a free 127.0.0.1 gRPC port for one model repository; a context manager."""
 
-    def __init__(self, repository: Path, log_path: Path, venv: Path = VENV) -> None:
+    def __init__(self, repository: Path, log_path: Path, venv: Path = VENV, port: int | None = None) -> None:
         self.repository, self.log_path, self.venv = repository, log_path, venv
-        self.port = _free_port()
+        self.port = port or _free_port()  # a given port: a restarted server where clients expect it
         self.url = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 

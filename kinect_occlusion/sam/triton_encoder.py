@@ -1,0 +1,152 @@
+"""The SAM image encoder on a Triton Inference Server (``sam.encoder: triton``).
+
+``TritonImageEncoder`` takes the place of ``sam.image_encoder``: SAM's predictor (the fast and the
+reference generator alike) preprocesses the image as always (resize to 1024 on the long side,
+normalise, pad) and calls the encoder with that 1×3×1024×1024 tensor; this module sends it to
+Triton and returns the embedding. Prompt encoder, mask decoder and mask post-processing stay local.
+
+A failed or late request raises ``TritonEncoderError`` with ``retry_after_s``: the partition worker
+counts it as a frame error and backs off that long (growing to ``MAX_RETRY_S`` while the server
+stays down), and the next request opens a fresh channel, so partitions resume soon after the server
+is back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..deeplab.triton import EXIT_STARTUP, FIRST_REQUEST_TIMEOUT_S, _client, _short
+from ..errors import UserError
+from .triton_export import INPUT_NAME, OUTPUT_NAME
+
+FIRST_RETRY_S, MAX_RETRY_S = 0.5, 8.0
+
+
+class TritonEncoderError(RuntimeError):
+    """An encoder request failed (server down, rejected) or passed ``sam.triton_timeout_ms``.
+
+    Attributes:
+        retry_after_s: how long the caller should wait before the next request.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def check_encoder(
+    client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
+) -> None:
+    """Server live, ``model`` ready, dims as the local decoder needs: else one UserError line."""
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        live = client.is_server_live(client_timeout=t)
+    except InferenceServerException as exc:
+        raise UserError(
+            f"sam.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL",
+            exit_code=EXIT_STARTUP,
+        ) from None
+    if not live or not client.is_model_ready(model, client_timeout=t):
+        raise UserError(
+            f"sam.triton_model: model {model!r} is not ready on the Triton server at {url} — load a "
+            "repository written by 'kinect-occlusion export-triton --sam-checkpoint'",
+            exit_code=EXIT_STARTUP,
+        )
+    meta = client.get_model_metadata(model, client_timeout=t)
+    got_in = [int(d) for d in meta.inputs[0].shape][1:] if meta.inputs else []
+    got_out = [int(d) for d in meta.outputs[0].shape][1:] if meta.outputs else []
+    if (got_in, got_out) != (in_dims, out_dims):
+        raise UserError(
+            f"sam.triton_model: {model!r} maps {got_in} to {got_out}, but sam.checkpoint needs "
+            f"{in_dims} to {out_dims} — export the encoder from the same checkpoint",
+            exit_code=EXIT_STARTUP,
+        )
+
+
+class TritonImageEncoder(nn.Module):
+    """Stands in for ``sam.image_encoder``: the embedding of a preprocessed batch, computed by Triton.
+
+    Args:
+        url: Triton gRPC endpoint, host:port.
+        model: the encoder's name in the server's repository.
+        timeout_ms: per-request deadline.
+        img_size: the encoder's input side (1024), read by ``Sam.preprocess`` and the predictor.
+        dims: (C, h, w) of the embedding the local mask decoder takes.
+        model_type: for the partitioner's name (``sam/<model_type>``).
+    """
+
+    def __init__(
+        self, url: str, model: str, timeout_ms: int, img_size: int, dims: tuple[int, ...], model_type: str
+    ) -> None:
+        super().__init__()
+        self.url, self.model, self.timeout_s = url, model, timeout_ms / 1000.0
+        self.img_size, self.dims, self.model_type = img_size, tuple(dims), model_type
+        self.client: Any = _client(url, "sam.encoder: triton")
+        in_dims = [3, img_size, img_size]
+        check_encoder(self.client, url, model, in_dims, list(self.dims), max(self.timeout_s, 2.0))
+        self._warm, self.failures = False, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) float32 embedding of (N, 3, S, S) preprocessed images, one request."""
+        out = self.encode(x.detach().float().cpu().numpy())
+        return torch.from_numpy(out).to(x.device)
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        """The embedding of a float32 (N, 3, S, S) array; TritonEncoderError when the request fails."""
+        import tritonclient.grpc as grpcclient
+
+        tensor = grpcclient.InferInput(INPUT_NAME, list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(np.ascontiguousarray(batch, np.float32))
+        out = self._infer(tensor)
+        if out is None or out.shape != (len(batch), *self.dims):
+            got = None if out is None else out.shape
+            raise self._failed(f"output {got}, expected N×{'×'.join(map(str, self.dims))}")
+        self._warm, self.failures = True, 0
+        return np.array(out, np.float32)  # a writable copy: torch.from_numpy shares it
+
+    def _infer(self, tensor: Any) -> np.ndarray | None:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        timeout = self.timeout_s if self._warm else max(self.timeout_s, FIRST_REQUEST_TIMEOUT_S)
+        try:
+            result = self.client.infer(
+                self.model,
+                [tensor],
+                outputs=[grpcclient.InferRequestedOutput(OUTPUT_NAME)],
+                client_timeout=timeout,
+            )
+        except InferenceServerException as exc:
+            raise self._failed(_short(exc)) from None
+        return result.as_numpy(OUTPUT_NAME)
+
+    def _failed(self, why: str) -> TritonEncoderError:
+        """The error to raise; a fresh channel for the next request (gRPC's own reconnect back-off
+        grows to minutes), and a retry delay that doubles while failures go on."""
+        import tritonclient.grpc as grpcclient
+
+        self.failures += 1
+        self.client.close()
+        self.client = grpcclient.InferenceServerClient(url=self.url)
+        retry = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** (self.failures - 1))
+        return TritonEncoderError(f"Triton {self.url} {self.model}: {why} (retry in {retry:g} s)", retry)
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self.client.close()
+
+
+def use_triton_encoder(sam: Any, url: str, model: str, timeout_ms: int, model_type: str) -> Any:
+    """Replace ``sam.image_encoder`` by a ``TritonImageEncoder`` (the local encoder is dropped)."""
+    from .triton_export import embedding_dims
+
+    img_size = int(sam.image_encoder.img_size)
+    sam.image_encoder = TritonImageEncoder(
+        url, model, timeout_ms, img_size, embedding_dims(sam), f"{model_type}/triton"
+    )
+    return sam
