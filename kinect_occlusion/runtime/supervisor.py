@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -154,7 +154,7 @@ class Supervisor:
         if h.name in ESSENTIAL:
             self.fatal = f"{h.name} was given up: no masks can be produced (exit code {EXIT_GAVE_UP})"
         else:
-            self._warn_degraded()
+            self._warn_degraded([h])
 
     def _check(self, monitor: BusMonitor) -> None:
         now = time.monotonic()
@@ -310,15 +310,15 @@ class Supervisor:
             ):
                 return
 
-    def _warn_degraded(self) -> None:
-        for h in self.handles.values():
-            if h.failed:
-                log.warning(
-                    "DEGRADED: %s was given up after %d failures: coarse masks only (fused=false) "
-                    "until the daemon is restarted",
-                    h.name,
-                    h.policy.restarts,
-                )
+    def _warn_degraded(self, handles: Iterable[Handle]) -> None:
+        """The DEGRADED line of each of ``handles``: once when given up, then every report interval."""
+        for h in handles:
+            log.warning(
+                "DEGRADED: %s was given up after %d failures: coarse masks only (fused=false) "
+                "until the daemon is restarted",
+                h.name,
+                h.policy.restarts,
+            )
 
     def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:
         self._start_all(monitor)
@@ -333,7 +333,7 @@ class Supervisor:
                 beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
             if now >= next_report:
                 log.info("%s", monitor.report())
-                self._warn_degraded()
+                self._warn_degraded(h for h in self.handles.values() if h.failed)
                 next_report = now + self.cfg.runtime.report_interval_s
         if self.fatal:
             log.error("stopping: %s", self.fatal)
