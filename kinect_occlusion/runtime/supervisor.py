@@ -89,7 +89,7 @@ class Supervisor:
         self.cfg, self.stop, self.role = cfg, stop, role
         self.workers = workers if workers is not None else for_role(role)
         self.ctx = mp.get_context("spawn")
-        self.log_queue = self.ctx.Queue()
+        self.log_endpoint: str | None = None  # the log sink's, once run() has started it
         rt = cfg.runtime
         self.handles = {
             n: Handle(
@@ -115,7 +115,7 @@ class Supervisor:
         h.process = self.ctx.Process(
             target=child_entry,
             name=h.name,
-            args=(h.name, self.cfg.model_dump_json(exclude=self._not_dumped), self.log_queue, os.getpid()),
+            args=(h.name, self.cfg.model_dump_json(exclude=self._not_dumped), self.log_endpoint, os.getpid()),
             daemon=False,
         )
         h.process.start()
@@ -256,7 +256,8 @@ class Supervisor:
         if threading.current_thread() is not threading.main_thread():
             # Linux sends PDEATHSIG when the *thread* that started a worker ends
             raise RuntimeError("Supervisor.run() must be called from the main thread")
-        listener = logs.setup_main(self.cfg.logging, self.log_queue)
+        sink = logs.LogSink(logs.setup_main(self.cfg.logging))
+        self.log_endpoint = sink.endpoint
         frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
         client_keys = curve_keys(self.cfg.bus.curve, server=False)
         proxy = None
@@ -287,8 +288,7 @@ class Supervisor:
             pub.close()
             if proxy is not None:
                 proxy.stop()
-            if listener is not None:
-                listener.stop()
+            sink.stop()
         return self.exit_code
 
     def _start_all(self, monitor: BusMonitor) -> None:
