@@ -89,7 +89,7 @@ class Supervisor:
         self.cfg, self.stop, self.role = cfg, stop, role
         self.workers = workers if workers is not None else for_role(role)
         self.ctx = mp.get_context("spawn")
-        self.log_endpoint: str | None = None  # the log sink's, once run() has started it
+        self.log_sink: logs.LogSink | None = None  # started by start_logging() or run()
         rt = cfg.runtime
         self.handles = {
             n: Handle(
@@ -115,7 +115,12 @@ class Supervisor:
         h.process = self.ctx.Process(
             target=child_entry,
             name=h.name,
-            args=(h.name, self.cfg.model_dump_json(exclude=self._not_dumped), self.log_endpoint, os.getpid()),
+            args=(
+                h.name,
+                self.cfg.model_dump_json(exclude=self._not_dumped),
+                self.start_logging(),
+                os.getpid(),
+            ),
             daemon=False,
         )
         h.process.start()
@@ -256,8 +261,8 @@ class Supervisor:
         if threading.current_thread() is not threading.main_thread():
             # Linux sends PDEATHSIG when the *thread* that started a worker ends
             raise RuntimeError("Supervisor.run() must be called from the main thread")
-        sink = logs.LogSink(logs.setup_main(self.cfg.logging))
-        self.log_endpoint = sink.endpoint
+        own_sink = self.log_sink is None  # else the caller started it (for its own children too)
+        self.start_logging()
         frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
         client_keys = curve_keys(self.cfg.bus.curve, server=False)
         proxy = None
@@ -288,8 +293,24 @@ class Supervisor:
             pub.close()
             if proxy is not None:
                 proxy.stop()
-            sink.stop()
+            if own_sink:
+                self.stop_logging()
         return self.exit_code
+
+    def start_logging(self) -> str:
+        """Configure this process's logging and start the children's log sink (once); its endpoint.
+
+        A process the caller starts beside the workers (the viewer) logs there too.
+        """
+        if self.log_sink is None:
+            self.log_sink = logs.LogSink(logs.setup_main(self.cfg.logging))
+        return self.log_sink.endpoint
+
+    def stop_logging(self) -> None:
+        """Deliver the records that have arrived and close the sink."""
+        if self.log_sink is not None:
+            self.log_sink.stop()
+            self.log_sink = None
 
     def _start_all(self, monitor: BusMonitor) -> None:
         for name in start_order(self.workers):
