@@ -25,3 +25,11 @@ class CheckpointError(UserError):
 
 class Cancelled(Exception):
     """A long computation stopped early because its ``should_stop`` check turned true (shutdown)."""
+
+
+class ServiceError(RuntimeError):
+    """An outside service a worker calls (an inference server) is down, refusing or too slow.
+
+    An expected operational error: the worker counts it as a frame error and logs one line, no
+    traceback (rate-limited), and goes on.
+    """

@@ -32,18 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from kinect_occlusion import messages as m  # noqa: E402
 from kinect_occlusion.bus import Subscriber  # noqa: E402
+from kinect_occlusion.viewer.chromium import CHROMIUM, FLAGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "bench-token-0123456789"
 
 
@@ -184,7 +174,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             measure(sub, args.warmup)  # models loaded, rates settled
             with sync_playwright() as p:
                 context = p.chromium.launch_persistent_context(
-                    str(tmp / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True
+                    str(tmp / "profile"), executable_path=CHROMIUM, args=list(FLAGS), headless=True
                 )
                 pages: list = []
                 for n in (0, 1, 5) * args.rounds:

@@ -61,8 +61,9 @@ def install_signals(stop: threading.Event) -> None:
     install_stop_handlers(stop)
 
 
-def start_viewer(cfg: Config) -> BaseProcess | None:
-    """The live view as its own low-priority process when ``viewer.enabled`` (else None)."""
+def start_viewer(cfg: Config, log_endpoint: str) -> BaseProcess | None:
+    """The live view as its own low-priority process when ``viewer.enabled`` (else None); it logs to
+    the supervisor's sink at ``log_endpoint`` like a worker."""
     if not cfg.viewer.enabled:
         return None
     from ..bus import curve_keys
@@ -70,7 +71,8 @@ def start_viewer(cfg: Config) -> BaseProcess | None:
 
     backend = cfg.bus.endpoints(cfg.camera.id)[1]
     keys = curve_keys(cfg.bus.curve, server=False)
-    return start_viewer_process(backend, cfg.camera.id, settings_from_config(cfg.viewer), keys)
+    settings = settings_from_config(cfg.viewer)
+    return start_viewer_process(backend, cfg.camera.id, settings, keys, (log_endpoint, cfg.logging.level))
 
 
 def mask_saver(cfg: Config, folder: str, overwrite: bool):
@@ -114,10 +116,12 @@ def run_pipeline(
     stop = threading.Event()
     install_signals(stop)
     sup = Supervisor(cfg, stop, role=role)
-    viewer = start_viewer(cfg)
-    for o in outputs:
-        o.start()
+    log_endpoint = sup.start_logging()
+    viewer = None
     try:
+        viewer = start_viewer(cfg, log_endpoint)
+        for o in outputs:
+            o.start()
         code = sup.run()
     finally:
         if saver is not None:
@@ -128,6 +132,7 @@ def run_pipeline(
             from ..viewer.service import stop_viewer_process
 
             stop_viewer_process(viewer)
+        sup.stop_logging()
     if saver is not None:
         code = _report_masks(code, saver)
     if recorder is not None:

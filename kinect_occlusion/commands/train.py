@@ -71,24 +71,10 @@ def check_inputs(args: argparse.Namespace) -> None:
     _args.input_file(args.split_file, "--split-file")
     _args.device(args.device, "--device")
     if args.split_file is not None:
-        check_split_file(args.split_file)
+        # The library's rule, read once here so a bad file fails before the slow imports
+        from ..training.splits import read_split_file
 
-
-def check_split_file(path: Path) -> None:
-    """``{"train": [names], "val": [...], "test": [...]}``: a JSON object of lists of image names."""
-    import json
-
-    from ..errors import UserError
-
-    try:
-        spec = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise UserError(f"--split-file {path}: not a readable JSON file ({type(exc).__name__})") from None
-    parts_ok = isinstance(spec, dict) and set(spec) <= {"train", "val", "test"}
-    if not parts_ok or not all(
-        isinstance(names, list) and all(isinstance(n, str) for n in names) for names in spec.values()
-    ):
-        raise UserError(f'--split-file {path}: must be {{"train": [names], "val": [names], "test": [names]}}')
+        read_split_file(args.split_file, "--split-file")
 
 
 def run(args: argparse.Namespace) -> int:

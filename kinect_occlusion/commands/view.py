@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 from ._pipeline import add_config_argument, config_from_args
+
+if TYPE_CHECKING:
+    from ..config import ViewerConfig
 
 
 def register(sub) -> None:
@@ -34,19 +38,44 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+# The options that override the ``viewer:`` section, by its field names
+OVERRIDES = {
+    "bind": "--bind",
+    "port": "--port",
+    "token": "--token",
+    "max_fps": "--max-fps",
+    "max_width": "--max-width",
+}
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    from ._args import camera_id, endpoint, positive
+    from ._args import camera_id, endpoint
 
     camera_id(args.camera, "--camera")
     for value in args.endpoint or []:
         endpoint(value, "--endpoint")
-    positive(args.max_fps, "--max-fps")
-    if args.max_fps is not None and args.max_fps > 30:
-        raise UserError(f"--max-fps {args.max_fps}: at most 30")
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise UserError(f"--port {args.port}: must be 0–65535")
-    if args.max_width is not None and not 64 <= args.max_width <= 3840:
-        raise UserError(f"--max-width {args.max_width}: must be 64–3840")
+
+
+def viewer_config(base: ViewerConfig, **given: Any) -> ViewerConfig:
+    """``base`` with the command line's values that are not None, checked by ViewerConfig's own rules.
+
+    The first problem is one line naming the option (``--max-fps 40.0: Input should be ...``).
+    """
+    from pydantic import ValidationError
+
+    from ..config import ViewerConfig
+
+    given = {k: v for k, v in given.items() if v is not None}
+    try:
+        return ViewerConfig.model_validate({**base.model_dump(), **given})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        msg = error["msg"].removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field not in OVERRIDES:  # a rule across fields (bind and token)
+            raise UserError(f"viewer: {msg}") from None
+        shown = "***" if field == "token" else given.get(field)
+        raise UserError(f"{OVERRIDES[field]} {shown}: {msg}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     camera = args.camera or "*"
     endpoints = args.endpoint or [cfg.bus.endpoints(cfg.camera.id)[1]]
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    settings = settings_from_config(
+    viewer = viewer_config(
         cfg.viewer,
         bind=args.bind,
         port=args.port,
@@ -68,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         max_fps=args.max_fps,
         max_width=args.max_width,
     )
+    settings = settings_from_config(viewer)
     stop = threading.Event()
     install_stop_handlers(stop)
     run_viewer(endpoints, camera, settings, stop, curve_keys(cfg.bus.curve, server=False))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import ServiceError, UserError
 from ..geometry import normalise
 from .model import LoadedModel
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
@@ -24,8 +24,12 @@ EXIT_STARTUP = 3  # as runtime.worker: could not start
 FIRST_REQUEST_TIMEOUT_S = 10.0  # the first request pays for the model instance's lazy start
 
 
-class TritonTimeout(RuntimeError):
+class TritonTimeout(ServiceError):
     """A request took longer than ``deeplab.triton_timeout_ms`` (counted as a frame error)."""
+
+
+class TritonUnavailable(ServiceError):
+    """The server refused or dropped the connection, or is not serving (counted as a frame error)."""
 
 
 def _client(url: str, key: str = "deeplab.runtime: triton") -> Any:
@@ -109,6 +113,8 @@ class TritonCoarsePredictor:
         except InferenceServerException as exc:
             if "Deadline" in str(exc) or "timeout" in str(exc).lower():
                 raise TritonTimeout(f"Triton {self.url} {self.model}: {_short(exc)}") from None
+            if "UNAVAILABLE" in str(exc.status()):
+                raise TritonUnavailable(f"Triton {self.url} {self.model}: {_short(exc)}") from None
             raise RuntimeError(f"Triton {self.url} {self.model}: {_short(exc)}") from None
         prob = result.as_numpy(OUTPUT_NAME)
         if prob is None or prob.shape != (len(canvases), self.size, self.size):

@@ -1,15 +1,43 @@
-"""One log stream for every process: children send records to the supervisor through a queue."""
+"""One log stream for every process: children push their records to the supervisor's log sink.
+
+Each child has its own ZeroMQ PUSH socket to the supervisor's PULL socket (ipc, in a folder only
+this user can open). No lock or pipe is shared between children: a child SIGKILLed in the middle
+of a record cannot block its siblings' logging nor the supervisor's reading (a
+``multiprocessing.Queue`` shares a write lock and a pipe, and a record cut in half blocks its
+reader for good). A child never waits on the sink: past ``SNDHWM`` queued records it drops and
+counts. A record is a msgpack map of a few typed fields, checked on arrival like any message.
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import math
+import shutil
 import sys
-from typing import Any
+import tempfile
+import threading
+
+import msgpack
+import zmq
 
 from ..config import LoggingConfig
 
 FORMAT = "%(asctime)s %(processName)-10s %(levelname)-7s %(name)s: %(message)s"
+MAX_MESSAGE_CHARS = 32_768  # a longer message (a traceback, say) is cut to this
+MAX_RECORD_BYTES = 4 * MAX_MESSAGE_CHARS + 4096
+SNDHWM = 1000  # records a child queues for the sink before it drops
+LINGER_MS = 1000  # how long a closing child tries to deliver its last records
+# The fields a record carries, with their types
+FIELDS: dict[str, type] = {
+    "name": str,
+    "levelno": int,
+    "levelname": str,
+    "msg": str,
+    "processName": str,
+    "process": int,
+    "created": float,
+}
 
 
 def handlers(cfg: LoggingConfig) -> list[logging.Handler]:
@@ -24,24 +52,140 @@ def handlers(cfg: LoggingConfig) -> list[logging.Handler]:
     return out
 
 
-def setup_main(cfg: LoggingConfig, queue: Any | None = None) -> logging.handlers.QueueListener | None:
-    """Configure the supervisor's logging; with ``queue``, also forward the children's records."""
+def encode(record: logging.LogRecord, message: str) -> bytes:
+    """The wire form of ``record`` whose text (message and traceback) is ``message``."""
+    return msgpack.packb(
+        {
+            "name": str(record.name),
+            "levelno": int(record.levelno),
+            "levelname": str(record.levelname),
+            "msg": message[:MAX_MESSAGE_CHARS],
+            "processName": str(record.processName),
+            "process": int(record.process or 0),
+            "created": float(record.created),
+        }
+    )
+
+
+def decode(data: bytes) -> logging.LogRecord | None:
+    """The record in ``data``, or None when it is not one (wrong shape, types or size)."""
+    if len(data) > MAX_RECORD_BYTES:
+        return None
+    try:
+        fields = msgpack.unpackb(data, raw=False, max_bin_len=0, max_array_len=0, max_map_len=len(FIELDS))
+    except Exception:  # msgpack raises many types on garbage; the caller counts the None
+        return None
+    if not isinstance(fields, dict) or set(fields) != set(FIELDS):
+        return None
+    for key, kind in FIELDS.items():
+        value = fields[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return None
+    if not math.isfinite(fields["created"]) or abs(fields["process"]) > 2**31:
+        return None
+    record = logging.makeLogRecord({**fields, "args": None})
+    record.created = fields["created"]
+    record.msecs = (record.created - int(record.created)) * 1000
+    return record
+
+
+class LogSink:
+    """The supervisor's end: a PULL socket whose thread hands every record to ``handlers``.
+
+    Args:
+        handlers: where records go (their levels apply); ``endpoint`` is what children connect to.
+    """
+
+    def __init__(self, handlers: list[logging.Handler]) -> None:
+        self.handlers = handlers
+        self.invalid = 0  # messages that were not a record
+        self._dir = tempfile.mkdtemp(prefix="ko-logs-")  # mode 0700: only this user connects
+        self.endpoint = f"ipc://{self._dir}/sink"
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.PULL)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_RECORD_BYTES)
+        self._sock.bind(self.endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sock.poll(100):
+                self._handle(self._sock.recv())
+        for _ in range(SNDHWM):  # then what had arrived by the stop (bounded: a child may flood)
+            if not self._sock.poll(0):
+                break
+            self._handle(self._sock.recv())
+
+    def _handle(self, data: bytes) -> None:
+        record = decode(data)
+        if record is None:
+            self.invalid += 1
+            return
+        for h in self.handlers:
+            if record.levelno >= h.level:
+                h.handle(record)
+
+    def stop(self) -> None:
+        """Deliver what has arrived, then close the socket and remove its folder."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._sock.close(linger=0)
+        self._ctx.term()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class SinkHandler(logging.Handler):
+    """A child's handler: each record, formatted with its traceback, to the sink without waiting."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__()
+        self.dropped = 0  # records the sink was too slow to take
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.SNDHWM, SNDHWM)
+        self._sock.setsockopt(zmq.LINGER, LINGER_MS)
+        self._sock.connect(endpoint)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._sock.send(encode(record, self.format(record)), zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+        except Exception:  # logging's own rule: report on stderr, never raise into the caller
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if not self._sock.closed:
+                self._sock.close()  # waits up to LINGER_MS for the last records
+                self._ctx.term()
+        finally:
+            self.release()
+        super().close()
+
+
+def setup_main(cfg: LoggingConfig) -> list[logging.Handler]:
+    """Configure the supervisor's logging; its handlers (for a :class:`LogSink` of the children)."""
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(cfg.level)
     hs = handlers(cfg)
     for h in hs:
         root.addHandler(h)
-    if queue is None:
-        return None
-    listener = logging.handlers.QueueListener(queue, *hs, respect_handler_level=False)
-    listener.start()
-    return listener
+    return hs
 
 
-def setup_child(level: str, queue: Any) -> None:
-    """Send every record of this process to the supervisor's queue."""
+def setup_child(level: str, endpoint: str | None) -> None:
+    """Send every record of this process to the sink at ``endpoint`` (None: to stderr)."""
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level)
-    root.addHandler(logging.handlers.QueueHandler(queue))
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if endpoint is None else SinkHandler(endpoint)
+    )
+    if endpoint is None:
+        handler.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(handler)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import messages as m
+from .monitor import numbers_problem
 from .worker import MAX_CAMERAS
 
 LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -18,19 +18,15 @@ PATHS = {
 
 def per_camera(cameras: Any) -> list[tuple[str, float, float]]:
     """(camera, rate_hz, frames_out) from a Status ``info['cameras']`` (untrusted: what is not a
-    valid camera id with finite numbers is left out)."""
+    valid camera id with numbers in the ranges the supervisor accepts is left out)."""
     if not isinstance(cameras, dict):
         return []
     out = []
     for cam, d in list(cameras.items())[:MAX_CAMERAS]:
         if not isinstance(cam, str) or m.CAMERA_RE.fullmatch(cam) is None or not isinstance(d, dict):
             continue
-        rate, frames = d.get("rate_hz", 0.0), d.get("frames_out", 0)
-        if all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in (rate, frames)
-        ):
-            out.append((cam, float(rate), float(frames)))
+        if numbers_problem(d, ("rate_hz", "frames_out")) is None:
+            out.append((cam, float(d.get("rate_hz", 0.0)), float(d.get("frames_out", 0))))
     return out
 
 

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,17 @@ INFO_RANGES: dict[str, tuple[float, float]] = {
 BUSY_STATES = ("starting", "computing")
 
 
+def numbers_problem(info: dict[str, Any], keys: Iterable[str] = INFO_RANGES) -> str | None:
+    """Why one of ``keys`` (INFO_RANGES names) that ``info`` has is not a number in its range, or None."""
+    for key in keys:
+        if key not in info:
+            continue
+        (lo, hi), v = INFO_RANGES[key], info[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
+            return f"info.{key} = {str(v)[:40]!r} is not a number in [{lo:g}, {hi:g}]"
+    return None
+
+
 def info_problem(info: dict[str, Any], uptime_s: float) -> str | None:
     """Why a Status ``info`` cannot be used, or None when every field the supervisor reads is sane.
 
@@ -47,12 +59,9 @@ def info_problem(info: dict[str, Any], uptime_s: float) -> str | None:
         info: the Status ``info`` dict as received.
         uptime_s: how long ago (supervisor clock) the sender was started; bounds ``loop_age_s``.
     """
-    for key, (lo, hi) in INFO_RANGES.items():
-        if key not in info:
-            continue
-        v = info[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
-            return f"info.{key} = {str(v)[:40]!r} is not a number in [{lo:g}, {hi:g}]"
+    problem = numbers_problem(info)
+    if problem:
+        return problem
     if info.get("loop_age_s", 0.0) > uptime_s + 1.0:
         return (
             f"info.loop_age_s = {info['loop_age_s']:g} is longer than the worker has run ({uptime_s:.0f} s)"

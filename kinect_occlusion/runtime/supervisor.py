@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,7 +89,7 @@ class Supervisor:
         self.cfg, self.stop, self.role = cfg, stop, role
         self.workers = workers if workers is not None else for_role(role)
         self.ctx = mp.get_context("spawn")
-        self.log_queue = self.ctx.Queue()
+        self.log_sink: logs.LogSink | None = None  # started by start_logging() or run()
         rt = cfg.runtime
         self.handles = {
             n: Handle(
@@ -115,7 +115,12 @@ class Supervisor:
         h.process = self.ctx.Process(
             target=child_entry,
             name=h.name,
-            args=(h.name, self.cfg.model_dump_json(exclude=self._not_dumped), self.log_queue, os.getpid()),
+            args=(
+                h.name,
+                self.cfg.model_dump_json(exclude=self._not_dumped),
+                self.start_logging(),
+                os.getpid(),
+            ),
             daemon=False,
         )
         h.process.start()
@@ -154,7 +159,7 @@ class Supervisor:
         if h.name in ESSENTIAL:
             self.fatal = f"{h.name} was given up: no masks can be produced (exit code {EXIT_GAVE_UP})"
         else:
-            self._warn_degraded()
+            self._warn_degraded([h])
 
     def _check(self, monitor: BusMonitor) -> None:
         now = time.monotonic()
@@ -263,7 +268,8 @@ class Supervisor:
         if threading.current_thread() is not threading.main_thread():
             # Linux sends PDEATHSIG when the *thread* that started a worker ends
             raise RuntimeError("Supervisor.run() must be called from the main thread")
-        listener = logs.setup_main(self.cfg.logging, self.log_queue)
+        own_sink = self.log_sink is None  # else the caller started it (for its own children too)
+        self.start_logging()
         frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
         client_keys = curve_keys(self.cfg.bus.curve, server=False)
         proxy = None
@@ -296,9 +302,24 @@ class Supervisor:
             pub.close()
             if proxy is not None:
                 proxy.stop()
-            if listener is not None:
-                listener.stop()
+            if own_sink:
+                self.stop_logging()
         return self.exit_code
+
+    def start_logging(self) -> str:
+        """Configure this process's logging and start the children's log sink (once); its endpoint.
+
+        A process the caller starts beside the workers (the viewer) logs there too.
+        """
+        if self.log_sink is None:
+            self.log_sink = logs.LogSink(logs.setup_main(self.cfg.logging))
+        return self.log_sink.endpoint
+
+    def stop_logging(self) -> None:
+        """Deliver the records that have arrived and close the sink."""
+        if self.log_sink is not None:
+            self.log_sink.stop()
+            self.log_sink = None
 
     def _start_all(self, monitor: BusMonitor) -> None:
         for name in start_order(self.workers):
@@ -319,15 +340,15 @@ class Supervisor:
             ):
                 return
 
-    def _warn_degraded(self) -> None:
-        for h in self.handles.values():
-            if h.failed:
-                log.warning(
-                    "DEGRADED: %s was given up after %d failures: coarse masks only (fused=false) "
-                    "until the daemon is restarted",
-                    h.name,
-                    h.policy.restarts,
-                )
+    def _warn_degraded(self, handles: Iterable[Handle]) -> None:
+        """The DEGRADED line of each of ``handles``: once when given up, then every report interval."""
+        for h in handles:
+            log.warning(
+                "DEGRADED: %s was given up after %d failures: coarse masks only (fused=false) "
+                "until the daemon is restarted",
+                h.name,
+                h.policy.restarts,
+            )
 
     def _loop(self, monitor: BusMonitor, pub: Publisher) -> None:
         self._start_all(monitor)
@@ -342,7 +363,7 @@ class Supervisor:
                 beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
             if now >= next_report:
                 log.info("%s", monitor.report())
-                self._warn_degraded()
+                self._warn_degraded(h for h in self.handles.values() if h.failed)
                 next_report = now + self.cfg.runtime.report_interval_s
         if self.fatal:
             log.error("stopping: %s", self.fatal)

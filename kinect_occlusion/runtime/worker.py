@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 from .. import messages as m
 from ..bus import CurveKeys, Publisher, Subscriber, curve_keys
 from ..config import Config
+from ..errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,11 @@ PR_SET_PDEATHSIG = 1
 
 # Consecutive per-frame failures after which a worker exits to be restarted fresh
 MAX_CONSECUTIVE_ERRORS = 25
+# Frame errors that are operational (a service down, refusing, too slow): one line, no traceback,
+# at most one line per EXPECTED_LINE_INTERVAL_S; the first MAX_TRACEBACKS others log their traceback
+EXPECTED_ERRORS = (ServiceError, ConnectionError, TimeoutError)
+EXPECTED_LINE_INTERVAL_S = 5.0
+MAX_TRACEBACKS = 3
 MAX_CAMERAS = 64  # per-camera counters kept by one worker (ids come from the bus: bounded)
 
 # Test hook: KINECT_OCCLUSION_FAULT="deeplab=raise" makes that worker fail on every frame;
@@ -166,6 +173,8 @@ class WorkerRuntime:
         self._closing: list[Any] = []
         self._beat_thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._unexpected_errors = 0  # frame errors not in EXPECTED_ERRORS (the first log a traceback)
+        self._expected_logged_at, self._expected_unshown = -math.inf, 0
 
     def section(self, name: str) -> Any:
         """Config section ``name``, one of those this worker's stage declares (else KeyError)."""
@@ -195,6 +204,17 @@ class WorkerRuntime:
             log.warning("%s: injected fault: spinning in the compute step", self.name)
             _spin_forever()
 
+    def _expected_error_line(self, text: str) -> None:
+        """One line for an operational error, unless one was logged within EXPECTED_LINE_INTERVAL_S
+        (then counted, and the next line says how many were not shown)."""
+        now = time.monotonic()
+        if now - self._expected_logged_at < EXPECTED_LINE_INTERVAL_S:
+            self._expected_unshown += 1
+            return
+        more = f" (+{self._expected_unshown} more such errors not shown)" if self._expected_unshown else ""
+        log.error("%s: %s%s", self.name, text, more)
+        self._expected_logged_at, self._expected_unshown = now, 0
+
     def frame_error(self, frame_id: int, exc: BaseException, remote: bool = False) -> None:
         """Log and count a per-frame error; exit for a restart when they persist.
 
@@ -205,7 +225,11 @@ class WorkerRuntime:
         c.errors += 1
         c.consecutive_errors += 0 if remote else 1
         c.last_error = f"frame {frame_id}: {type(exc).__name__}: {exc}"
-        log.error("%s: %s", self.name, c.last_error, exc_info=c.errors <= 3 and not remote)
+        if remote or isinstance(exc, EXPECTED_ERRORS):
+            self._expected_error_line(c.last_error)
+        else:
+            self._unexpected_errors += 1
+            log.error("%s: %s", self.name, c.last_error, exc_info=self._unexpected_errors <= MAX_TRACEBACKS)
         if c.consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
             raise PersistentFailure(f"{c.consecutive_errors} consecutive frame errors; last: {c.last_error}")
 

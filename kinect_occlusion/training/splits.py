@@ -44,18 +44,31 @@ def split_samples(
     }
 
 
-def _split_from_file(samples: list[Sample], path: Path) -> dict[str, list[Sample]]:
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def read_split_file(path: Path, label: str = "split file") -> dict[str, list[str]]:
+    """The image names per part of a split file: a JSON object whose keys are among train/val/test and
+    whose values are lists of strings. Anything else is a ``UserError`` (``label`` names the file)."""
     try:
-        spec = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read split file {path}: {exc}") from exc
-    if not isinstance(spec, dict) or not set(spec) <= {"train", "val", "test"}:
-        raise UserError(f"split file {path} must be a JSON object with keys train, val, test")
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"{label} {path}: not a readable JSON file ({type(exc).__name__})") from None
+    parts_ok = isinstance(spec, dict) and set(spec) <= set(SPLIT_PARTS)
+    if not parts_ok or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names) for names in spec.values()
+    ):
+        raise UserError(f'{label} {path}: must be {{"train": [names], "val": [names], "test": [names]}}')
+    return spec
+
+
+def _split_from_file(samples: list[Sample], path: Path) -> dict[str, list[Sample]]:
+    spec = read_split_file(path)
     lookup: dict[str, Sample] = {}
     for s in samples:
         for key in (s.name, *s.aliases):
             lookup.setdefault(key, s)
-    out: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    out: dict[str, list[Sample]] = {part: [] for part in SPLIT_PARTS}
     missing = []
     for part, names in spec.items():
         for name in names:

@@ -96,11 +96,15 @@ def _exit_with_parent(stop: threading.Event, parent: int) -> None:
             stop.set()
 
 
-def viewer_child(endpoint: str, camera: str, settings: ViewerSettings, curve: CurveKeys | None) -> None:
-    """Entry point of the daemon's viewer process: lower priority, stops with its parent."""
+def viewer_child(
+    endpoint: str, camera: str, settings: ViewerSettings, curve: CurveKeys | None, log_to: tuple[str, str]
+) -> None:
+    """Entry point of the daemon's viewer process: lower priority, stops with its parent, logs to
+    the supervisor's sink (``log_to``: its endpoint and the level) like the workers."""
+    from ..runtime import logs
     from ..runtime.worker import install_stop_handlers
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup_child(log_to[1], log_to[0])
     os.nice(NICENESS)
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -113,15 +117,16 @@ def viewer_child(endpoint: str, camera: str, settings: ViewerSettings, curve: Cu
 
 
 def start_viewer_process(
-    endpoint: str, camera: str, settings: ViewerSettings, curve: CurveKeys | None
+    endpoint: str, camera: str, settings: ViewerSettings, curve: CurveKeys | None, log_to: tuple[str, str]
 ) -> mp.process.BaseProcess:
-    """Start :func:`viewer_child` as a spawned process (after checking the port is free)."""
+    """Start :func:`viewer_child` as a spawned process (after checking the port is free); ``log_to``:
+    the supervisor's log sink endpoint and the level."""
     check_bind(settings.bind, settings.token)
     import_aiohttp()
     if settings.port:
         check_port_free(settings.bind, settings.port)
     proc = mp.get_context("spawn").Process(
-        target=viewer_child, name="viewer", args=(endpoint, camera, settings, curve), daemon=True
+        target=viewer_child, name="viewer", args=(endpoint, camera, settings, curve, log_to), daemon=True
     )
     proc.start()
     log.info("started viewer (pid %d)", proc.pid)

@@ -12,17 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from kinect_occlusion.viewer.chromium import CHROMIUM, FLAGS
 
 
 def need_browser() -> None:
@@ -48,7 +38,7 @@ def launch(playwright, profile: Path):
     return playwright.chromium.launch_persistent_context(
         str(profile),
         executable_path=CHROMIUM,
-        args=FLAGS,
+        args=list(FLAGS),
         headless=True,
         viewport={"width": 1280, "height": 900},
     )

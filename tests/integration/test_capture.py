@@ -21,10 +21,9 @@ pytestmark = pytest.mark.slow
 
 def capture_process(cfg: Config):
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=child_entry, args=("capture", cfg.model_dump_json(), queue), name="capture")
+    # Its log to stderr (no supervisor's sink here)
+    proc = ctx.Process(target=child_entry, args=("capture", cfg.model_dump_json(), None), name="capture")
     proc.start()
-    proc.log_queue = queue  # keep the queue alive as long as the process
     return proc
 
 

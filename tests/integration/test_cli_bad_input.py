@@ -101,6 +101,10 @@ def cases(f: dict[str, str], tmp: Path) -> list[tuple[list[str], str]]:
             ["train", "--data", f["ls.json"], "--out", str(tmp / "r2"), "--split-file", f["split.json"]],
             "--split",
         ),
+        (
+            ["evaluate", "--data", f["ls.json"], "--checkpoint", DEMO, "--split-file", f["split.json"]],
+            "--split-file " + f["split.json"] + ": must be",
+        ),
     ]
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
 from conftest import free_port, wait_for
-from harness import cli, write_config
+from harness import cli, start, stop, write_config
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Proxy, Publisher
@@ -140,3 +143,53 @@ def test_hub_survives_an_endpoint_it_cannot_connect():
         assert hub.is_alive() and not hub.subscribed
     finally:
         hub.stop()
+
+
+VIEWER_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d [\d:,]{12} viewer +INFO +kinect_occlusion\.viewer\.hub: viewer: subscribed"
+)
+
+
+def _viewer_lines(text: str) -> list[str]:
+    return [x for x in text.splitlines() if VIEWER_LINE.match(x)]
+
+
+async def _watch_until_logged(url: str, log_file: Path) -> list[str]:
+    """Open a page's WebSocket (the viewer then subscribes, and logs it) until the log file says so."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.receive(timeout=20)
+        for _ in range(200):
+            if lines := _viewer_lines(log_file.read_text()):
+                return lines
+            await asyncio.sleep(0.1)
+    return []
+
+
+def test_the_daemons_viewer_logs_through_the_supervisor_like_a_worker(tmp_path, ipc_dir):
+    pytest.importorskip("aiohttp")
+    port, log_file = free_port(), tmp_path / "daemon.log"
+    cfg = write_config(
+        tmp_path, ipc_dir, None, viewer={"enabled": True, "port": port}, logging={"file": str(log_file)}
+    )
+    proc = start(["run", "--config", str(cfg)])
+    try:
+        assert wait_for(lambda: log_file.exists() and "started viewer" in log_file.read_text(), 60)
+        url = f"ws://127.0.0.1:{port}/ws?camera=bed1"
+        # The supervisor's format in its log file, with the process name "viewer"
+        assert wait_for(lambda: _try(asyncio.run, _watch_until_logged(url, log_file)), 30), (
+            log_file.read_text()
+        )
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+    assert _viewer_lines(out), out[-2000:]  # and on its stderr
+
+
+def _try(fn, *args):
+    """``fn(*args)``, or None while the viewer does not answer yet."""
+    try:
+        return fn(*args)
+    except OSError:
+        return None

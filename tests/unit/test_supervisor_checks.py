@@ -4,8 +4,10 @@ Pure functions on the supervisor's own clock; the last test runs the monitor on 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import threading
 import time
 
 import pytest
@@ -126,3 +128,25 @@ def test_monitor_counts_status_only_from_its_own_children(endpoints):
         assert wait_for(lambda: received(status(pid=4343, loop_age_s=0.3)), 5.0)
     assert mon.rejected - before == 3 and set(mon.status) == {"sam"}
     assert mon.invalid == mon.rejected + sub.stats.invalid
+
+
+def test_each_given_up_worker_is_announced_once_and_all_of_them_in_every_reminder(caplog):
+    from kinect_occlusion.config import Config
+    from kinect_occlusion.runtime.supervisor import Supervisor
+
+    # Two non-essential workers (only their names matter: nothing is spawned)
+    sup = Supervisor(Config(), threading.Event(), workers=("sam", "sam_b"))
+
+    def degraded() -> list[str]:
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DEGRADED: ")]
+        caplog.clear()
+        return [line.split()[1] for line in lines]
+
+    with caplog.at_level(logging.WARNING, logger="kinect_occlusion.runtime.supervisor"):
+        sup._give_up(sup.handles["sam"])
+        assert degraded() == ["sam"]
+        sup._give_up(sup.handles["sam_b"])
+        assert degraded() == ["sam_b"]  # not "sam" again
+        sup._warn_degraded(h for h in sup.handles.values() if h.failed)  # the periodic reminder
+        assert degraded() == ["sam", "sam_b"]
+    assert sup.fatal is None and sup.exit_code == 4

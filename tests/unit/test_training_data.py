@@ -194,6 +194,18 @@ def test_split_deterministic_and_from_file(tmp_path: Path) -> None:
     assert [s.name for s in parts["test"]] == ["scene_0002.png"] and parts["val"] == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"train": "scene_0000.png"}', '{"train": [1]}', '{"train": [], "holdout": []}', "[]", "[" * 5000],
+)
+def test_split_file_of_another_shape_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    ds = load_dataset(ls_export(tmp_path))
+    spec = tmp_path / "split.json"
+    spec.write_text(text)
+    with pytest.raises(UserError, match=r"split file .*split\.json: (must be|not a readable JSON)"):
+        split_samples(ds.samples, split_file=spec)
+
+
 def test_prepare_sample_letterbox_and_roi(tmp_path: Path) -> None:
     ds = load_dataset(ls_export(tmp_path))
     s = next(x for x in ds.samples if x.name == "scene_0001.png")

@@ -64,8 +64,13 @@ def test_per_camera_status_info_is_checked_before_it_becomes_a_label():
         "bed2": {"rate_hz": float("nan"), "frames_out": 1},
         "bed3": "not a dict",
         "bed4": {"rate_hz": True, "frames_out": 1},
+        # The ranges the supervisor holds heartbeats to (no negative or astronomic gauge)
+        "bed5": {"rate_hz": -3.0, "frames_out": 1},
+        "bed6": {"rate_hz": 1.0, "frames_out": -1},
+        "bed7": {"rate_hz": 1.0, "frames_out": 1e300},
+        "bed8": {"frames_out": 2},
     }
-    assert per_camera(info) == [("bed1", 4.5, 10.0)]
+    assert per_camera(info) == [("bed1", 4.5, 10.0), ("bed8", 0.0, 2.0)]
     assert per_camera(["bed1"]) == []
 
 
