@@ -2,6 +2,8 @@
 
 Pre/post-processing stays here (letterbox, normalise, un-letterbox, as ``predict.CoarsePredictor``);
 Triton runs only the network (a repository written by ``kinect-occlusion export-triton``).
+A failed request raises ``RemoteError`` (``runtime/remote.py``): the worker backs off and the next
+request goes through a fresh gRPC channel, so coarse masks resume soon after the server is back.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ServiceError, UserError
+from ..errors import UserError
 from ..geometry import normalise
+from ..runtime.remote import Backoff, RemoteError, ServerUnreachable, server_state
 from .model import LoadedModel
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
 from .predict import predict_batch
@@ -24,12 +27,12 @@ EXIT_STARTUP = 3  # as runtime.worker: could not start
 FIRST_REQUEST_TIMEOUT_S = 10.0  # the first request pays for the model instance's lazy start
 
 
-class TritonTimeout(ServiceError):
-    """A request took longer than ``deeplab.triton_timeout_ms`` (counted as a frame error)."""
+class TritonTimeout(RemoteError):
+    """A request took longer than ``deeplab.triton_timeout_ms`` (counted as a remote frame error)."""
 
 
-class TritonUnavailable(ServiceError):
-    """The server refused or dropped the connection, or is not serving (counted as a frame error)."""
+class TritonUnavailable(RemoteError):
+    """The server refused or dropped the connection, or is not serving (a remote frame error)."""
 
 
 def _client(url: str, key: str = "deeplab.runtime: triton") -> Any:
@@ -45,17 +48,24 @@ def _client(url: str, key: str = "deeplab.runtime: triton") -> Any:
 
 
 def check_server(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
-    """Server live, ``model`` ready, input 3×S×S: else one UserError line naming the config key."""
+    """Server ready, ``model`` ready, input 3×S×S. ServerUnreachable while the server does not answer
+    or still loads its models (the worker waits); else one UserError line naming the config key."""
     from tritonclient.utils import InferenceServerException
 
     try:
-        live = client.is_server_live(client_timeout=timeout_s)
+        _check_model(client, url, model, size, timeout_s)
     except InferenceServerException as exc:
-        raise UserError(
-            f"deeplab.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL",
-            exit_code=EXIT_STARTUP,
+        raise ServerUnreachable(
+            f"deeplab.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL"
         ) from None
-    if not live or not client.is_model_ready(model, client_timeout=timeout_s):
+
+
+def _check_model(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
+    if not client.is_server_live(client_timeout=timeout_s) or not client.is_server_ready(
+        client_timeout=timeout_s
+    ):
+        raise ServerUnreachable(f"deeplab.triton_url: the Triton server at {url} is not ready yet")
+    if not client.is_model_ready(model, client_timeout=timeout_s):
         raise UserError(
             f"deeplab.triton_model: model {model!r} is not ready on the Triton server at {url} — "
             "load a repository written by 'kinect-occlusion export-triton'",
@@ -77,6 +87,31 @@ def _short(exc: Exception) -> str:
     return " ".join(str(text).split())[:160]
 
 
+class TritonChannel:
+    """A gRPC client to ``url`` that is replaced after each failure, with the caller's back-off.
+
+    gRPC's own reconnect back-off grows to minutes while a server is away: a fresh channel per
+    retry reaches a restarted server at once.
+    """
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+        self.client = _client(url, key)
+        self.backoff = Backoff()
+
+    def failed(self, what: str, why: str, error: type[RemoteError] = RemoteError) -> RemoteError:
+        """The error to raise for a failed request (its retry delay doubling); a fresh channel."""
+        self.client.close()
+        self.client = _client(self.url, self.key)
+        retry = self.backoff.failed()
+        text = f"Triton {self.url} {what}: {why} (retry in {retry:g} s)"
+        return error(text, retry, server_state(why))
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self.client.close()
+
+
 class TritonCoarsePredictor:
     """``CoarsePredictor`` twin whose network runs on a Triton server.
 
@@ -91,12 +126,24 @@ class TritonCoarsePredictor:
         self.loaded, self.url, self.model = loaded, url, model
         self.size = loaded.input_size
         self.timeout_s = timeout_ms / 1000.0
-        self.client = _client(url)
-        check_server(self.client, url, model, self.size, max(self.timeout_s, 2.0))
+        self.channel = TritonChannel(url, "deeplab.runtime: triton")
+        try:
+            check_server(self.client, url, model, self.size, max(self.timeout_s, 2.0))
+        except Exception:
+            self.channel.close()
+            raise
         self._warm = False
 
+    @property
+    def client(self) -> Any:
+        """The current gRPC client (replaced after a failed request)."""
+        return self.channel.client
+
     def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
-        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3), one request."""
+        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3), one request.
+
+        A failed request raises ``RemoteError`` (``TritonTimeout`` past the deadline) with its retry delay.
+        """
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
 
@@ -111,11 +158,11 @@ class TritonCoarsePredictor:
                 client_timeout=self.timeout_s if self._warm else max(self.timeout_s, FIRST_REQUEST_TIMEOUT_S),
             )
         except InferenceServerException as exc:
-            if "Deadline" in str(exc) or "timeout" in str(exc).lower():
-                raise TritonTimeout(f"Triton {self.url} {self.model}: {_short(exc)}") from None
-            if "UNAVAILABLE" in str(exc.status()):
-                raise TritonUnavailable(f"Triton {self.url} {self.model}: {_short(exc)}") from None
-            raise RuntimeError(f"Triton {self.url} {self.model}: {_short(exc)}") from None
+            why = _short(exc)
+            kind = {"timing out": TritonTimeout, "unreachable": TritonUnavailable}.get(
+                server_state(why), RemoteError
+            )
+            raise self.channel.failed(self.model, why, kind) from None
         prob = result.as_numpy(OUTPUT_NAME)
         if prob is None or prob.shape != (len(canvases), self.size, self.size):
             got = None if prob is None else prob.shape
@@ -123,6 +170,7 @@ class TritonCoarsePredictor:
                 f"Triton {self.url} {self.model}: output {got}, expected N×{self.size}×{self.size}"
             )
         self._warm = True
+        self.channel.backoff.succeeded()
         return np.asarray(prob, np.float32)
 
     def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
@@ -135,4 +183,4 @@ class TritonCoarsePredictor:
 
     def close(self) -> None:
         """Close the gRPC channel."""
-        self.client.close()
+        self.channel.close()

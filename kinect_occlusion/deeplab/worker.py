@@ -10,6 +10,7 @@ import numpy as np
 from .. import messages as m
 from ..config import DeepLabConfig
 from ..geometry import Box
+from ..runtime.remote import WAITING, wait_until_reachable
 from ..runtime.worker import WorkerRuntime, deterministic_kernels
 from .batching import BatchAssembler
 
@@ -30,8 +31,8 @@ def choose_runtime(runtime: str, device: str) -> str:
     return chosen
 
 
-def build_predictor(dl: DeepLabConfig):
-    """Load the coarse model the ``deeplab`` section names, once (CheckpointError: one clear line)."""
+def load_model(dl: DeepLabConfig):
+    """Load the checkpoint the ``deeplab`` section names, once (CheckpointError: one clear line)."""
     from pathlib import Path
 
     from .model import build_deeplab
@@ -43,10 +44,33 @@ def build_predictor(dl: DeepLabConfig):
         import torch
 
         torch.set_num_threads(dl.threads)
-    if dl.runtime == "triton":
-        from .triton import TritonCoarsePredictor
+    return loaded
 
-        return TritonCoarsePredictor(loaded, dl.triton_url, dl.triton_model, dl.triton_timeout_ms), loaded
+
+def triton_predictor(dl: DeepLabConfig, loaded):
+    """A ``TritonCoarsePredictor`` that has answered one warm-up request (RemoteError: not yet)."""
+    from .triton import TritonCoarsePredictor
+
+    predictor = TritonCoarsePredictor(loaded, dl.triton_url, dl.triton_model, dl.triton_timeout_ms)
+    try:
+        warm_up(predictor, loaded.input_size)
+    except Exception:
+        predictor.close()
+        raise
+    return predictor
+
+
+def warm_up(predictor, size: int) -> None:
+    """One pass so the first real frame does not pay for lazy initialisation."""
+    predictor.predict(np.zeros((size, size, 3), np.uint8), None)
+
+
+def build_predictor(dl: DeepLabConfig):
+    """The coarse predictor the ``deeplab`` section names, and its checkpoint (not for Triton:
+    the worker waits for that server with ``triton_predictor``)."""
+    loaded = load_model(dl)
+    if dl.runtime == "triton":
+        return triton_predictor(dl, loaded), loaded
     if choose_runtime(dl.runtime, dl.device) == "onnx":
         from .onnx_export import OnnxCoarsePredictor
 
@@ -84,12 +108,15 @@ def batch_inputs(rt: WorkerRuntime, frames: list[m.ColorFrame], roi_cfg) -> list
 
 def run_batch(
     rt: WorkerRuntime, predictor, pub, frames: list[m.ColorFrame], model_name: str, dropped: dict[str, int]
-) -> None:
-    """Predict the batch (one forward pass) and publish one CoarseMask per frame, each with its identity."""
+) -> float | None:
+    """Predict the batch (one forward pass) and publish one CoarseMask per frame, each with its identity.
+
+    Returns the back-off (seconds) when the inference server failed the request, else None.
+    """
     rt.counters.frames_in += len(frames)
     inputs = batch_inputs(rt, frames, rt.section("roi"))
     if not inputs:
-        return
+        return None
     try:
         if rt.fault == "raise":
             raise RuntimeError("injected fault")
@@ -97,14 +124,26 @@ def run_batch(
         probs = predictor.predict_batch([(f.image, roi) for f, roi in inputs])
         ms = (time.perf_counter() - t0) * 1000
     except Exception as exc:  # per-batch: log with each frame id, count, go on
-        for frame, _ in inputs:
-            rt.frame_error(frame.frame_id, exc)
-        return
+        return batch_failed(rt, [f for f, _ in inputs], exc)
     for (frame, roi), prob in zip(inputs, probs, strict=True):
         pub.publish(coarse_message(frame, prob, roi, model_name, ms))
         rt.counters.out()
         rt.camera_out(frame.camera, frame.origin_us, dropped=dropped.get(frame.camera, 0))
     rt.info.update(infer_ms=round(ms, 1), batch=len(inputs))
+    if "inference_server" in rt.info:
+        rt.info["inference_server"] = "up"
+    return None
+
+
+def batch_failed(rt: WorkerRuntime, frames: list[m.ColorFrame], exc: Exception) -> float | None:
+    """Count a failed batch as frame errors; a remote failure (``retry_after_s``: the inference
+    server) says so in Status, is not counted toward a restart, and returns its back-off."""
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        rt.info["inference_server"] = getattr(exc, "server", "unreachable")
+    for frame in frames:
+        rt.frame_error(frame.frame_id, exc, remote=retry is not None)
+    return None if retry is None else float(retry)
 
 
 def run_every_frame(rt: WorkerRuntime, predictor, sub, pub, model_name: str) -> None:
@@ -119,31 +158,50 @@ def run_every_frame(rt: WorkerRuntime, predictor, sub, pub, model_name: str) -> 
         rt.info.update(dropped=pub.dropped, invalid=sub.stats.invalid)
 
 
+def start_predictor(rt: WorkerRuntime, dl: DeepLabConfig):
+    """(predictor, checkpoint), warmed up; with ``runtime: triton`` waiting for the server while it
+    cannot be reached (None when stopped meanwhile). A wrong model on a reachable server: UserError."""
+    if dl.runtime != "triton":
+        predictor, loaded = build_predictor(dl)
+        warm_up(predictor, loaded.input_size)
+        return predictor, loaded
+    loaded = load_model(dl)
+    predictor = wait_until_reachable(rt, lambda: triton_predictor(dl, loaded), f"Triton {dl.triton_url}")
+    return (predictor, loaded) if predictor is not None else None
+
+
 def run(rt: WorkerRuntime) -> int:
     """Batch the newest colour frame of each camera (deadline-bounded), predict, publish, repeat."""
     dl = rt.section("deeplab")
-    predictor, loaded = build_predictor(dl)
+    started = start_predictor(rt, dl)
+    if started is None:
+        return 0
+    predictor, loaded = started
     trained = loaded.meta.get("trained", True) is not False
     model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if trained else "-untrained")
     rt.info.update(model=model_name, trained=trained)
     sub, pub = rt.subscriber([m.TOPIC_COLOR]), rt.publisher()
-    # One warm-up pass so the first real frame does not pay for lazy initialisation
-    size = loaded.input_size
-    predictor.predict(np.zeros((size, size, 3), np.uint8), None)
     batcher: BatchAssembler[m.ColorFrame] = BatchAssembler(dl.max_batch, dl.batch_deadline_ms / 1000.0)
     rt.tick("ready")
     if rt.runtime.every_frame:
         run_every_frame(rt, predictor, sub, pub, model_name)
         return 0
+    paused_until, skipped = 0.0, 0  # back-off while the inference server fails; frames meanwhile
     while not rt.stop.is_set():
         wait_ms = int(batcher.wait_s(time.monotonic()) * 1000) if batcher.pending else 100
         for frame in sub.recv_latest(max(1, wait_ms)).values():
             if isinstance(frame, m.ColorFrame):
                 batcher.add(frame.camera, frame, time.monotonic())
-        rt.tick()
+        rt.tick(WAITING if time.monotonic() < paused_until else "ready")
         if batcher.due(time.monotonic()):
-            run_batch(rt, predictor, pub, [f for _, f in batcher.take()], model_name, batcher.dropped)
+            batch = [f for _, f in batcher.take()]
+            if time.monotonic() < paused_until:
+                skipped += len(batch)  # not sent while backing off
+            else:
+                retry = run_batch(rt, predictor, pub, batch, model_name, batcher.dropped)
+                paused_until = time.monotonic() + retry if retry is not None else 0.0
         rt.info.update(
-            dropped=sub.stats.stale + batcher.superseded, invalid=sub.stats.invalid + batcher.refused
+            dropped=sub.stats.stale + batcher.superseded + skipped,
+            invalid=sub.stats.invalid + batcher.refused,
         )
     return 0

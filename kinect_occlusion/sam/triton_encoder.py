@@ -6,9 +6,9 @@ normalise, pad) and calls the encoder with that 1×3×1024×1024 tensor; this mo
 Triton and returns the embedding. Prompt encoder, mask decoder and mask post-processing stay local.
 
 A failed or late request raises ``TritonEncoderError`` with ``retry_after_s``: the partition worker
-counts it as a frame error and backs off that long (growing to ``MAX_RETRY_S`` while the server
-stays down), and the next request opens a fresh channel, so partitions resume soon after the server
-is back.
+counts it as a remote frame error and backs off that long (the shared ``runtime/remote.py`` back-off),
+and the next request opens a fresh channel, so partitions resume soon after the server is back.
+A server that cannot be reached at start is ``ServerUnreachable`` (the worker waits for it).
 """
 
 from __future__ import annotations
@@ -19,39 +19,41 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deeplab.triton import EXIT_STARTUP, FIRST_REQUEST_TIMEOUT_S, _client, _short
+from ..deeplab.triton import EXIT_STARTUP, FIRST_REQUEST_TIMEOUT_S, TritonChannel, _short
 from ..errors import UserError
+from ..runtime.remote import RemoteError, ServerUnreachable
 from .triton_export import INPUT_NAME, OUTPUT_NAME
 
-FIRST_RETRY_S, MAX_RETRY_S = 0.5, 8.0
 
-
-class TritonEncoderError(RuntimeError):
+class TritonEncoderError(RemoteError):
     """An encoder request failed (server down, rejected) or passed ``sam.triton_timeout_ms``.
 
     Attributes:
         retry_after_s: how long the caller should wait before the next request.
     """
 
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
 
 def check_encoder(
     client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
 ) -> None:
-    """Server live, ``model`` ready, dims as the local decoder needs: else one UserError line."""
+    """Server ready, ``model`` ready, dims as the local decoder needs: ServerUnreachable while the
+    server does not answer or still loads its models; else one UserError line."""
     from tritonclient.utils import InferenceServerException
 
     try:
-        live = client.is_server_live(client_timeout=t)
+        _check_encoder(client, url, model, in_dims, out_dims, t)
     except InferenceServerException as exc:
-        raise UserError(
-            f"sam.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL",
-            exit_code=EXIT_STARTUP,
+        raise ServerUnreachable(
+            f"sam.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL"
         ) from None
-    if not live or not client.is_model_ready(model, client_timeout=t):
+
+
+def _check_encoder(
+    client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
+) -> None:
+    if not client.is_server_live(client_timeout=t) or not client.is_server_ready(client_timeout=t):
+        raise ServerUnreachable(f"sam.triton_url: the Triton server at {url} is not ready yet")
+    if not client.is_model_ready(model, client_timeout=t):
         raise UserError(
             f"sam.triton_model: model {model!r} is not ready on the Triton server at {url} — load a "
             "repository written by 'kinect-occlusion export-triton --sam-checkpoint'",
@@ -86,10 +88,24 @@ class TritonImageEncoder(nn.Module):
         super().__init__()
         self.url, self.model, self.timeout_s = url, model, timeout_ms / 1000.0
         self.img_size, self.dims, self.model_type = img_size, tuple(dims), model_type
-        self.client: Any = _client(url, "sam.encoder: triton")
+        self.channel = TritonChannel(url, "sam.encoder: triton")
         in_dims = [3, img_size, img_size]
-        check_encoder(self.client, url, model, in_dims, list(self.dims), max(self.timeout_s, 2.0))
-        self._warm, self.failures = False, 0
+        try:
+            check_encoder(self.client, url, model, in_dims, list(self.dims), max(self.timeout_s, 2.0))
+        except Exception:
+            self.channel.close()
+            raise
+        self._warm = False
+
+    @property
+    def client(self) -> Any:
+        """The current gRPC client (replaced after a failed request)."""
+        return self.channel.client
+
+    @property
+    def failures(self) -> int:
+        """Failed requests in a row."""
+        return self.channel.backoff.failures
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) float32 embedding of (N, 3, S, S) preprocessed images, one request."""
@@ -106,7 +122,8 @@ class TritonImageEncoder(nn.Module):
         if out is None or out.shape != (len(batch), *self.dims):
             got = None if out is None else out.shape
             raise self._failed(f"output {got}, expected N×{'×'.join(map(str, self.dims))}")
-        self._warm, self.failures = True, 0
+        self._warm = True
+        self.channel.backoff.succeeded()
         return np.array(out, np.float32)  # a writable copy: torch.from_numpy shares it
 
     def _infer(self, tensor: Any) -> np.ndarray | None:
@@ -125,20 +142,13 @@ class TritonImageEncoder(nn.Module):
             raise self._failed(_short(exc)) from None
         return result.as_numpy(OUTPUT_NAME)
 
-    def _failed(self, why: str) -> TritonEncoderError:
-        """The error to raise; a fresh channel for the next request (gRPC's own reconnect back-off
-        grows to minutes), and a retry delay that doubles while failures go on."""
-        import tritonclient.grpc as grpcclient
-
-        self.failures += 1
-        self.client.close()
-        self.client = grpcclient.InferenceServerClient(url=self.url)
-        retry = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** (self.failures - 1))
-        return TritonEncoderError(f"Triton {self.url} {self.model}: {why} (retry in {retry:g} s)", retry)
+    def _failed(self, why: str) -> RemoteError:
+        """The error to raise; a fresh channel for the next request, a retry delay that doubles."""
+        return self.channel.failed(self.model, why, TritonEncoderError)
 
     def close(self) -> None:
         """Close the gRPC channel."""
-        self.client.close()
+        self.channel.close()
 
 
 def use_triton_encoder(sam: Any, url: str, model: str, timeout_ms: int, model_type: str) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 from .. import messages as m
 from ..config import SamConfig
 from ..errors import Cancelled
+from ..runtime.remote import wait_until_reachable
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime, deterministic_kernels
 from .schedule import pick_camera
 
@@ -309,7 +310,12 @@ def run_every_frame(rt: WorkerRuntime, cfg: SamConfig, partitioner, sub, pub) ->
 def run(rt: WorkerRuntime) -> int:
     """Keep each camera's newest frames and coarse mask; refresh the oldest partition that is due."""
     cfg = rt.section("sam")
-    partitioner = build(cfg)
+    if cfg.encoder == "triton":  # wait while the server cannot be reached (a wrong model: exit 3)
+        partitioner = wait_until_reachable(rt, lambda: build(cfg), f"Triton {cfg.triton_url}")
+        if partitioner is None:
+            return 0
+    else:
+        partitioner = build(cfg)
     partitioner.should_stop = rt.stop.is_set  # a minutes-long SAM partition ends on SIGTERM
     rt.info.update(partitioner=partitioner.name)
     sub, pub = (

@@ -6,15 +6,17 @@ Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import triton_server
 from conftest import free_port
-from harness import ROOT, collect, start, stop, subscriber, tiny_checkpoint, write_config
+from harness import ROOT, cli, collect, start, stop, subscriber, tiny_checkpoint, write_config
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.errors import UserError
@@ -154,14 +156,89 @@ def test_missing_model_is_one_clear_line(served, loaded):
     assert err.value.exit_code == 3 and "\n" not in str(err.value)
 
 
-def test_server_down_stops_the_pipeline_with_one_line(served, tmp_path, ipc_dir):
-    url = f"127.0.0.1:{free_port()}"  # nothing listens there
-    cfg = write_config(tmp_path, ipc_dir, served[0], deeplab={"runtime": "triton", "triton_url": url})
+def deeplab_status(msgs, **want) -> m.Status | None:
+    """The newest deeplab Status whose state / info fields match ``want`` (state=..., or info keys)."""
+    for x in reversed(msgs):
+        if isinstance(x, m.Status) and x.worker == "deeplab":
+            fields = {"state": x.state, **x.info}
+            if all(fields.get(k) == v for k, v in want.items()):
+                return x
+    return None
+
+
+def fused_count(msgs) -> int:
+    return sum(isinstance(x, m.OcclusionMask) and x.fused for x in msgs)
+
+
+def test_wrong_model_on_a_reachable_server_stops_the_pipeline_with_one_line(served, tmp_path, ipc_dir):
+    deeplab = {"runtime": "triton", "triton_url": served[2].url, "triton_model": "nope"}
+    cfg = write_config(tmp_path, ipc_dir, served[0], deeplab=deeplab)
     proc = start(["run", "--config", str(cfg)])
     proc.wait(60)
     code, out = proc.returncode, proc.communicate()[0]
-    assert code == 3, out
-    assert f"deeplab.triton_url: no Triton server at {url}" in out and "Traceback" not in out
+    assert code == 3, out  # a configuration error: not waited for
+    assert "deeplab.triton_model: model 'nope' is not ready" in out and "Traceback" not in out
+
+
+def test_pipeline_started_while_triton_is_down_waits_then_produces(served, tmp_path, ipc_dir):
+    checkpoint, repo, _ = served
+    port = free_port()  # nothing listens there yet
+    deeplab = {"runtime": "triton", "triton_url": f"127.0.0.1:{port}", "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
+    waiting = {"state": "waiting for inference server", "inference_server": "unreachable"}
+    late = None
+    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            before = collect(
+                sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **waiting)
+            )
+            late = triton_server.TritonServer(repo, tmp_path / "late.log", port=port).start()
+            after = collect(sub, 30, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 2)
+            alive = proc.poll() is None
+        finally:
+            if late is not None:
+                late.stop()
+            code, out = stop(proc)
+    assert deeplab_status(before, **waiting) is not None, out  # status says why nothing comes
+    assert fused_count(after) >= 2 and alive, out  # it started producing once Triton came up
+    assert "deeplab: waiting for inference server: deeplab.triton_url: no Triton server" in out, out
+    assert "Traceback" not in out and "giving up" not in out and code == 0, out
+
+
+def test_pipeline_rides_out_a_triton_outage(served, tmp_path, ipc_dir):
+    checkpoint, repo, _ = served
+    server = triton_server.TritonServer(repo, tmp_path / "a.log").start()  # this test stops it
+    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
+    restarted = None
+    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            first = collect(sub, 60, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 2)
+            server.stop()
+            # Down for 4 s: 25 failed frames at 15 fps (1.7 s) + restart back-off would have restarted it
+            down = collect(sub, 4.0, until=lambda ms: proc.poll() is not None)
+            shown = cli("status", "--config", str(cfg), "--json")
+            restarted = triton_server.TritonServer(repo, tmp_path / "b.log", port=server.port).start()
+            back_at = time.monotonic()
+            back = collect(sub, 10.0, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
+            resumed_s = time.monotonic() - back_at
+            alive = proc.poll() is None
+        finally:
+            server.stop()
+            if restarted is not None:
+                restarted.stop()
+            code, out = stop(proc)
+    assert fused_count(first) >= 2, out
+    unreachable = deeplab_status(down, inference_server="unreachable")
+    assert unreachable is not None and unreachable.info["errors"] >= 2, out  # counted frame errors
+    pids = {x.pid for x in first + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
+    assert len(pids) == 1, out  # never restarted
+    assert json.loads(shown.stdout)["deeplab"]["inference_server"] == "unreachable", shown.stdout
+    assert fused_count(back) >= 1 and alive and resumed_s < 10.0, out  # resumed within 10 s
+    assert "deeplab: frame" in out and "RemoteError: Triton" in out, out  # one line per failure
+    assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 
 def test_pipeline_on_triton_publishes_fused_masks(served, tmp_path, ipc_dir):

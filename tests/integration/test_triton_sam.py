@@ -262,3 +262,49 @@ def test_pipeline_with_the_encoder_on_triton_fuses_and_rides_out_an_outage(serve
     assert len(partitions(back)) >= 2, out  # partitions resumed once the server was back
     assert "sam: frame" in out and "TritonEncoderError: Triton" in out, out  # one line per failure
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
+
+
+def test_pipeline_started_while_the_encoder_server_is_down_waits_then_partitions(served, tmp_path, ipc_dir):
+    from conftest import free_port
+
+    sam_ckpt, repo, _ = served
+    port = free_port()  # nothing listens there yet
+    sam = {
+        "partitioner": "sam",
+        "checkpoint": str(sam_ckpt),
+        "model_type": "tiny",
+        "encoder": "triton",
+        "triton_url": f"127.0.0.1:{port}",
+        "occlusion_threshold": 0.01,  # random weights: every coarse mask counts as occluded
+        **{k: v for k, v in LOW.items() if k != "box_nms_thresh"},
+    }
+    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam)
+
+    def waiting(msgs):
+        return any(
+            isinstance(x, m.Status)
+            and x.worker == "sam"
+            and x.state == "waiting for inference server"
+            and x.info.get("inference_server") == "unreachable"
+            for x in msgs
+        )
+
+    def partitions(msgs):
+        return sum(isinstance(x, m.Partition) and x.partitioner == "sam/tiny/triton" for x in msgs)
+
+    late = None
+    with subscriber(ipc_dir, (m.TOPIC_PARTITION, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            before = collect(sub, 30, until=lambda ms: proc.poll() is not None or waiting(ms))
+            late = triton_server.TritonServer(repo, tmp_path / "late.log", port=port).start()
+            after = collect(sub, 30, until=lambda ms: proc.poll() is not None or partitions(ms) >= 1)
+            alive = proc.poll() is None
+        finally:
+            if late is not None:
+                late.stop()
+            code, out = stop(proc)
+    assert waiting(before), out  # not exit 3: the worker waits, and says so
+    assert partitions(after) >= 1 and alive, out  # and partitions once the server is up
+    assert "sam: waiting for inference server: sam.triton_url: no Triton server" in out, out
+    assert "Traceback" not in out and "giving up" not in out and code == 0, out

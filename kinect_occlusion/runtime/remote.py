@@ -1,0 +1,111 @@
+"""A worker's calls to a remote inference server (Triton): back-off, and waiting for it at start.
+
+One place for the deeplab (``deeplab.runtime: triton``) and partition (``sam.encoder: triton``)
+workers. A failed request is a *remote* frame error: counted, one line, no restart (a fresh process
+would not bring the server back); the caller backs off ``Backoff`` long and reconnects. At start, a
+server that cannot be reached (not listening, still loading its models) is waited for — heartbeats
+go on, state ``waiting for inference server`` — while a server that answers and lacks the model
+stays a configuration error (``UserError``, exit 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from ..errors import ServiceError, UserError
+
+if TYPE_CHECKING:
+    from .worker import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# 0.5 s doubling to 4 s: with a request's own time, results resume within 10 s of the server's return
+FIRST_RETRY_S, MAX_RETRY_S = 0.5, 4.0
+WAITING = "waiting for inference server"  # the worker state while the server is away
+TICK_S = 0.1  # the main loop ticks this often while it waits
+
+
+class Backoff:
+    """A retry delay that doubles from ``first_s`` to ``max_s`` while failures go on."""
+
+    def __init__(self, first_s: float = FIRST_RETRY_S, max_s: float = MAX_RETRY_S) -> None:
+        self.first_s, self.max_s = first_s, max_s
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count a failure; the delay before the next try (seconds)."""
+        self.failures += 1
+        return min(self.max_s, self.first_s * 2 ** min(self.failures - 1, 30))
+
+    def succeeded(self) -> None:
+        """The server answered: the next failure starts again at ``first_s``."""
+        self.failures = 0
+
+
+class RemoteError(ServiceError):
+    """A request to the inference server failed (down, refused, reset, late, rejected).
+
+    Attributes:
+        retry_after_s: how long the caller should wait before the next request.
+        server: what Status says of the server: ``unreachable``, ``timing out`` or ``failing``.
+    """
+
+    def __init__(
+        self, message: str, retry_after_s: float = FIRST_RETRY_S, server: str = "unreachable"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s, self.server = retry_after_s, server
+
+
+class ServerUnreachable(UserError):
+    """At start: the inference server cannot be reached (yet). Workers wait and retry; a direct
+    caller gets the one-line UserError (exit 3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=3)
+
+
+def server_state(text: str) -> str:
+    """``unreachable``, ``timing out`` or ``failing``, from a gRPC error's text."""
+    low = text.lower()
+    if "deadline" in low or "timeout" in low or "timed out" in low:
+        return "timing out"
+    marks = ("unavailable", "failed to connect", "connection refused", "connection reset", "socket closed")
+    return "unreachable" if any(k in low for k in marks) else "failing"
+
+
+def pause(rt: WorkerRuntime, seconds: float) -> None:
+    """Wait ``seconds`` (or until stop) in the waiting state, ticking the main loop as it goes."""
+    remaining = seconds
+    while remaining > 0 and not rt.stop.is_set():
+        rt.tick(WAITING)
+        rt.stop.wait(min(TICK_S, remaining))
+        remaining -= TICK_S
+
+
+def wait_until_reachable(rt: WorkerRuntime, connect: Callable[[], T], what: str) -> T | None:
+    """``connect()`` until the server answers: its result, or None when the worker is stopped first.
+
+    ``ServerUnreachable`` (and ``RemoteError``) are waited out with a doubling back-off, one line
+    per try; any other error (a wrong model is a ``UserError``) goes to the caller.
+    """
+    backoff = Backoff()
+    while not rt.stop.is_set():
+        rt.tick("starting")  # a try may take its request timeouts: busy by design, not stalled
+        try:
+            result = connect()
+        except (ServerUnreachable, RemoteError) as exc:
+            delay = backoff.failed()
+            rt.info.update(inference_server="unreachable")
+            log.warning("%s: %s: %s (retry in %g s)", rt.name, WAITING, exc, delay)
+            pause(rt, delay)
+            continue
+        rt.info.update(inference_server="up")
+        if backoff.failures:
+            log.info("%s: %s reachable again", rt.name, what)
+        return result
+    return None
