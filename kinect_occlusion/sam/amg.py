@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms, box_area
 
+from .decoder import decode_points, shares_image
+
 MIB = 1 << 20
 
 
@@ -388,13 +390,18 @@ class FastMaskGenerator:
         sparse, dense = model.prompt_encoder(
             points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
         )
-        low_res, iou_preds = model.mask_decoder(
-            image_embeddings=pred.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
+        image_pe = model.prompt_encoder.get_dense_pe()
+        if shares_image(model.mask_decoder, dense):
+            # The same outputs without a copy of the image embedding per prompt (sam/decoder.py)
+            low_res, iou_preds = decode_points(model.mask_decoder, pred.features, image_pe, sparse, dense)
+        else:
+            low_res, iou_preds = model.mask_decoder(
+                image_embeddings=pred.features,
+                image_pe=image_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=True,
+            )
         return low_res.flatten(0, 1), iou_preds.flatten(0, 1)
 
     def _process_batch(
