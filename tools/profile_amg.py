@@ -2,6 +2,7 @@
 """Where an AMG frame's time goes: ours (sam.amg: fast) vs segment-anything's generator, by stage.
 
     python tools/profile_amg.py --side 8 --nms 1.0 [--model vit_b] [--levels none ~100 all]
+    python tools/profile_amg.py --decoder 64    # torch.profiler ops of one 64-prompt decoder call
 
 The setup of tools/bench_amg.py (one 1280×720 synthetic frame, random weights, the encoder run
 once and shared, survival controlled by the predicted-IoU threshold), each row profiled once with
@@ -92,6 +93,34 @@ def profile_call(call: Callable[[Any], Any], rgb: Any) -> tuple[dict[str, float]
     return stage_seconds(pstats.Stats(prof), total), result
 
 
+def profile_decoder(sam: Any, batch: int) -> None:
+    """torch.profiler's top CPU ops of one ``batch``-prompt decoder call: MaskDecoder vs decode_points."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from kinect_occlusion.sam.decoder import decode_points
+
+    gen = torch.Generator().manual_seed(0)
+    prompts = sam.prompt_encoder
+    embedding = torch.randn(1, prompts.embed_dim, *prompts.image_embedding_size, generator=gen)
+    points = torch.rand(batch, 1, 2, generator=gen) * sam.image_encoder.img_size
+    with torch.inference_mode():
+        sparse, dense = prompts(
+            points=(points, torch.ones(batch, 1, dtype=torch.int)), boxes=None, masks=None
+        )
+        pe = prompts.get_dense_pe()
+        calls = {
+            "MaskDecoder (reference)": lambda: sam.mask_decoder(embedding, pe, sparse, dense, True),
+            "decode_points (ours)": lambda: decode_points(sam.mask_decoder, embedding, pe, sparse, dense),
+        }
+        for name, call in calls.items():
+            call()  # warm-up
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                call()
+            print(f"{name}, {batch} prompts")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny"])
@@ -99,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nms", type=float, default=1.0, help="box NMS threshold (1.0: survival = IoU filter)")
     ap.add_argument("--counts", type=int, nargs="*", default=[100], help="~N surviving masks rows")
     ap.add_argument("--levels", nargs="*", default=["none", "~100", "all"], help="rows to profile")
+    ap.add_argument("--decoder", type=int, metavar="B", help="only profile one B-prompt decoder call by op")
     args = ap.parse_args(argv)
     import numpy as np
     import torch
@@ -107,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     from kinect_occlusion.sam.amg import FastMaskGenerator
     from kinect_occlusion.sources.synthetic import render_scene
 
-    rgb = render_scene(0).rgb
     sam = load_sam(args.model, "cpu")
+    if args.decoder:
+        profile_decoder(sam, args.decoder)
+        return 0
+    rgb = render_scene(0).rgb
     c0 = time.process_time()
     state, enc_ms = embed(sam, rgb, lambda: None)
     enc_cpu = (time.process_time() - c0) / 2  # embed encodes twice (warm-up + timed)
