@@ -92,3 +92,11 @@ def test_generator_with_sam_decoder_equals_reference(seed):
     np.testing.assert_array_equal(scores, ref_scores)
     ref_ious = np.array([m["predicted_iou"] for m in ref_masks], np.float32)
     np.testing.assert_array_equal(kept.iou_preds.numpy(), ref_ious)
+
+
+def test_auto_batch_on_the_cpu_is_the_references():
+    from kinect_occlusion.sam.amg import auto_points_per_batch
+
+    cpu = torch.device("cpu")
+    assert auto_points_per_batch(cpu, (720, 1280), 1600) == 64
+    assert auto_points_per_batch(cpu, (720, 1280), 10) == 10
