@@ -19,10 +19,11 @@ predicted-IoU filter already dropped, and labels painted from the kept masks on 
   whole image is labelled, so decisions are the reference's. The re-NMS runs on the CPU, as there.
 
 Equality is bit for bit with the reference's ``points_per_batch``; tested on the CPU, where
-``auto`` is the reference's 64 (batches of 8 or fewer change the decoder's last bits). On CUDA another batch size (``auto``) may run
-other GEMM kernels and change the decoder's last bits (so may the shared image side's
-projections, which run on 1/B of the rows), so a logit or score sitting exactly on a
-threshold could flip; ``tools/bench_amg.py`` reports whether the label maps are identical.
+``auto`` is the reference's 64 (batches of 8 or fewer change the decoder's last bits). On CUDA
+another batch size (``auto``) may run other GEMM kernels and change the decoder's last bits (so
+may the shared image side's projections, which run on 1/B of the rows), so a logit or score
+sitting exactly on a threshold could flip; ``tools/bench_amg.py`` reports whether the label
+maps are identical.
 """
 
 from __future__ import annotations
