@@ -254,7 +254,9 @@ class SamConfig(_Section):
         "reference: segment-anything's SamAutomaticMaskGenerator.",
     )
     points_per_batch: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = Field(
-        "auto", description="Prompts per decoder batch; auto: as many as memory allows (reference: 64)."
+        "auto",
+        description="Prompts per decoder batch; auto: as many as GPU memory allows, on a CPU the "
+        "reference's 64.",
     )
     pred_iou_thresh: float = Field(0.9, ge=0, le=1, description="AMG predicted-IoU filter (paper: 0.9).")
     stability_score_thresh: float = Field(0.85, ge=0, le=1, description="AMG stability filter (paper: 0.85).")

@@ -5,6 +5,9 @@ small-region clean-up as segment-anything's reference generator, minus what made
 survive: no RLE encode/decode, no ``MaskData.cat`` deep copies, no upsampling of masks that the
 predicted-IoU filter already dropped, and labels painted from the kept masks on the device.
 
+- The mask decoder gets the image embedding once for all prompts of a batch (``sam/decoder.py``)
+  instead of a copy per prompt: the same outputs bit for bit on the CPU, 20–30 % less decoder
+  CPU time for 64 vit_b prompts on the 2-core development host.
 - Predicted-IoU filtering comes before upsampling (the IoU head does not depend on it); the
   upsampled logits of a survivor are bit-identical to the reference's (bilinear interpolation works
   channel by channel), and the padding rows the reference upsamples and crops away are skipped.
@@ -15,15 +18,16 @@ predicted-IoU filter already dropped, and labels painted from the kept masks on 
   margin belongs to the outside region, and when it is too small to decide from the crop alone the
   whole image is labelled, so decisions are the reference's. The re-NMS runs on the CPU, as there.
 
-Equality is bit for bit with the reference's ``points_per_batch``; tested on the CPU, where the
-decoder's outputs do not depend on the batch size. On CUDA another batch size (``auto``) may run
-other GEMM kernels and change the decoder's last bits, so a logit or score sitting exactly on a
-threshold could flip; ``tools/bench_amg.py`` reports whether the label maps are identical.
+Equality is bit for bit with the reference's ``points_per_batch``; tested on the CPU, where
+``auto`` is the reference's 64 (batches of 8 or fewer change the decoder's last bits). On CUDA
+another batch size (``auto``) may run other GEMM kernels and change the decoder's last bits (so
+may the shared image side's projections, which run on 1/B of the rows), so a logit or score
+sitting exactly on a threshold could flip; ``tools/bench_amg.py`` reports whether the label
+maps are identical.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms, box_area
+
+from .decoder import decode_points, shares_image
 
 MIB = 1 << 20
 
@@ -69,20 +75,19 @@ class KeptMasks:
 
 
 def auto_points_per_batch(device: torch.device, image_hw: tuple[int, int], n_points: int) -> int:
-    """Prompts per decoder batch that fit in half the free memory of ``device`` (at least 16).
+    """Prompts per decoder batch: on CUDA as many as fit in half the free memory (at least 16).
 
     Per prompt: the decoder's activations (~24 MiB for SAM's 256-wide decoder) and, for each of the
     three masks, the 1024² intermediate and the image-size logits of the upsampling, in float32.
+    Elsewhere the reference's 64: a CPU gains nothing from bigger batches, smaller ones cost more
+    per prompt, and batches of 8 or fewer change the decoder's last bits (docs/BENCHMARKS.md).
     """
+    if device.type != "cuda":
+        return int(min(64, max(1, n_points)))
     h, w = image_hw
     per_prompt = 24 * MIB + 3 * 4 * (1024 * 1024 + h * w)
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-    else:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    free = torch.cuda.mem_get_info(device)[0]
     batch = max(16, int(free // 2 // per_prompt))
-    if device.type != "cuda":
-        batch = min(batch, 64)  # a CPU gains nothing from bigger batches
     return int(min(batch, max(1, n_points)))
 
 
@@ -388,13 +393,18 @@ class FastMaskGenerator:
         sparse, dense = model.prompt_encoder(
             points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
         )
-        low_res, iou_preds = model.mask_decoder(
-            image_embeddings=pred.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
+        image_pe = model.prompt_encoder.get_dense_pe()
+        if shares_image(model.mask_decoder, dense):
+            # The same outputs without a copy of the image embedding per prompt (sam/decoder.py)
+            low_res, iou_preds = decode_points(model.mask_decoder, pred.features, image_pe, sparse, dense)
+        else:
+            low_res, iou_preds = model.mask_decoder(
+                image_embeddings=pred.features,
+                image_pe=image_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=True,
+            )
         return low_res.flatten(0, 1), iou_preds.flatten(0, 1)
 
     def _process_batch(
