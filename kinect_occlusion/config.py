@@ -131,11 +131,12 @@ class BusConfig(_Section):
     )
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of JPEG colour frames.")
     tcp_buffer_kb: int = Field(
-        256,
+        32,
         ge=0,
         le=65536,
-        description="Kernel send/receive buffer (KiB) of the pipeline's tcp:// sockets; 0 = the OS "
-        "default, which grows to MBs: frames waiting there are out of reach of latest-wins.",
+        description="Kernel send/receive buffer (KiB) of the pipeline's tcp:// sockets (Linux doubles "
+        "it); 0 = the OS default, which grows to MBs: frames waiting there are out of reach of "
+        "latest-wins.",
     )
     curve: CurveConfig = CurveConfig()
 
