@@ -131,7 +131,7 @@ class BusConfig(_Section):
     )
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of JPEG colour frames.")
     tcp_buffer_kb: int = Field(
-        32,
+        256,
         ge=0,
         le=65536,
         description="Kernel send/receive buffer (KiB) of the pipeline's tcp:// sockets (Linux doubles "

@@ -215,7 +215,7 @@ def common(args: argparse.Namespace, **deeplab) -> dict:
 
 # --shared-bus choices over tcp:// + CURVE: the bus settings each one adds to the ward config
 TCP_BUSES: dict[str, dict] = {
-    "tcp-curve": {},  # today's defaults: JPEG colour (color_encoding auto), 32 KiB kernel buffers
+    "tcp-curve": {},  # today's defaults: JPEG colour (color_encoding auto), 256 KiB kernel buffers
     "tcp-curve-jpeg": {"color_encoding": "jpeg"},
     "tcp-curve-raw": {"color_encoding": "raw"},  # raw colour, bounded kernel buffers
     "tcp-curve-old": {"color_encoding": "raw", "tcp_buffer_kb": 0},  # the defaults before issue #12's fix
@@ -493,7 +493,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=["tcp-curve"],
         help="the shared server's bus, one or more (each measured against the same separate run): "
-        "the README's ward (tcp:// + CURVE, today's defaults: JPEG colour, 32 KiB kernel buffers), "
+        "the README's ward (tcp:// + CURVE, today's defaults: JPEG colour, 256 KiB kernel buffers), "
         "tcp-curve-jpeg / -raw (colour forced), tcp-curve-old (raw colour, OS kernel buffers: the "
         "defaults before issue #12), or ipc:// without CURVE (one host)",
     )

@@ -94,7 +94,7 @@ def test_tcp_kernel_buffers_are_bounded_only_when_asked(endpoints):
     queue, seen with ``ss`` on a ward server): ``bus.tcp_buffer_kb`` caps every tcp:// side."""
     front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     kb = BusConfig().tcp_buffer_kb
-    assert kb == 32
+    assert kb == 256
     with (
         Proxy(front, back, tcp_buffer_kb=kb) as proxy,
         Publisher(front, tcp_buffer_kb=kb) as pub,
