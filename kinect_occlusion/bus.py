@@ -136,6 +136,14 @@ def _secure_client(sock: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> N
     sock.curve_secretkey = keys.client_secret
 
 
+def _bound_kernel_buffer(sock: zmq.Socket, endpoint: str, option: int, kb: int) -> None:
+    """Cap a tcp:// socket's kernel buffer (``zmq.SNDBUF``/``zmq.RCVBUF``) at ``kb`` KiB; 0 keeps the
+    OS default. Linux autotunes loopback buffers to several MB: ~8 raw frames that wait there, out of
+    reach of a latest-wins drain (measured on a ward server, issue #12)."""
+    if kb > 0 and endpoint.startswith("tcp://"):
+        sock.setsockopt(option, kb * 1024)
+
+
 def _prepare_ipc(endpoint: str) -> str | None:
     """Create the folder of an ipc:// endpoint owner-only; return the socket path.
 
@@ -195,10 +203,19 @@ class Proxy:
         hwm: high-water mark of both proxy sockets (messages).
         curve: server keys; with them every tcp:// side requires CURVE: the frontend from a
             publisher key, the backend from a publisher or subscriber key.
+        tcp_buffer_kb: kernel buffer of each tcp:// side (KiB; 0: the OS default).
     """
 
-    def __init__(self, frontend: str, backend: str, hwm: int = 4, curve: CurveKeys | None = None) -> None:
+    def __init__(
+        self,
+        frontend: str,
+        backend: str,
+        hwm: int = 4,
+        curve: CurveKeys | None = None,
+        tcp_buffer_kb: int = 0,
+    ) -> None:
         self.frontend, self.backend, self.hwm, self.curve = frontend, backend, hwm, curve
+        self.tcp_buffer_kb = tcp_buffer_kb
         self._ctx = zmq.Context()
         self._thread: threading.Thread | None = None
         self._control_addr = f"inproc://proxy-control-{id(self)}"
@@ -241,6 +258,9 @@ class Proxy:
             sock.rcvhwm, sock.sndhwm = data_hwm, subscription_hwm
         else:
             sock.sndhwm, sock.rcvhwm = data_hwm, subscription_hwm
+        _bound_kernel_buffer(
+            sock, endpoint, zmq.RCVBUF if kind == zmq.XSUB else zmq.SNDBUF, self.tcp_buffer_kb
+        )
         if self.curve is not None and endpoint.startswith("tcp://"):
             sock.zap_domain = (ROLE_PUBLISHERS if kind == zmq.XSUB else ROLE_SUBSCRIBERS).encode()
             sock.curve_server = True
@@ -313,6 +333,7 @@ class Publisher:
         curve: client keys for tcp:// endpoints.
         jpeg_quality: quality of JPEG-encoded colour frames.
         linger_s: how long :meth:`close` lets queued messages go out before dropping them.
+        tcp_buffer_kb: kernel send buffer on a tcp:// endpoint (KiB; 0: the OS default).
     """
 
     def __init__(
@@ -323,11 +344,13 @@ class Publisher:
         jpeg_quality: int = 90,
         context: zmq.Context | None = None,
         linger_s: float = 0.2,
+        tcp_buffer_kb: int = 0,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.PUB)
         self.sock.linger = 0
         self.sock.sndhwm = sndhwm
+        _bound_kernel_buffer(self.sock, endpoint, zmq.SNDBUF, tcp_buffer_kb)
         _secure_client(self.sock, endpoint, curve)
         self.sock.connect(endpoint)
         self.jpeg_quality = jpeg_quality
@@ -434,6 +457,7 @@ class Subscriber:
         topics: topic names from :mod:`messages` (e.g. ``messages.TOPIC_COARSE``).
         rcvhwm: receive high-water mark in messages.
         curve: client keys for tcp:// endpoints.
+        tcp_buffer_kb: kernel receive buffer on a tcp:// endpoint (KiB; 0: the OS default).
     """
 
     def __init__(
@@ -444,11 +468,13 @@ class Subscriber:
         rcvhwm: int = 4,
         curve: CurveKeys | None = None,
         context: zmq.Context | None = None,
+        tcp_buffer_kb: int = 0,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.SUB)
         self.sock.linger = 0
         self.sock.rcvhwm = rcvhwm
+        _bound_kernel_buffer(self.sock, endpoint, zmq.RCVBUF, tcp_buffer_kb)
         _secure_client(self.sock, endpoint, curve)
         self.topics = list(topics)
         for topic in self.topics:
@@ -463,7 +489,10 @@ class Subscriber:
         return msg.TOPIC in self.topics
 
     def _recv_one(self, flags: int = 0) -> m.Message | None:
-        frames = self.sock.recv_multipart(flags=flags, copy=False)
+        return self._decode(self.sock.recv_multipart(flags=flags, copy=False))
+
+    def _decode(self, frames: list[zmq.Frame]) -> m.Message | None:
+        """Validate and decode one received message; None (counted) when it is refused."""
         if m.is_legacy_topic(frames[0].bytes):
             self._legacy(frames[0].bytes)
             return None
@@ -516,25 +545,33 @@ class Subscriber:
                 out.append(msg)
 
     def recv_latest(self, timeout_ms: int = 100) -> dict[str, m.Message]:
-        """Wait up to ``timeout_ms`` for traffic, then drain: the newest valid message per topic.
+        """Wait up to ``timeout_ms`` for traffic, then drain: the newest valid message per topic
+        (per camera and topic with ``camera='*'``).
 
-        Older messages of the same topic are counted in ``stats.stale``.
+        Only the newest message of each wire topic is validated and decoded (a JPEG colour frame
+        costs a decode); older ones are counted in ``stats.stale`` unread. A newest message that is
+        refused is counted as before and leaves its topic out of this round.
         """
-        newest: dict[str, m.Message] = {}
         if not self.sock.poll(max(1, timeout_ms), zmq.POLLIN):
-            return newest
+            return {}
+        newest: dict[bytes, list[zmq.Frame]] = {}
         while True:
             try:
-                msg = self._recv_one(zmq.NOBLOCK)
+                frames = self.sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            if msg is None:
+            if m.is_legacy_topic(frames[0].bytes):
+                self._legacy(frames[0].bytes)
                 continue
-            key = f"{msg.camera}/{msg.TOPIC}" if self.camera == "*" else msg.TOPIC
-            if key in newest:
+            if frames[0].bytes in newest:
                 self.stats.stale += 1
-            newest[key] = msg
-        return newest
+            newest[frames[0].bytes] = frames
+        out: dict[str, m.Message] = {}
+        for frames in newest.values():
+            msg = self._decode(frames)
+            if msg is not None:
+                out[f"{msg.camera}/{msg.TOPIC}" if self.camera == "*" else msg.TOPIC] = msg
+        return out
 
     def close(self) -> None:
         """Close the socket."""

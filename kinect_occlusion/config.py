@@ -124,8 +124,20 @@ class BusConfig(_Section):
     )
     sndhwm: int = Field(4, ge=1, le=10000, description="Send high-water mark (messages) per socket.")
     rcvhwm: int = Field(4, ge=1, le=10000, description="Receive high-water mark (messages) per socket.")
-    color_encoding: Literal["raw", "jpeg"] = Field("raw", description="Colour frames: raw RGB or JPEG.")
-    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality when color_encoding=jpeg.")
+    color_encoding: Literal["auto", "raw", "jpeg"] = Field(
+        "auto",
+        description="Colour frames: raw RGB or JPEG; auto = JPEG when published to a tcp:// frontend "
+        "(a bedside to its server: ~20x fewer bytes to carry and encrypt per hop), raw on ipc://.",
+    )
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of JPEG colour frames.")
+    tcp_buffer_kb: int = Field(
+        256,
+        ge=0,
+        le=65536,
+        description="Kernel send/receive buffer (KiB) of the pipeline's tcp:// sockets (Linux doubles "
+        "it); 0 = the OS default, which grows to MBs: frames waiting there are out of reach of "
+        "latest-wins.",
+    )
     curve: CurveConfig = CurveConfig()
 
     @field_validator("frontend", "backend", "bedside_status")
@@ -141,6 +153,12 @@ class BusConfig(_Section):
         if not v.startswith("ipc://"):
             raise ValueError("must be an ipc:// endpoint (read on the bedside's own host)")
         return v
+
+    def color_encoding_for(self, frontend: str) -> Literal["raw", "jpeg"]:
+        """The encoding of colour frames published to ``frontend`` (``auto``: JPEG over tcp://)."""
+        if self.color_encoding == "auto":
+            return "jpeg" if frontend.startswith("tcp://") else "raw"
+        return self.color_encoding
 
     def endpoints(self, camera: str) -> tuple[str, str]:
         """Return (frontend, backend) with ``{camera}`` substituted."""

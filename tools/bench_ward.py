@@ -2,7 +2,7 @@
 """A ward: one shared server (+ N bedsides over tcp:// with CURVE) vs N all-in-one pipelines.
 
     python tools/bench_ward.py [--cameras 1 2 4 8] [--seconds 15] [--warmup 5] [--fps 5]
-                               [--size 640 360] [--shared-bus tcp-curve|tcp-curve-jpeg|ipc]
+                               [--size 640 360] [--shared-bus tcp-curve [tcp-curve-old ...]]
                                [--triton-cameras 4] [--no-triton] [--quick]
                                [--checkpoint recordings/demo_model.pt] [--json OUT.json]
 
@@ -213,6 +213,15 @@ def common(args: argparse.Namespace, **deeplab) -> dict:
     }
 
 
+# --shared-bus choices over tcp:// + CURVE: the bus settings each one adds to the ward config
+TCP_BUSES: dict[str, dict] = {
+    "tcp-curve": {},  # today's defaults: JPEG colour (color_encoding auto), 256 KiB kernel buffers
+    "tcp-curve-jpeg": {"color_encoding": "jpeg"},
+    "tcp-curve-raw": {"color_encoding": "raw"},  # raw colour, bounded kernel buffers
+    "tcp-curve-old": {"color_encoding": "raw", "tcp_buffer_kb": 0},  # the defaults before issue #12's fix
+}
+
+
 def ward_config(tmp: Path, n: int, args: argparse.Namespace, **deeplab) -> tuple[Path, str]:
     """A ward config (N cameras; ``--shared-bus``: tcp:// with CURVE as in the README, raw or JPEG
     colour, or ipc://); returns (path, backend endpoint)."""
@@ -221,14 +230,15 @@ def ward_config(tmp: Path, n: int, args: argparse.Namespace, **deeplab) -> tuple
     keys = tmp / "keys"
     if not keys.exists():
         generate(keys, ["client"], ["monitor"])
-    if args.shared_bus == "ipc":  # a diagnostic: the same server without tcp:// and CURVE
+    bus_kind = getattr(args, "bus_kind", args.shared_bus[0])
+    if bus_kind == "ipc":  # a diagnostic: the same server without tcp:// and CURVE
         bus = {"frontend": f"ipc://{tmp}/ward{n}-in", "backend": f"ipc://{tmp}/ward{n}-out"}
     else:
         bus = {
             "frontend": f"tcp://127.0.0.1:{free_port()}",
             "backend": f"tcp://127.0.0.1:{free_port()}",
             "curve": {"enabled": True, "keys_dir": str(keys)},
-            "color_encoding": "jpeg" if args.shared_bus == "tcp-curve-jpeg" else "raw",
+            **TCP_BUSES[bus_kind],
         }
     cfg = {
         "cameras": [camera(i, args) for i in range(1, n + 1)],
@@ -452,6 +462,7 @@ def triton_serving(tmp: Path, args) -> Iterator[tuple[str, int]]:
 def bench_triton(tmp: Path, args, curve) -> list[dict]:
     """The shared server at ``--triton-cameras``: onnx in-process, then triton (its CPU and memory added)."""
     n = args.triton_cameras
+    args.bus_kind = args.shared_bus[0]
     progress(f"triton vs onnx, {n} cameras: onnx")
     rows = [{"runtime": "onnx", **run_shared(tmp, n, args, curve, "onnx", runtime="onnx")}]
     with triton_serving(tmp, args) as (url, pid):
@@ -478,10 +489,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", default=str(ROOT / "recordings" / "demo_model.pt"))
     p.add_argument(
         "--shared-bus",
-        choices=["tcp-curve", "tcp-curve-jpeg", "ipc"],
-        default="tcp-curve",
-        help="the shared server's bus: the README's ward (tcp:// + CURVE, raw colour), the same with "
-        "JPEG colour, or ipc:// without CURVE (one host)",
+        choices=[*TCP_BUSES, "ipc"],
+        nargs="+",
+        default=["tcp-curve"],
+        help="the shared server's bus, one or more (each measured against the same separate run): "
+        "the README's ward (tcp:// + CURVE, today's defaults: JPEG colour, 256 KiB kernel buffers), "
+        "tcp-curve-jpeg / -raw (colour forced), tcp-curve-old (raw colour, OS kernel buffers: the "
+        "defaults before issue #12), or ipc:// without CURVE (one host)",
     )
     p.add_argument("--triton-cameras", type=int, default=4)
     p.add_argument("--triton-threads", type=int, default=2, help="onnxruntime threads in Triton's model")
@@ -502,19 +516,26 @@ def bench_ward(tmp: Path, args, curve) -> list[dict]:
     """Shared vs separate per N, alternating which goes first (background load hits both alike)."""
     rows = []
     for k, n in enumerate(args.cameras):
-        order = ["shared", "separate"] if k % 2 == 0 else ["separate", "shared"]
+        modes = [*args.shared_bus, "separate"]
+        order = modes if k % 2 == 0 else modes[::-1]
         got = {}
         for mode in order:
             progress(f"{n} camera(s): {mode}")
-            got[mode] = run_shared(tmp, n, args, curve) if mode == "shared" else run_separate(tmp, n, args)
+            if mode == "separate":
+                got[mode] = run_separate(tmp, n, args)
+            else:
+                args.bus_kind = mode
+                got[mode] = run_shared(tmp, n, args, curve, label=f"shared-{mode}")
             progress(f"  {mode}: {json.dumps(got[mode])}")
-        rows.append(
-            {
-                "shared": got["shared"],
-                "separate": got["separate"],
-                "ratio": ratios(got["shared"], got["separate"]),
-            }
-        )
+        for bus in args.shared_bus:
+            rows.append(
+                {
+                    "bus": bus,
+                    "shared": got[bus],
+                    "separate": got["separate"],
+                    "ratio": ratios(got[bus], got["separate"]),
+                }
+            )
     return rows
 
 
@@ -523,27 +544,29 @@ def print_tables(ward: list[dict], triton: list[dict], args) -> None:
         f"\n{args.fps} fps synthetic {args.size[0]}×{args.size[1]} cameras, {args.seconds:.0f} s window, ",
         end="",
     )
+    print(f"demo checkpoint ({Path(args.checkpoint).name}), superpixel partitions")
     print(
-        f"demo checkpoint ({Path(args.checkpoint).name}), superpixel partitions, shared bus {args.shared_bus}"
+        "\n| N | mode | masks/s per camera (slowest) | fused | capture→mask p50 / p95 ms | "
+        "capture→coarse p50 ms | CPU s per mask | cores busy | RSS peak MB | PSS peak MB |"
     )
-    print(
-        "\n| N | mode | masks/s per camera (slowest) | fused | capture→mask p50 / p95 ms | CPU s per mask | "
-        "cores busy | RSS peak MB | PSS peak MB |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for row in ward:
-        for mode in ("shared", "separate"):
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, row in enumerate(ward):
+        fresh_n = k == 0 or ward[k - 1]["separate"] is not row["separate"]
+        for mode in ("shared", "separate") if fresh_n else ("shared",):
             r = row[mode]
+            name = f"shared {row['bus']}" if mode == "shared" else mode
             print(
-                f"| {r['cameras']} | {mode} | {r['masks_per_s_per_camera']} ({r['slowest_camera_per_s']}) | "
-                f"{r['fused_share']:.0%} | {r['p50_ms']} / {r['p95_ms']} | {r['cpu_s_per_mask']} | "
-                f"{r['cpu_cores_busy']} | {r['rss_peak_mb']} | {r['pss_peak_mb']} |"
+                f"| {r['cameras']} | {name} | {r['masks_per_s_per_camera']} ({r['slowest_camera_per_s']}) | "
+                f"{r['fused_share']:.0%} | {r['p50_ms']} / {r['p95_ms']} | {r['coarse_p50_ms']} | "
+                f"{r['cpu_s_per_mask']} | {r['cpu_cores_busy']} | {r['rss_peak_mb']} | {r['pss_peak_mb']} |"
             )
+    print("\n| N | shared bus | shared/separate masks/s | p50 / p95 | CPU s per mask | PSS |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for row in ward:
         q = row["ratio"]
         print(
-            f"| {row['shared']['cameras']} | **shared/separate** | {q['masks_per_s_per_camera']} | | "
-            f"{q['p50_ms']} / {q['p95_ms']} | {q['cpu_s_per_mask']} | | {q['rss_peak_mb']} | "
-            f"{q['pss_peak_mb']} |"
+            f"| {row['shared']['cameras']} | {row['bus']} | {q['masks_per_s_per_camera']} | "
+            f"{q['p50_ms']} / {q['p95_ms']} | {q['cpu_s_per_mask']} | {q['pss_peak_mb']} |"
         )
     if triton:
         print(

@@ -88,7 +88,9 @@ def publish_frame(
         "origin_us": origin,
     }
     if frame.color is not None:
-        pub.publish(m.ColorFrame(image=frame.color, encoding=rt.bus.color_encoding, **common))
+        pub.publish(
+            m.ColorFrame(image=frame.color, encoding=rt.bus.color_encoding_for(rt.frontend), **common)
+        )
     if frame.depth is not None:
         aligned = bool(frame.extra.get("aligned_to_color", False))
         pub.publish(

@@ -276,7 +276,11 @@ class Supervisor:
         if self.role != "bedside":  # a bedside publishes to the server's proxy
             hwm = max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm)
             proxy = Proxy(
-                frontend, backend, hwm=hwm, curve=curve_keys(self.cfg.bus.curve, server=True)
+                frontend,
+                backend,
+                hwm=hwm,
+                curve=curve_keys(self.cfg.bus.curve, server=True),
+                tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
             ).start()
         serves = "*" if self.cfg.ward else self.cfg.camera.id
         sub = Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)

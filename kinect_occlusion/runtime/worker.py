@@ -185,13 +185,26 @@ class WorkerRuntime:
 
     def publisher(self) -> Publisher:
         """A publisher to the proxy (closed by :meth:`close`)."""
-        pub = Publisher(self.frontend, self.bus.sndhwm, self.curve, self.bus.jpeg_quality)
+        pub = Publisher(
+            self.frontend,
+            self.bus.sndhwm,
+            self.curve,
+            self.bus.jpeg_quality,
+            tcp_buffer_kb=self.bus.tcp_buffer_kb,
+        )
         self._closing.append(pub)
         return pub
 
     def subscriber(self, topics: Iterable[str], rcvhwm: int | None = None) -> Subscriber:
         """A subscriber to ``topics`` of the camera(s) it serves (closed by :meth:`close`)."""
-        sub = Subscriber(self.backend, self.serves, topics, rcvhwm or self.bus.rcvhwm, self.curve)
+        sub = Subscriber(
+            self.backend,
+            self.serves,
+            topics,
+            rcvhwm or self.bus.rcvhwm,
+            self.curve,
+            tcp_buffer_kb=self.bus.tcp_buffer_kb,
+        )
         self._closing.append(sub)
         return sub
 
