@@ -60,19 +60,28 @@ def check_server(client: Any, url: str, model: str, size: int, timeout_s: float)
         ) from None
 
 
-def _check_model(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
-    if not client.is_server_live(client_timeout=timeout_s) or not client.is_server_ready(
-        client_timeout=timeout_s
-    ):
-        raise ServerUnreachable(f"deeplab.triton_url: the Triton server at {url} is not ready yet")
-    if not client.is_model_ready(model, client_timeout=timeout_s):
+def check_served(client: Any, url: str, model: str, section: str, export_hint: str, t: float) -> Any:
+    """Server live and ready (else ``ServerUnreachable``: waited for), ``model`` ready (else one
+    UserError line, exit 3); the model's metadata, for the caller's dims check."""
+    if not client.is_server_live(client_timeout=t) or not client.is_server_ready(client_timeout=t):
+        raise ServerUnreachable(f"{section}.triton_url: the Triton server at {url} is not ready yet")
+    if not client.is_model_ready(model, client_timeout=t):
         raise UserError(
-            f"deeplab.triton_model: model {model!r} is not ready on the Triton server at {url} — "
-            "load a repository written by 'kinect-occlusion export-triton'",
+            f"{section}.triton_model: model {model!r} is not ready on the Triton server at {url} — "
+            f"load a repository written by '{export_hint}'",
             exit_code=EXIT_STARTUP,
         )
-    meta = client.get_model_metadata(model, client_timeout=timeout_s)
-    dims = [int(d) for d in meta.inputs[0].shape][1:] if meta.inputs else []
+    return client.get_model_metadata(model, client_timeout=t)
+
+
+def tensor_dims(tensors: Any) -> list[int]:
+    """The first tensor's shape without its batch axis ([] when there is none)."""
+    return [int(d) for d in tensors[0].shape][1:] if tensors else []
+
+
+def _check_model(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
+    meta = check_served(client, url, model, "deeplab", "kinect-occlusion export-triton", timeout_s)
+    dims = tensor_dims(meta.inputs)
     if dims != [3, size, size]:
         raise UserError(
             f"deeplab.triton_model: {model!r} takes {dims}, but deeplab.checkpoint needs [3, {size}, {size}] "

@@ -13,6 +13,7 @@ Layout written (``NAME`` defaults to ``deeplab``)::
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,10 +92,16 @@ def write_repository(loaded: LoadedModel, out: Path, spec: TritonModelSpec) -> P
     """Write ``out/<name>/`` (config, ONNX with a free batch axis, model.py for python); returns it."""
     if spec.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {spec.backend!r}")
+    return write_model_dir(out, spec, lambda onnx: export_onnx(loaded, onnx, dynamic_batch=True))
+
+
+def write_model_dir(out: Path, spec: TritonModelSpec, export: Callable[[Path], object]) -> Path:
+    """``out/<name>/``: ``config.pbtxt``, ``1/model.onnx`` written by ``export`` and, for the python
+    backend, ``1/model.py`` (removed for the onnxruntime backend); returns the folder."""
     model_dir = out / spec.name
     version = model_dir / "1"
     version.mkdir(parents=True, exist_ok=True)
-    export_onnx(loaded, version / "model.onnx", dynamic_batch=True)
+    export(version / "model.onnx")
     if spec.backend == "python":
         shutil.copyfile(PYTHON_MODEL, version / "model.py")
     else:

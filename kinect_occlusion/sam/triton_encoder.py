@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deeplab.triton import EXIT_STARTUP, FIRST_REQUEST_TIMEOUT_S, TritonChannel, _short
+from ..deeplab.triton import (
+    EXIT_STARTUP,
+    FIRST_REQUEST_TIMEOUT_S,
+    TritonChannel,
+    _short,
+    check_served,
+    tensor_dims,
+)
 from ..errors import UserError
 from ..runtime.remote import RemoteError, ServerUnreachable
 from .triton_export import INPUT_NAME, OUTPUT_NAME
@@ -51,17 +58,9 @@ def check_encoder(
 def _check_encoder(
     client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
 ) -> None:
-    if not client.is_server_live(client_timeout=t) or not client.is_server_ready(client_timeout=t):
-        raise ServerUnreachable(f"sam.triton_url: the Triton server at {url} is not ready yet")
-    if not client.is_model_ready(model, client_timeout=t):
-        raise UserError(
-            f"sam.triton_model: model {model!r} is not ready on the Triton server at {url} — load a "
-            "repository written by 'kinect-occlusion export-triton --sam-checkpoint'",
-            exit_code=EXIT_STARTUP,
-        )
-    meta = client.get_model_metadata(model, client_timeout=t)
-    got_in = [int(d) for d in meta.inputs[0].shape][1:] if meta.inputs else []
-    got_out = [int(d) for d in meta.outputs[0].shape][1:] if meta.outputs else []
+    hint = "kinect-occlusion export-triton --sam-checkpoint"
+    meta = check_served(client, url, model, "sam", hint, t)
+    got_in, got_out = tensor_dims(meta.inputs), tensor_dims(meta.outputs)
     if (got_in, got_out) != (in_dims, out_dims):
         raise UserError(
             f"sam.triton_model: {model!r} maps {got_in} to {got_out}, but sam.checkpoint needs "

@@ -14,14 +14,13 @@ automatic mask generator stay in the partition worker (``sam.encoder: triton``).
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..deeplab.triton_repo import PYTHON_MODEL, TritonModelSpec, config_pbtxt
+from ..deeplab.triton_repo import TritonModelSpec, write_model_dir
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "sam_image", "sam_embedding"
@@ -73,13 +72,4 @@ def encoder_spec(sam: Any, spec: TritonModelSpec) -> TritonModelSpec:
 def write_encoder_repository(sam: Any, out: Path, spec: TritonModelSpec) -> Path:
     """Write ``out/<spec.name>/`` for the SAM image encoder; returns that folder."""
     spec = encoder_spec(sam, spec)
-    model_dir = out / spec.name
-    version = model_dir / "1"
-    version.mkdir(parents=True, exist_ok=True)
-    export_encoder_onnx(sam, version / "model.onnx")
-    if spec.backend == "python":
-        shutil.copyfile(PYTHON_MODEL, version / "model.py")
-    else:
-        (version / "model.py").unlink(missing_ok=True)
-    (model_dir / "config.pbtxt").write_text(config_pbtxt(spec))
-    return model_dir
+    return write_model_dir(out, spec, lambda onnx: export_encoder_onnx(sam, onnx))
