@@ -278,12 +278,21 @@ def build_partitioner(cfg: SamConfig) -> Partitioner:
     return build_sam_partitioner(cfg)
 
 
-def build_sam_partitioner(cfg: SamConfig) -> SamPartitioner:
-    """SAM from ``sam.checkpoint`` with the section's generator settings (paper defaults)."""
+def load_sam(cfg: SamConfig) -> Any:
+    """The SAM model of ``sam.checkpoint`` on ``sam.device`` (CheckpointError when unusable)."""
     from .partition import build_sam
 
     dev = resolve_device(cfg.device, "sam.device")
-    sam = build_sam(cfg.model_type, cfg.checkpoint, dev)  # type: ignore[arg-type]
+    return build_sam(cfg.model_type, cfg.checkpoint, dev)  # type: ignore[arg-type]
+
+
+def build_sam_partitioner(cfg: SamConfig, sam: Any = None) -> SamPartitioner:
+    """SAM from ``sam.checkpoint`` (or ``sam``, already loaded) with the section's generator settings
+    (paper defaults). With ``sam.encoder: triton`` the model's encoder is swapped for Triton's only
+    once the server answers, so a caller waiting for the server retries with the same loaded ``sam``."""
+    if sam is None:
+        sam = load_sam(cfg)
+    dev = resolve_device(cfg.device, "sam.device")
     if cfg.encoder == "triton":  # the embedding comes from Triton; prompts and masks stay here
         from .triton_encoder import use_triton_encoder
 

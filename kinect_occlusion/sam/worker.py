@@ -311,7 +311,11 @@ def run(rt: WorkerRuntime) -> int:
     """Keep each camera's newest frames and coarse mask; refresh the oldest partition that is due."""
     cfg = rt.section("sam")
     if cfg.encoder == "triton":  # wait while the server cannot be reached (a wrong model: exit 3)
-        partitioner = wait_until_reachable(rt, lambda: build(cfg), f"Triton {cfg.triton_url}")
+        from .partitioner import build_sam_partitioner, load_sam
+
+        sam = load_sam(cfg)  # once: each try below reuses it (a vit_h checkpoint is 2.5 GB)
+        connect = lambda: build_sam_partitioner(cfg, sam)  # noqa: E731
+        partitioner = wait_until_reachable(rt, connect, f"Triton {cfg.triton_url}")
         if partitioner is None:
             return 0
     else:

@@ -85,3 +85,27 @@ def test_other_frame_errors_still_count_towards_a_restart():
     assert bed.refresher.due()  # no back-off for a local error
     with pytest.raises(PersistentFailure):
         refresh_one(rt, None, bed, frame(99), None)
+
+
+def test_no_server_yet_leaves_the_loaded_sam_intact_for_the_next_try(tmp_path):
+    """The worker loads SAM once and retries the Triton hook-up with it: a failed try must not
+    have swapped the local encoder out (else the retry would run without one)."""
+    import torch
+    from conftest import free_port
+
+    from kinect_occlusion.runtime.remote import ServerUnreachable
+    from kinect_occlusion.sam.partition import build_tiny_sam
+    from kinect_occlusion.sam.partitioner import build_sam_partitioner, load_sam
+
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(build_tiny_sam(0).state_dict(), ckpt)
+    url = f"127.0.0.1:{free_port()}"  # nothing listens there
+    cfg = SamConfig(
+        partitioner="sam", checkpoint=str(ckpt), model_type="tiny", encoder="triton", triton_url=url
+    )
+    sam = load_sam(cfg)
+    local = sam.image_encoder
+    for _ in range(2):
+        with pytest.raises(ServerUnreachable):
+            build_sam_partitioner(cfg, sam)
+        assert sam.image_encoder is local
