@@ -27,7 +27,11 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 # stage → (file name, function name) pairs whose cumulative times add up (none nests in another)
 STAGES: dict[str, list[tuple[str, str]]] = {
-    "decoder": [("mask_decoder.py", "forward"), ("decoder.py", "decode_points")],
+    "decoder": [
+        ("mask_decoder.py", "forward"),
+        ("decoder.py", "decode_tokens"),
+        ("decoder.py", "decode_masks"),
+    ],
     "prompts": [("prompt_encoder.py", "forward")],
     "upsample": [("sam.py", "postprocess_masks"), ("amg.py", "upsample_logits")],
     "stability": [("amg.py", "calculate_stability_score")],

@@ -28,6 +28,7 @@ maps are identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms, box_area
 
-from .decoder import decode_points, shares_image
+from .decoder import decode_masks, decode_tokens, shares_image
 
 MIB = 1 << 20
 
@@ -385,8 +386,11 @@ class FastMaskGenerator:
         data.masks = uncrop_masks(data.masks, crop_box, orig_size[0], orig_size[1])
         return data
 
-    def _decode(self, points: np.ndarray, im_size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-resolution logits (3B, 256, 256) and predicted IoUs (3B,) of B point prompts."""
+    def _decode(
+        self, points: np.ndarray, im_size: tuple[int, ...]
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """Predicted IoUs (3B,) of B point prompts, and ``logits(idx)``: the (n, 256, 256) low-resolution
+        logits of the masks ``idx`` (indices into the 3B), computed only for the prompts they need."""
         pred, model = self.predictor, self.predictor.model
         in_points = torch.as_tensor(pred.transform.apply_coords(points, im_size), device=pred.device)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
@@ -395,17 +399,26 @@ class FastMaskGenerator:
         )
         image_pe = model.prompt_encoder.get_dense_pe()
         if shares_image(model.mask_decoder, dense):
-            # The same outputs without a copy of the image embedding per prompt (sam/decoder.py)
-            low_res, iou_preds = decode_points(model.mask_decoder, pred.features, image_pe, sparse, dense)
-        else:
-            low_res, iou_preds = model.mask_decoder(
-                image_embeddings=pred.features,
-                image_pe=image_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=True,
-            )
-        return low_res.flatten(0, 1), iou_preds.flatten(0, 1)
+            # The same outputs without a copy of the image embedding per prompt (sam/decoder.py),
+            # and no upscaling of prompts whose masks the predicted-IoU filter drops
+            decoded = decode_tokens(model.mask_decoder, pred.features, image_pe, sparse, dense)
+
+            def logits(idx: torch.Tensor) -> torch.Tensor:
+                prompts, slot = torch.unique(idx // 3, return_inverse=True)
+                every = len(prompts) == len(decoded.src)  # all B: no gathered copy of the image side
+                masks = decode_masks(model.mask_decoder, decoded, None if every else prompts)
+                return masks[slot, idx % 3]
+
+            return decoded.iou_preds.flatten(0, 1), logits
+        low_res, iou_preds = model.mask_decoder(
+            image_embeddings=pred.features,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        low_res = low_res.flatten(0, 1)
+        return iou_preds.flatten(0, 1), lambda idx: low_res[idx]
 
     def _process_batch(
         self, points: np.ndarray, im_size: tuple[int, ...], crop_box: list[int], orig_size: tuple[int, ...]
@@ -418,7 +431,7 @@ class FastMaskGenerator:
         )
 
         pred, model = self.predictor, self.predictor.model
-        low_res, iou_preds = self._decode(points, im_size)
+        iou_preds, low_res_of = self._decode(points, im_size)
         idx = torch.arange(len(iou_preds), device=iou_preds.device)
         # Filter by predicted IoU before upsampling: the IoU head does not look at the upsampled masks
         if self.pred_iou_thresh > 0.0:
@@ -426,7 +439,7 @@ class FastMaskGenerator:
         if len(idx) == 0:
             return None
         logits = upsample_logits(
-            low_res[idx][:, None], model.image_encoder.img_size, pred.input_size, pred.original_size
+            low_res_of(idx)[:, None], model.image_encoder.img_size, pred.input_size, pred.original_size
         )
         logits = logits[:, 0]
         stability = calculate_stability_score(logits, model.mask_threshold, self.stability_score_offset)

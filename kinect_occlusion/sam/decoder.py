@@ -11,10 +11,16 @@ per-prompt work starts where the image side first meets the tokens.
 The outputs are bit for bit those of ``MaskDecoder.forward(..., multimask_output=True)`` on the
 CPU: the same operations run on the same values (matmul broadcasting expands the shared side to
 the layout the repeated copy had); ``tests/unit/test_sam_decoder.py`` checks it.
+
+``decode_tokens`` stops after the transformer and the IoU head; ``decode_masks`` then upscales only
+the prompts asked for. The automatic mask generator's predicted-IoU filter needs the IoUs alone, so
+a prompt none of whose three masks passes it never pays for the upscaling (two transposed
+convolutions to 256², about a quarter of the decoder's arithmetic and most of its memory traffic).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,6 +37,70 @@ def shares_image(decoder: Any, dense: torch.Tensor) -> bool:
     return dense.shape[0] == 1 or dense.stride(0) == 0
 
 
+@dataclass
+class DecodedTokens:
+    """The two-way transformer's outputs for B point prompts, before any mask is upscaled."""
+
+    mask_tokens: torch.Tensor  # (B, num_mask_tokens, C) mask tokens after the transformer
+    src: torch.Tensor  # (B, h·w, C) the image side after the transformer, per prompt
+    iou_preds: torch.Tensor  # (B, 3) predicted IoUs of the three multimask outputs
+    hw: tuple[int, int]  # the embedding's (h, w)
+
+
+def decode_tokens(
+    decoder: Any,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> DecodedTokens:
+    """The transformer and IoU head of ``decoder`` for B point prompts, the image embedding once.
+
+    Args:
+        decoder: a segment-anything ``MaskDecoder`` (``shares_image`` says so).
+        image_embeddings: (1, C, h, w) from the image encoder.
+        image_pe: (1, C, h, w) dense positional encoding.
+        sparse: (B, N, C) prompt tokens.
+        dense: (B, C, h, w) dense prompt embedding, the same for every prompt.
+    """
+    b = sparse.shape[0]
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat((output_tokens.unsqueeze(0).expand(b, -1, -1), sparse), dim=1)
+    # The image side once: the transformer's attention broadcasts it over the prompts
+    src = image_embeddings + dense[:1]
+    h, w = src.shape[-2:]
+    hs, src = decoder.transformer(src, image_pe, tokens)
+    iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
+    mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
+    # multimask_output=True: outputs 1..3
+    return DecodedTokens(mask_tokens_out, src, iou_pred[:, 1:], (h, w))
+
+
+def decode_masks(decoder: Any, decoded: DecodedTokens, prompts: torch.Tensor | None = None) -> torch.Tensor:
+    """(P, 3, 4h, 4w) low-resolution logits of the prompts ``prompts`` (indices; None: all B).
+
+    The upscaling and the hypernetwork product work prompt by prompt, so the rows of a subset are
+    those of the whole batch, bit for bit on the CPU (tested for every subset size); the MLPs run on all B prompts (they are tiny) so that
+    their GEMMs see the whole batch's shapes, as in ``predict_masks``.
+    """
+    hyper_in = torch.stack(
+        [mlp(decoded.mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
+    )
+    src, n = decoded.src, len(decoded.src)
+    if prompts is not None:
+        n = len(prompts)
+        # One prompt alone would change the last bits: LayerNorm2d's channel mean reduces a
+        # (1, C, h, w) tensor in another order than (B ≥ 2, C, h, w); two copies keep the order
+        rows = prompts.repeat(2) if n == 1 else prompts
+        hyper_in, src = hyper_in[rows], src[rows]
+    h, w = decoded.hw
+    # Upscale mask embeddings and predict masks using the mask tokens (as predict_masks)
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(src.shape[0], -1, h, w))
+    p, c, uh, uw = upscaled.shape
+    masks = (hyper_in @ upscaled.view(p, c, uh * uw)).view(p, -1, uh, uw)
+    return masks[:n, 1:, :, :]
+
+
 def decode_points(
     decoder: Any,
     image_embeddings: torch.Tensor,
@@ -40,33 +110,8 @@ def decode_points(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``decoder(image_embeddings, image_pe, sparse, dense, multimask_output=True)`` with the image once.
 
-    Args:
-        decoder: a segment-anything ``MaskDecoder`` (``shares_image`` says so).
-        image_embeddings: (1, C, h, w) from the image encoder.
-        image_pe: (1, C, h, w) dense positional encoding.
-        sparse: (B, N, C) prompt tokens.
-        dense: (B, C, h, w) dense prompt embedding, the same for every prompt.
-
-    Returns:
-        (B, 3, 4h, 4w) low-resolution mask logits and (B, 3) predicted IoUs.
+    Arguments as ``decode_tokens``. Returns (B, 3, 4h, 4w) low-resolution mask logits and (B, 3)
+    predicted IoUs.
     """
-    b = sparse.shape[0]
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat((output_tokens.unsqueeze(0).expand(b, -1, -1), sparse), dim=1)
-    # The image side once: the transformer's attention broadcasts it over the prompts
-    src = image_embeddings + dense[:1]
-    _, c, h, w = src.shape
-    hs, src = decoder.transformer(src, image_pe, tokens)
-    iou_token_out = hs[:, 0, :]
-    mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
-    # Upscale mask embeddings and predict masks using the mask tokens (as predict_masks)
-    src = src.transpose(1, 2).view(b, c, h, w)
-    upscaled = decoder.output_upscaling(src)
-    hyper_in = torch.stack(
-        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
-    )
-    b, c, h, w = upscaled.shape
-    masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-    iou_pred = decoder.iou_prediction_head(iou_token_out)
-    # multimask_output=True: masks 1..3
-    return masks[:, 1:, :, :], iou_pred[:, 1:]
+    decoded = decode_tokens(decoder, image_embeddings, image_pe, sparse, dense)
+    return decode_masks(decoder, decoded), decoded.iou_preds

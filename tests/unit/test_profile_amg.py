@@ -48,6 +48,6 @@ def test_each_generator_s_decoder_is_counted():
     for name, call in calls.items():
         secs, (labels, _) = tool.profile_call(call, scene(48, 64))
         assert labels.max() > 0, name
-        assert secs["decoder"] > 0, f"{name}: MaskDecoder.forward / decode_points are decoder time"
+        assert secs["decoder"] > 0, f"{name}: MaskDecoder / decode_tokens + decode_masks"
         assert secs["upsample"] > 0 and secs["paint"] > 0, name
     assert secs["rle+cat"] < 0.01  # ours makes no RLEs

@@ -10,7 +10,7 @@ from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from kinect_occlusion.sam.amg import FastMaskGenerator, paint_labels
-from kinect_occlusion.sam.decoder import decode_points, shares_image
+from kinect_occlusion.sam.decoder import decode_masks, decode_points, decode_tokens, shares_image
 from kinect_occlusion.sam.partition import amg_kwargs, build_tiny_sam, masks_to_labels
 
 
@@ -63,6 +63,26 @@ def test_tiny_sam_decoder_bit_for_bit(batch):
     (ref_masks, ref_iou), (masks, iou) = both(sam.mask_decoder, sam.prompt_encoder, embedding, points)
     assert torch.equal(masks, ref_masks)
     assert torch.equal(iou, ref_iou)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_masks_of_some_prompts_are_those_rows_bit_for_bit(seed):
+    """decode_masks on subsets of the prompts (what survives the IoU filter) gives the whole batch's rows."""
+    torch.set_num_threads(2)
+    decoder, prompts = sam_sized_decoder(seed)
+    gen = torch.Generator().manual_seed(seed)
+    embedding = torch.randn(1, 256, 64, 64, generator=gen)
+    points = torch.rand(16, 1, 2, generator=gen) * 1024
+    with torch.inference_mode():
+        sparse, dense = prompts(points=(points, torch.ones(16, 1, dtype=torch.int)), boxes=None, masks=None)
+        pe = prompts.get_dense_pe()
+        ref_masks, ref_iou = decoder(embedding, pe, sparse, dense, multimask_output=True)
+        decoded = decode_tokens(decoder, embedding, pe, sparse, dense)
+        assert torch.equal(decoded.iou_preds, ref_iou)
+        for subset in ([0], [15], [3, 4], [3, 4, 12], list(range(1, 16, 2)), list(range(15))):
+            some = decode_masks(decoder, decoded, torch.tensor(subset))
+            assert some.shape == (len(subset), 3, 256, 256)
+            assert torch.equal(some, ref_masks[subset]), subset
 
 
 def test_other_decoders_and_mask_prompts_take_the_module():
