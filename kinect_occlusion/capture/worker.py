@@ -102,12 +102,14 @@ class CreditGate:
     """``runtime.every_frame``: holds capture back while ``runtime.in_flight`` frames are unfinished.
 
     A frame is finished when its ``mask.occlusion`` (fused or fallback) is on the bus; one whose mask
-    never comes is given up after twice ``runtime.frame_timeout_s`` (logged, counted as lost).
+    never comes (a worker died with it) is given up after ``runtime.frame_timeout_s`` (logged,
+    counted as lost). One timeout is enough: the fuser counts its wait for a partition from the
+    frame's capture too, and writes the fallback before this (fuser/pairing.py ``fallback_after_s``).
     """
 
     def __init__(self, rt: WorkerRuntime) -> None:
         self.rt = rt
-        self.credits = Credits(rt.runtime.in_flight, 2 * rt.runtime.frame_timeout_s)
+        self.credits = Credits(rt.runtime.in_flight, rt.runtime.frame_timeout_s)
         topics = BY_NAME[rt.name].credit  # mask.occlusion (runtime/stages.py)
         self.sub = rt.subscriber(topics, rcvhwm=max(rt.bus.rcvhwm, 4 * rt.runtime.in_flight))
 
