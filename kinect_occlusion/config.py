@@ -384,6 +384,12 @@ class RuntimeConfig(_Section):
         "of a frame with no mask after this; the fuser writes a frame whose partition has not come "
         "coarse-only (fallback) just before (min(1 s, a quarter of this) earlier).",
     )
+    credit_on_save: bool = Field(
+        False,
+        description="every_frame: capture's credit comes back when replay --save-masks has written the "
+        "frame's mask (mask.saved), not when the mask is published; set by replay --save-masks (from "
+        "every_frame; a value in the file is replaced).",
+    )
 
 
 class MetricsConfig(_Section):
