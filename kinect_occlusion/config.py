@@ -380,8 +380,15 @@ class RuntimeConfig(_Section):
         60.0,
         gt=0,
         le=3600,
-        description="every_frame: the fuser waits this long for a frame's partition, then writes it "
-        "coarse-only (fallback); capture frees the credit of a frame with no mask after twice this.",
+        description="every_frame: a frame's whole trip, counted from capture: capture frees the credit "
+        "of a frame with no mask after this; the fuser writes a frame whose partition has not come "
+        "coarse-only (fallback) just before (min(1 s, a quarter of this) earlier).",
+    )
+    credit_on_save: bool = Field(
+        False,
+        description="every_frame: capture's credit comes back when replay --save-masks has written the "
+        "frame's mask (mask.saved), not when the mask is published; set by replay --save-masks (from "
+        "every_frame; a value in the file is replaced).",
     )
 
 

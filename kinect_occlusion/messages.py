@@ -71,6 +71,7 @@ __all__ = [  # the wire protocol as the code base imports it (codec names re-exp
     "TOPIC_DEPTH_MASK",
     "TOPIC_OCCLUSION",
     "TOPIC_PARTITION",
+    "TOPIC_SAVED",
     "TOPIC_STATUS",
     "ArraySpec",
     "CoarseMask",
@@ -78,6 +79,7 @@ __all__ = [  # the wire protocol as the code base imports it (codec names re-exp
     "DepthFrame",
     "DepthMask",
     "Message",
+    "MaskSaved",
     "MessageError",
     "OcclusionMask",
     "Partition",
@@ -99,6 +101,7 @@ TOPIC_PARTITION = "partition"
 TOPIC_OCCLUSION = "mask.occlusion"
 TOPIC_STATUS = "status"
 TOPIC_DEPTH_MASK = "mask.depth"  # the occlusion mask in the depth camera's pixels (fuser.depth_mask)
+TOPIC_SAVED = "mask.saved"  # replay --every-frame --save-masks: a frame's mask is on disk (capture's credit)
 
 MAX_SEGMENTS = 1_000_000
 MAX_CALIBRATION_CHARS = 32 * 1024  # an Azure Kinect calibration.json is ~6 KB
@@ -304,6 +307,18 @@ class DepthMask(Message):
             odd = (self.mask > 1) & (self.mask != DEPTH_MASK_UNKNOWN)
             require(not odd.any(), "depth mask values must be 0, 1 or 255")
         require(in_range(self.map_ms, 0, float("inf")), "map_ms must be finite and >= 0")
+
+
+@dataclass(kw_only=True)
+class MaskSaved(Message):
+    """``replay --every-frame --save-masks``: the mask of this frame is written (PNG and CSV row).
+
+    Header only. Capture takes it, not the ``mask.occlusion`` itself, as the frame's credit, so a
+    writer slower than the pipeline holds capture back instead of dropping masks.
+    """
+
+    KIND: ClassVar[str] = "MaskSaved"
+    TOPIC: ClassVar[str] = TOPIC_SAVED
 
 
 @dataclass(kw_only=True)

@@ -101,19 +101,23 @@ def publish_frame(
 class CreditGate:
     """``runtime.every_frame``: holds capture back while ``runtime.in_flight`` frames are unfinished.
 
-    A frame is finished when its ``mask.occlusion`` (fused or fallback) is on the bus; one whose mask
-    never comes is given up after twice ``runtime.frame_timeout_s`` (logged, counted as lost).
+    A frame is finished when its ``mask.occlusion`` (fused or fallback) is on the bus (with
+    ``runtime.credit_on_save``: when ``replay --save-masks`` has written it, ``mask.saved``); one whose mask
+    never comes (a worker died with it) is given up after ``runtime.frame_timeout_s`` (logged,
+    counted as lost). One timeout is enough: the fuser counts its wait for a partition from the
+    frame's capture too, and writes the fallback before this (fuser/pairing.py ``fallback_after_s``).
     """
 
     def __init__(self, rt: WorkerRuntime) -> None:
         self.rt = rt
-        self.credits = Credits(rt.runtime.in_flight, 2 * rt.runtime.frame_timeout_s)
-        topics = BY_NAME[rt.name].credit  # mask.occlusion (runtime/stages.py)
+        self.credits = Credits(rt.runtime.in_flight, rt.runtime.frame_timeout_s)
+        # mask.occlusion (runtime/stages.py), or mask.saved once replay --save-masks has written it
+        topics = (m.TOPIC_SAVED,) if rt.runtime.credit_on_save else BY_NAME[rt.name].credit
         self.sub = rt.subscriber(topics, rcvhwm=max(rt.bus.rcvhwm, 4 * rt.runtime.in_flight))
 
     def _collect(self, timeout_ms: int) -> None:
         for msg in self.sub.drain(timeout_ms):
-            if isinstance(msg, m.OcclusionMask):
+            if isinstance(msg, m.OcclusionMask | m.MaskSaved):
                 self.credits.give_back(msg.identity)
         for epoch_frame in self.credits.expire(time.monotonic()):
             log.warning(

@@ -82,8 +82,17 @@ def mask_saver(cfg: Config, folder: str, overwrite: bool):
 
     path = prepare_folder(folder, overwrite)
     keys = curve_keys(cfg.bus.curve, server=False)
-    backend = cfg.bus.endpoints(cfg.camera.id)[1]
-    return MaskSaver(path, backend, cfg.camera.id, provenance(cfg), cfg.runtime.every_frame, keys)
+    frontend, backend = cfg.bus.endpoints(cfg.camera.id)
+    every_frame = cfg.runtime.every_frame  # then each written mask is capture's credit (mask.saved)
+    ack = frontend if every_frame else None
+    return MaskSaver(path, backend, cfg.camera.id, provenance(cfg), every_frame, keys, ack_endpoint=ack)
+
+
+def credit_on_save(cfg: Config, saving: bool) -> Config:
+    """``runtime.credit_on_save`` as the run needs it: on for an every-frame replay whose masks are
+    saved (capture then waits until each is written), off otherwise (no one would acknowledge)."""
+    on = saving and cfg.runtime.every_frame
+    return cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"credit_on_save": on})})
 
 
 def overlay_recorder(cfg: Config, save_video: str):
@@ -112,6 +121,7 @@ def run_pipeline(
     preflight(cfg, role)
     recorder = overlay_recorder(cfg, save_video) if save_video else None
     saver = mask_saver(cfg, save_masks, overwrite) if save_masks else None
+    cfg = credit_on_save(cfg, saver is not None)
     outputs = [o for o in (recorder, saver) if o is not None]
     stop = threading.Event()
     install_signals(stop)

@@ -38,12 +38,35 @@ def pair(coarse: CoarseMask, partition: Partition | None, max_age_ms: float) -> 
     return Pairing(partition, age_ms, "ok")
 
 
+# runtime.every_frame: the fuser releases a coarse mask alone this long (at most a quarter of
+# runtime.frame_timeout_s) before capture gives its frame up, so the fallback's credit is back in time
+FALLBACK_LEAD_S = 1.0
+
+
+def fallback_after_s(frame_timeout_s: float) -> float:
+    """How long after capture a coarse mask waits for its own partition (``runtime.every_frame``).
+
+    One deadline per frame, counted from capture: capture gives a frame without a mask up after
+    ``frame_timeout_s``, and the fuser writes it coarse-only a lead before that, so a frame is
+    finished or given up within one ``frame_timeout_s`` (not one for the coarse mask to arrive plus
+    one for its partition).
+    """
+    return frame_timeout_s - min(FALLBACK_LEAD_S, frame_timeout_s / 4)
+
+
+def frame_age_s(origin_us: int, now_us: int) -> float:
+    """Seconds since capture published a frame (``origin_us``, wall clock on this host); 0 when
+    unknown (0) or in the future. From the bus: the caller bounds it."""
+    return max(0.0, (now_us - origin_us) / 1e6) if origin_us > 0 else 0.0
+
+
 class OwnPartitions:
     """``runtime.every_frame`` (pure): each coarse mask waits for the partition of its own frame.
 
     Pairs by identity ``(epoch, frame_id)``; a coarse mask whose partition has not come within
-    ``wait_s`` is released alone (fused coarse-only, a fallback). At most ``limit`` of each are kept:
-    past that the oldest coarse mask is released alone, the oldest partition forgotten.
+    ``wait_s`` of its frame's capture is released alone (fused coarse-only, a fallback). At most
+    ``limit`` of each are kept: past that the oldest coarse mask is released alone, the oldest
+    partition forgotten.
     """
 
     def __init__(self, wait_s: float, limit: int = 64) -> None:
@@ -51,10 +74,11 @@ class OwnPartitions:
         self.coarse: OrderedDict[tuple[int, int], tuple[CoarseMask, float]] = OrderedDict()
         self.partitions: OrderedDict[tuple[int, int], Partition] = OrderedDict()
 
-    def add(self, msg: CoarseMask | Partition, now: float) -> None:
-        """Keep a coarse mask (from ``now``) or a partition until it is paired."""
+    def add(self, msg: CoarseMask | Partition, now: float, age_s: float = 0.0) -> None:
+        """Keep a coarse mask or a partition until it is paired; a coarse mask arriving at ``now``
+        was captured ``age_s`` before (see :func:`frame_age_s`; counted up to ``wait_s``)."""
         if isinstance(msg, CoarseMask):
-            self.coarse[msg.identity] = (msg, now)
+            self.coarse[msg.identity] = (msg, now - min(max(age_s, 0.0), self.wait_s))
         else:
             self.partitions[msg.identity] = msg
             while len(self.partitions) > self.limit:

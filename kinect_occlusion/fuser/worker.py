@@ -16,7 +16,7 @@ from ..config import FuserConfig
 from ..geometry import fit_labels
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
 from .depth import DepthFrames
-from .pairing import OwnPartitions, pair
+from .pairing import OwnPartitions, fallback_after_s, frame_age_s, pair
 from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,14 @@ def take_depth(rt: WorkerRuntime, depth_sub, beds: dict[str, Bed], cfg: FuserCon
 
 def run_every_frame(rt: WorkerRuntime, sub, pub, depth_sub, beds: dict[str, Bed]) -> None:
     """``runtime.every_frame``: every coarse mask, fused with its own frame's partition when it comes
-    within ``runtime.frame_timeout_s``, else alone (a fallback, logged)."""
+    in time, else alone (a fallback, logged) just before capture would give the frame up
+    (``runtime.frame_timeout_s`` after capture: see :func:`fallback_after_s`)."""
     cfg: FuserConfig = rt.section("fuser")
-    pairs = OwnPartitions(rt.runtime.frame_timeout_s)
+    pairs = OwnPartitions(fallback_after_s(rt.runtime.frame_timeout_s))
     while not rt.stop.is_set():
         for msg in sub.drain(5 if pairs.waiting() else 100):
             if isinstance(msg, m.CoarseMask | m.Partition):
-                pairs.add(msg, time.monotonic())
+                pairs.add(msg, time.monotonic(), frame_age_s(msg.origin_us, m.now_us()))
         if depth_sub is not None:
             take_depth(rt, depth_sub, beds, cfg)
         rt.tick()

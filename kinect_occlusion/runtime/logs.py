@@ -103,8 +103,12 @@ class LogSink:
         self.endpoint = f"ipc://{self._dir}/sink"
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.PULL)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_RECORD_BYTES)
-        self._sock.bind(self.endpoint)
+        try:
+            self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_RECORD_BYTES)
+            self._sock.bind(self.endpoint)
+        except BaseException:  # no sink: nothing of it stays behind (socket, context, folder)
+            self._close()
+            raise
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-sink", daemon=True)
         self._thread.start()
@@ -131,6 +135,9 @@ class LogSink:
         """Deliver what has arrived, then close the socket and remove its folder."""
         self._stop.set()
         self._thread.join(timeout=5.0)
+        self._close()
+
+    def _close(self) -> None:
         self._sock.close(linger=0)
         self._ctx.term()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -6,6 +6,10 @@ grayscale, 0 = clear, 255 = occluded) and one row of ``DIR/masks.csv``, flushed 
 stopped run keeps every frame done. At the end, frames that never got a mask get a row too
 (``dropped`` by a realtime replay, ``lost`` under ``runtime.every_frame``, ``stopped`` when the run
 was stopped by SIGINT/SIGTERM): no silent gap.
+
+Under ``runtime.every_frame`` the saver acknowledges each mask once it is written (``mask.saved``),
+and capture waits for that instead of the mask itself (``runtime.credit_on_save``): however fast the
+pipeline, at most ``runtime.in_flight`` masks wait here, so none is lost to a full queue.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import messages as m
-from ..bus import CurveKeys, Subscriber
+from ..bus import CurveKeys, Publisher, Subscriber
 from ..errors import UserError
 from .stages import SOURCE
 
@@ -47,6 +51,8 @@ DRAIN_QUIET_S = 0.5  # stop(): the masks still queued are written until the bus 
 DRAIN_MAX_S = 5.0  # … or this long at most
 MAX_MISSING_ROWS = 100_000  # rows for frames without a mask, at most (a day at 1 fps)
 WINDOW = 10_000  # frames this far behind the newest mask get their row if they have none (memory bound)
+RCVHWM = 128  # masks queued for writing (a 720p mask is 0.9 MB); every_frame needs runtime.in_flight
+ACK_SNDHWM = 64  # mask.saved queued for the bus (every_frame: at most runtime.in_flight at a time)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ class MaskSaver(threading.Thread):
         endpoint, camera, curve: the bus to subscribe to.
         prov: the provenance columns.
         every_frame: a frame without a mask is ``lost`` (else ``dropped``).
+        ack_endpoint: the bus frontend to publish ``mask.saved`` to once a mask is written (capture's
+            credit under ``runtime.every_frame``); None: no acknowledgement.
     """
 
     def __init__(  # noqa: PLR0913 — one keyword per destination/bus setting
@@ -176,6 +184,7 @@ class MaskSaver(threading.Thread):
         prov: Provenance,
         every_frame: bool,
         curve: CurveKeys | None = None,
+        ack_endpoint: str | None = None,
     ) -> None:
         super().__init__(name="mask-saver", daemon=True)
         self.folder, self.prov, self.every_frame = folder, prov, every_frame
@@ -189,7 +198,8 @@ class MaskSaver(threading.Thread):
         self.error: str | None = None
         # Room for bursts (a 720p mask is 0.9 MB); a mask dropped past it still gets its CSV row
         topics = [m.TOPIC_OCCLUSION, m.TOPIC_STATUS]
-        self.sub = Subscriber(endpoint, camera, topics, rcvhwm=128, curve=curve)
+        self.sub = Subscriber(endpoint, camera, topics, rcvhwm=RCVHWM, curve=curve)
+        self.ack = Publisher(ack_endpoint, ACK_SNDHWM, curve) if ack_endpoint else None
 
     def run(self) -> None:
         try:
@@ -202,8 +212,11 @@ class MaskSaver(threading.Thread):
             self.error = f"--save-masks {self.folder}: {exc.strerror or exc}"
             saved = self.counts.get("fused", 0) + self.counts.get("fallback", 0)
             log.error("%s — saving stopped after %d masks", self.error, saved)
+            self._acknowledge_rest()
         finally:
             self.sub.close()
+            if self.ack is not None:
+                self.ack.close()
 
     def _save(self, out: csv.DictWriter, f) -> None:
         """Write masks until stopped, then what is still queued (bounded)."""
@@ -226,12 +239,27 @@ class MaskSaver(threading.Thread):
             if isinstance(last, int) and not isinstance(last, bool):
                 self.last_frame_id = max(self.last_frame_id, last)
         elif isinstance(msg, m.OcclusionMask):
-            self._write_png(msg)
-            self.written.add(msg.frame_id)
-            self.last_frame_id = max(self.last_frame_id, msg.frame_id)
-            self._rows(out, f, [mask_row(msg, self.prov)])
-            if msg.frame_id - WINDOW > self.gap_from:
-                self._settle(msg.frame_id - WINDOW, None, out, f)
+            try:
+                self._write(msg, out, f)
+            finally:  # written, or it never will be (a write error ends saving): capture goes on
+                if self.ack is not None:
+                    self.ack.publish(m.derived(msg, m.MaskSaved))
+
+    def _write(self, msg: m.OcclusionMask, out: csv.DictWriter, f) -> None:
+        """The PNG and CSV row of one mask (and the rows of the frames far behind it)."""
+        self._write_png(msg)
+        self.written.add(msg.frame_id)
+        self.last_frame_id = max(self.last_frame_id, msg.frame_id)
+        self._rows(out, f, [mask_row(msg, self.prov)])
+        if msg.frame_id - WINDOW > self.gap_from:
+            self._settle(msg.frame_id - WINDOW, None, out, f)
+
+    def _acknowledge_rest(self) -> None:
+        """After a write error: acknowledge each mask unwritten until stopped (capture goes on)."""
+        while self.ack is not None and not self.stop_event.is_set():
+            for msg in self.sub.drain(100):
+                if isinstance(msg, m.OcclusionMask):
+                    self.ack.publish(m.derived(msg, m.MaskSaved))
 
     def _settle(self, end: int, result: str | None, out: csv.DictWriter, f) -> None:
         """Rows for the frames below ``end`` that have no mask; their ids are then forgotten."""

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -270,44 +271,47 @@ class Supervisor:
             raise RuntimeError("Supervisor.run() must be called from the main thread")
         own_sink = self.log_sink is None  # else the caller started it (for its own children too)
         self.start_logging()
+        try:  # the sink's folder goes on every path, a bind that fails included
+            return self._run()
+        finally:
+            if own_sink:
+                self.stop_logging()
+
+    def _run(self) -> int:
+        """:meth:`run` once logging is set up: proxy, monitor, workers; what was opened is closed on
+        every path (a later step that fails, a bind or the metrics port, included)."""
         frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
         client_keys = curve_keys(self.cfg.bus.curve, server=False)
-        proxy = None
-        if self.role != "bedside":  # a bedside publishes to the server's proxy
-            hwm = max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm)
-            proxy = Proxy(
-                frontend,
-                backend,
-                hwm=hwm,
-                curve=curve_keys(self.cfg.bus.curve, server=True),
-                tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
-            ).start()
-        serves = "*" if self.cfg.ward else self.cfg.camera.id
-        sub = Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
-        pub = Publisher(frontend, 16, client_keys)
-        monitor = BusMonitor(
-            sub, self._message, own_pid=os.getpid(), camera=self.cfg.bus_name if self.cfg.ward else None
-        )
-        if self.cfg.metrics.prometheus_port:
-            from .metrics import PipelineMetrics
-
-            self.metrics = PipelineMetrics(
-                self.cfg.bus_name, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
+        with ExitStack() as closing:  # closed in reverse: metrics, workers, sockets, proxy
+            if self.role != "bedside":  # a bedside publishes to the server's proxy
+                hwm = max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm)
+                proxy = Proxy(
+                    frontend,
+                    backend,
+                    hwm=hwm,
+                    curve=curve_keys(self.cfg.bus.curve, server=True),
+                    tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
+                ).start()
+                closing.callback(proxy.stop)
+            serves = "*" if self.cfg.ward else self.cfg.camera.id
+            pub = closing.enter_context(Publisher(frontend, 16, client_keys))
+            sub = closing.enter_context(
+                Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
             )
-        try:
+            monitor = BusMonitor(
+                sub, self._message, own_pid=os.getpid(), camera=self.cfg.bus_name if self.cfg.ward else None
+            )
+            closing.callback(self._shutdown)
+            if self.cfg.metrics.prometheus_port:
+                from .metrics import PipelineMetrics
+
+                self.metrics = PipelineMetrics(
+                    self.cfg.bus_name, self.cfg.metrics.prometheus_port, self.cfg.metrics.prometheus_host
+                )
+                closing.callback(self.metrics.close)
             if self.role == "bedside":
                 pub.also_bind(self.cfg.bus.bedside_status.format(camera=self.cfg.camera.id))
             self._loop(monitor, pub)
-        finally:
-            if self.metrics is not None:
-                self.metrics.close()
-            self._shutdown()
-            sub.close()
-            pub.close()
-            if proxy is not None:
-                proxy.stop()
-            if own_sink:
-                self.stop_logging()
         return self.exit_code
 
     def start_logging(self) -> str:

@@ -78,6 +78,7 @@ def golden_messages() -> dict[str, m.Message]:
             map_ms=4.25,
             **COMMON,
         ),
+        "mask_saved": m.MaskSaved(**COMMON),
         "status": m.Status(
             worker="deeplab",
             pid=4242,
@@ -96,6 +97,7 @@ GOLDEN = {
     "depth": "391c848594821cef47899d0feb684892917db74e648ec79980e7ac2f32e1f614",
     "depth_mask": "831182435161527db82961aa7f4bd4278b74eb2b0c704cabf97f967c6ed19505",
     "depth_no_calibration": "4e2a0b80218b98d73362706722a3da8b36bb35122800be5031c451f354cd81fd",
+    "mask_saved": "f91dcc0aa80b5bf978bb4e189bb287dcf5113459acebf0f4e468dd185cbc42d8",
     "occlusion_packbits": "effa2f2b027e0d17718b41ae20613179d30c4fdcd099c8e6ee04dc7d449f0a0d",
     "occlusion_raw": "7357f5d945078647b453f8e19da95736f7ed613dcb860e132b1ab220b6bf4236",
     "partition": "35976b01ce659cf2bdf9e2e09ae651b4cb79d578b01633145571ab9016329321",

@@ -1,0 +1,83 @@
+"""``mask.saved``: the --save-masks writer acknowledges each mask once it is on disk (capture's credit
+under every_frame); real sockets through a real proxy."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+from conftest import wait_for
+
+from kinect_occlusion import messages as m
+from kinect_occlusion.bus import Proxy, Publisher, Subscriber
+from kinect_occlusion.commands._pipeline import credit_on_save
+from kinect_occlusion.config import Config
+from kinect_occlusion.runtime.mask_saver import CSV_NAME, MaskSaver, Provenance, encode_png, png_name
+
+PROV = Provenance("model.pt", "ab" * 32, "superpixel/seeds")
+
+
+def mask(frame_id: int) -> m.OcclusionMask:
+    return m.OcclusionMask(
+        camera="bed1", epoch=5, frame_id=frame_id, ts_us=frame_id, mask=np.eye(4, dtype=np.uint8)
+    )
+
+
+def acks(sub: Subscriber) -> list[tuple[int, int]]:
+    return [msg.identity for msg in sub.drain(50) if isinstance(msg, m.MaskSaved)]
+
+
+def test_a_mask_is_acknowledged_only_once_its_png_and_row_are_written(tmp_path, endpoints, monkeypatch):
+    write_png = MaskSaver._write_png
+
+    def slow_write_png(self, msg):  # an acknowledgement sent before the write would come first
+        time.sleep(0.3)
+        write_png(self, msg)
+
+    monkeypatch.setattr(MaskSaver, "_write_png", slow_write_png)
+    front, back = endpoints
+    with (
+        Proxy(front, back, hwm=64),
+        Publisher(front, 64) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_SAVED]) as sub,
+    ):
+        saver = MaskSaver(tmp_path, back, "bed1", PROV, every_frame=True, ack_endpoint=front)
+        saver.start()
+        try:
+            got = wait_for(lambda: pub.publish(mask(3)) and acks(sub), timeout=10)
+            assert got and set(got) == {(5, 3)}  # the frame's identity, epoch included
+            assert (tmp_path / png_name(3)).read_bytes() == encode_png(mask(3).mask)
+            with (tmp_path / CSV_NAME).open(newline="") as f:
+                assert "3" in {r["frame_id"] for r in csv.DictReader(f)}  # its row flushed before
+        finally:
+            saver.stop()
+
+
+def test_a_saver_that_cannot_write_still_acknowledges_so_the_replay_goes_on(tmp_path, endpoints):
+    (tmp_path / "000000.png.part").mkdir()  # the PNG's temporary name is taken: writing fails
+    front, back = endpoints
+    with (
+        Proxy(front, back, hwm=64),
+        Publisher(front, 64) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_SAVED]) as sub,
+    ):
+        saver = MaskSaver(tmp_path, back, "bed1", PROV, every_frame=True, ack_endpoint=front)
+        saver.start()
+        try:
+            assert wait_for(lambda: pub.publish(mask(0)) and (0 in {f for _, f in acks(sub)}), timeout=10)
+            assert saver.error is not None and "Is a directory" in saver.error
+            assert wait_for(lambda: pub.publish(mask(1)) and (1 in {f for _, f in acks(sub)}), timeout=10)
+            assert saver.is_alive() and not (tmp_path / png_name(1)).exists()  # acknowledged, not written
+        finally:
+            saver.stop()
+        assert not saver.is_alive()
+
+
+def test_capture_waits_for_the_written_mask_only_in_an_every_frame_replay_that_saves():
+    every = Config(camera={"source": "synthetic"}, runtime={"every_frame": True})
+    assert credit_on_save(every, saving=True).runtime.credit_on_save
+    assert not credit_on_save(every, saving=False).runtime.credit_on_save
+    assert not credit_on_save(Config(), saving=True).runtime.credit_on_save
+    stray = Config(runtime={"credit_on_save": True})  # set in a file: no saver would acknowledge
+    assert not credit_on_save(stray, saving=False).runtime.credit_on_save
