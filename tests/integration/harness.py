@@ -144,6 +144,20 @@ def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
     return proc.returncode, out
 
 
+def run_to_end(proc: subprocess.Popen, timeout: float = 120, what: str = "the command") -> tuple[int, str]:
+    """Wait for ``proc`` (started by ``start``) to exit on its own: (exit code, output); fails the test
+    with the output's tail, after killing it, if it runs past ``timeout``."""
+    import pytest
+
+    try:
+        text, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        text, _ = proc.communicate()
+        pytest.fail(f"{what} did not end within {timeout} s:\n{text[-3000:]}")
+    return proc.returncode, text
+
+
 def subscriber(ipc_dir: Path, topics=(m.TOPIC_OCCLUSION,), rcvhwm: int = 1000) -> Subscriber:
     return Subscriber(f"ipc://{ipc_dir}/out", "bed1", topics, rcvhwm=rcvhwm)
 

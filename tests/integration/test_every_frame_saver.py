@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import ROOT, start, tiny_checkpoint, write_config, write_recording
+from harness import ROOT, run_to_end, start, tiny_checkpoint, write_config, write_recording
 
 from kinect_occlusion.runtime.mask_saver import CSV_NAME, png_name
 
@@ -44,16 +44,6 @@ def files(tmp_path_factory):
     return {"model": tiny_checkpoint(d / "model.pt"), "rec": rec}
 
 
-def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
-    try:
-        text, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        text, _ = proc.communicate()
-        pytest.fail(f"replay did not end within {timeout} s:\n{text[-3000:]}")
-    return proc.returncode, text
-
-
 def rows(folder) -> list[dict]:
     with (folder / CSV_NAME).open(newline="") as f:
         return sorted(csv.DictReader(f), key=lambda r: int(r["frame_id"]))
@@ -72,7 +62,7 @@ def test_a_writer_slower_than_the_pipeline_with_a_tiny_queue_loses_no_mask(tmp_p
         text=True,
         start_new_session=True,
     )
-    code, text = finish(proc)
+    code, text = run_to_end(proc, what="replay")
     assert code == 0, text[-3000:]
     table = rows(out)
     assert [(r["frame_id"], r["result"]) for r in table] == [(str(i), "fused") for i in range(24)], text[
@@ -88,7 +78,9 @@ def test_a_frame_lost_in_a_worker_frees_capture_after_one_frame_timeout(tmp_path
     cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 2.0})
     out = tmp_path / "masks"
     args = ["replay", str(rec), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
-    code, text = finish(start(args, env={"KINECT_OCCLUSION_FAULT": "deeplab=raise"}))  # no coarse mask
+    code, text = run_to_end(
+        start(args, env={"KINECT_OCCLUSION_FAULT": "deeplab=raise"}), what="replay"
+    )  # no coarse mask
     assert code == 0, text[-3000:]
     assert [(r["frame_id"], r["result"]) for r in rows(out)] == [("0", "lost"), ("1", "lost")]
     for i in range(2):  # capture's own account: each given up after frame_timeout_s, not twice it
