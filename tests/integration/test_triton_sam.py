@@ -1,7 +1,8 @@
 """sam.encoder: triton against a real tritonserver (nvidia-pytriton's, python backend, CPU only).
 
-A tiny random SAM (``sam.model_type: tiny``); one server per module serves the repository that one
-``export-triton --checkpoint … --sam-checkpoint …`` wrote (coarse model and SAM image encoder).
+A tiny random SAM (``sam.model_type: tiny``); the session's one server
+(``triton_server.shared``) serves the repository that one ``export-triton --checkpoint …
+--sam-checkpoint …`` wrote (coarse model and SAM image encoder).
 Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient) in the test venv.
 """
 
@@ -11,10 +12,8 @@ import os
 
 import numpy as np
 import pytest
-import torch
 import triton_server
 from harness import collect, start, stop, subscriber, tiny_checkpoint, write_config
-from test_triton import export_triton
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.errors import UserError
@@ -34,14 +33,6 @@ pytestmark = [
 LOW = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 0.95}
 
 
-def tiny_sam_checkpoint(path, seed: int = 3):
-    """A tiny random SAM's state dict, as a SAM checkpoint file (``sam.model_type: tiny``)."""
-    from kinect_occlusion.sam.partition import build_tiny_sam
-
-    torch.save(build_tiny_sam(seed).state_dict(), path)
-    return path
-
-
 def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     """A small RGB image with two flat shapes over noise."""
     img = (np.random.default_rng(seed).random((h, w, 3)) * 60).astype(np.uint8)
@@ -51,24 +42,10 @@ def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(sam checkpoint, repository, running TritonServer) shared by the module."""
-    tmp = tmp_path_factory.mktemp("triton_sam")
-    sam_ckpt = tiny_sam_checkpoint(tmp / "sam_tiny.pth")
-    extra = [
-        "--sam-checkpoint",
-        str(sam_ckpt),
-        "--sam-model",
-        "tiny",
-        "--backend",
-        "python",
-        "--threads",
-        "1",
-    ]
-    done = export_triton(tiny_checkpoint(tmp / "model.pt"), tmp / "repo", *extra)
-    assert done.returncode == 0, done.stderr
-    with triton_server.TritonServer(tmp / "repo", tmp / "tritonserver.log") as server:
-        yield sam_ckpt, tmp / "repo", server
+def served(request, tmp_path_factory):
+    """(sam checkpoint, repository, running TritonServer): the session's shared server."""
+    one = triton_server.shared(request.config, tmp_path_factory)
+    return one.sam_checkpoint, one.repo, one.server
 
 
 def local_and_remote(served, timeout_ms: int = 5000):
