@@ -165,10 +165,23 @@ def wait_until_reachable(rt: WorkerRuntime, connect: Callable[[], T], what: str)
 
 
 def model_not_ready(rt: WorkerRuntime, exc: ModelUnavailable, delay: float, said: RepeatFilter) -> None:
-    """Say why the model is not served (Status, and a rate-limited line), then wait ``delay``."""
-    rt.info.update(inference_server=exc.server, inference_reason=exc.reason)
+    """Say why the model is not served (Status, and a rate-limited line), then wait ``delay``.
+
+    Triton (``--model-control-mode=poll``) loads a failed model again on each poll: while it does,
+    Status keeps the failure's reason (``model-loading`` only for a model that has not failed yet).
+    """
+    retried = exc.server == MODEL_LOADING and said.last is not None
+    server, reason = (MODEL_UNAVAILABLE, said.last) if retried else (exc.server, exc.reason)
+    rt.info.update(inference_server=server, inference_reason=reason)
     if exc.server == MODEL_LOADING:
-        log.info("%s: %s: %s (retry in %g s)", rt.name, WAITING, exc, delay)
+        log.log(
+            logging.DEBUG if retried else logging.INFO,
+            "%s: %s: %s (retry in %g s)",
+            rt.name,
+            WAITING,
+            exc,
+            delay,
+        )
     elif said.new(exc.reason, time.monotonic()):
         log.error("%s: %s (retrying every %g s at most)", rt.name, exc, MAX_RETRY_S)
     pause(rt, delay)

@@ -110,7 +110,7 @@ def test_batch_of_four_is_one_request(served, loaded):
         before = stats()
         batch = frames(4, seed=1)
         probs = remote.predict_batch([(f, None) for f in batch])
-        after = stats()
+        after = triton_server.counted(stats, before, 4)
         assert after.inference_count - before.inference_count == 4
         assert after.execution_count - before.execution_count == 1
         for rgb, prob in zip(batch, probs, strict=True):
@@ -163,11 +163,21 @@ def test_wrong_model_on_a_reachable_server_stops_the_pipeline_with_one_line(serv
     assert "deeplab.triton_model: model 'nope' is not ready" in out and "Traceback" not in out
 
 
+def load(url: str, model: str) -> None:
+    """Ask the server to load ``model`` (``--model-control-mode=explicit``)."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        client.load_model(model)
+    finally:
+        client.close()
+
+
 def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served, tmp_path, ipc_dir):
     checkpoint, repo, _ = served
     weights, aside = triton_server.broken_repo(repo, tmp_path / "repo", "deeplab")
     log = tmp_path / "t.log"
-    server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.POLL).start(until="live")
+    server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.EXPLICIT)
+    server.start(until="live")
     deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
     cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
     unavailable = {"state": "waiting for inference server", "inference_server": "model-unavailable"}
@@ -178,7 +188,8 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
                 sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **unavailable)
             )
             shown = cli("status", "--config", str(cfg))
-            aside.rename(weights)  # the operator puts the weights back; Triton's poll reloads the model
+            aside.rename(weights)  # the operator puts the weights back and loads the model again
+            load(server.url, "deeplab")
             after = collect(sub, 30, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
             alive = proc.poll() is None
         finally:

@@ -9,6 +9,7 @@ Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -118,7 +119,7 @@ def test_a_batch_is_one_request(served):
         x = np.random.default_rng(0).standard_normal((3, 3, 1024, 1024)).astype(np.float32)
         before = stats()
         batch = enc.encode(x)
-        after = stats()
+        after = triton_server.counted(stats, before, 3)
         assert after.inference_count - before.inference_count == 3
         assert after.execution_count - before.execution_count == 1
         np.testing.assert_allclose(batch[1:2], enc.encode(x[1:2]), atol=1e-5)
@@ -285,3 +286,61 @@ def test_pipeline_started_while_the_encoder_server_is_down_waits_then_partitions
     assert partitions(after) >= 1 and alive, out  # and partitions once the server is up
     assert "sam: waiting for inference server: sam.triton_url: no Triton server" in out, out
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
+
+
+def test_an_encoder_that_failed_to_load_is_reported_while_the_other_model_serves(served, tmp_path, ipc_dir):
+    sam_ckpt, repo, _ = served
+    triton_server.broken_repo(repo, tmp_path / "repo", "sam_encoder", others=("deeplab",))
+    log = tmp_path / "t.log"
+    server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.KEEP_GOING)
+    server.start(until="live")
+    sam = {
+        "partitioner": "sam",
+        "checkpoint": str(sam_ckpt),
+        "model_type": "tiny",
+        "encoder": "triton",
+        "triton_url": server.url,
+        **{k: v for k, v in LOW.items() if k != "box_nms_thresh"},
+    }
+    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam, deeplab=deeplab)
+
+    def unavailable(msgs):
+        return [
+            x
+            for x in msgs
+            if isinstance(x, m.Status)
+            and x.worker == "sam"
+            and x.info.get("inference_server") == "model-unavailable"
+        ]
+
+    def coarse(msgs):
+        return sum(isinstance(x, m.CoarseMask) for x in msgs)
+
+    with subscriber(ipc_dir, (m.TOPIC_COARSE, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            msgs = collect(
+                sub, 30, until=lambda ms: proc.poll() is not None or (unavailable(ms) and coarse(ms) >= 2)
+            )
+            alive = proc.poll() is None
+            t0 = time.monotonic()
+            code, out = stop(proc)  # SIGTERM while the sam worker waits for its model
+            stop_s = time.monotonic() - t0
+        finally:
+            server.stop()
+            if proc.poll() is None:
+                stop(proc)
+    waiting = unavailable(msgs)
+    assert waiting and alive, out  # Status says why no partitions come
+    assert waiting[-1].state == "waiting for inference server", waiting[-1]
+    assert "NO_SUCHFILE" in waiting[-1].info["inference_reason"], waiting[-1].info
+    # Only this model counts: the server is "not ready" (strict readiness), yet deeplab is served
+    assert coarse(msgs) >= 2, out
+    said = f"sam.triton_model: model 'sam_encoder' on the Triton server at {server.url} is not ready: "
+    said += "UNAVAILABLE:"
+    lines = [line for line in out.splitlines() if said in line]
+    assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
+    assert len({x.pid for x in waiting}) == 1, out  # no restart loop
+    assert code == 0 and stop_s < 10.0, (stop_s, out)  # SIGTERM ends the wait at once
+    assert "Traceback" not in out and "giving up" not in out, out

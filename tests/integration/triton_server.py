@@ -131,8 +131,10 @@ class TritonServer:
         self.stop()
 
 
-# A server that keeps running with a model that failed to load, and reloads what changes on disk
-POLL = ("--exit-on-error=false", "--model-control-mode=poll", "--repository-poll-secs=1")
+# A server that keeps running with a model that failed to load; EXPLICIT: and loads one when asked
+# (poll mode would retry the failed model every poll, a python-backend stub each time: CPU-heavy)
+KEEP_GOING = ("--exit-on-error=false",)
+EXPLICIT = (*KEEP_GOING, "--model-control-mode=explicit", "--load-model=*")
 
 
 def broken_repo(repo: Path, dest: Path, broken: str, others: tuple[str, ...] = ()) -> tuple[Path, Path]:
@@ -146,6 +148,15 @@ def broken_repo(repo: Path, dest: Path, broken: str, others: tuple[str, ...] = (
     aside = dest.parent / f"{broken}.onnx.aside"
     weights.rename(aside)
     return weights, aside
+
+
+def counted(stats, before, n: int):
+    """The model's statistics once ``n`` more inferences show (Triton counts a request just after
+    answering it, so a read right after the reply may miss it), or the last read after 5 s."""
+    from conftest import wait_for
+
+    done = lambda: (s := stats()).inference_count - before.inference_count >= n and s  # noqa: E731
+    return wait_for(done, timeout=5.0) or stats()
 
 
 def export_triton(checkpoint: Path | None, out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -139,6 +139,7 @@ def test_a_model_that_is_not_ready_is_waited_for_with_its_reason(monkeypatch, ca
     failed = "deeplab.triton_model: model 'deeplab' on the Triton server at h:1 is not ready: {}"
     tries = iter(
         [
+            ModelUnavailable(failed.format("LOADING"), "LOADING", MODEL_LOADING),
             ModelUnavailable(failed.format("UNAVAILABLE: boom"), "UNAVAILABLE: boom"),
             ModelUnavailable(failed.format("UNAVAILABLE: boom"), "UNAVAILABLE: boom"),
             ModelUnavailable(failed.format("LOADING"), "LOADING", MODEL_LOADING),
@@ -157,9 +158,10 @@ def test_a_model_that_is_not_ready_is_waited_for_with_its_reason(monkeypatch, ca
     with caplog.at_level("INFO", logger="kinect_occlusion.runtime.remote"):
         assert wait_until_reachable(rt, connect, "Triton h:1") == "predictor"
     assert seen[1:] == [
+        (MODEL_LOADING, "LOADING"),  # loading, not failed (yet)
         (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),
         (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),
-        (MODEL_LOADING, "LOADING"),
+        (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),  # Triton loads it again: the failure's reason stays
         (MODEL_UNAVAILABLE, "UNAVAILABLE: other"),
     ]
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
