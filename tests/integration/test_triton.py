@@ -190,7 +190,14 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
             shown = cli("status", "--config", str(cfg))
             aside.rename(weights)  # the operator puts the weights back and loads the model again
             load(server.url, "deeplab")
-            after = collect(sub, 30, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
+            up = {"state": "ready", "inference_server": "up"}
+            after = collect(
+                sub,
+                30,
+                until=lambda ms: (
+                    proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up))
+                ),
+            )
             alive = proc.poll() is None
         finally:
             server.stop()
@@ -204,7 +211,7 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
     lines = [line for line in out.splitlines() if said + "UNAVAILABLE: Internal: NoSuchFile" in line]
     assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
     assert fused_count(after) >= 1 and alive, out  # recovered by itself once the model loaded
-    assert deeplab_status(after, inference_server="up") is not None, out
+    assert deeplab_status(after, **up) is not None, out
     pids = {x.pid for x in before + after if isinstance(x, m.Status) and x.worker == "deeplab"}
     assert len(pids) == 1, out  # waited in one process: no restart loop
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
