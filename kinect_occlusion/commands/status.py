@@ -42,6 +42,17 @@ def collect(endpoint: str, camera: str, wait_s: float, curve=None) -> dict[str, 
     return seen
 
 
+def inference_lines(seen: dict[str, m.Status]) -> list[str]:
+    """One line per worker whose inference server does not serve it, with Triton's reason."""
+    lines = []
+    for w, s in sorted(seen.items()):
+        state, reason = s.info.get("inference_server"), s.info.get("inference_reason")
+        if isinstance(state, str) and state != "up":
+            why = f": {reason}" if isinstance(reason, str) and reason else ""
+            lines.append(f"inference server for {w}: {state[:32]}{why[:240]}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     import zmq
 
@@ -78,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     server = seen["supervisor"].info.get("server") if "supervisor" in seen else None
     if server in ("up", "down"):
         print(f"server link: {server} ({cfg.bus.frontend})")
+    for line in inference_lines(seen):
+        print(line)
     print(f"{'worker':<10} {'pid':>7} {'state':<11} {'in':>7} {'out':>7} {'rate':>6} {'errors':>6}  details")
     for w, s in sorted(seen.items()):
         i = s.info

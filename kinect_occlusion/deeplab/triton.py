@@ -9,14 +9,23 @@ request goes through a fresh gRPC channel, so coarse masks resume soon after the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
 from ..geometry import normalise
-from ..runtime.remote import Backoff, RemoteError, ServerUnreachable, server_state
+from ..runtime.remote import (
+    MODEL_LOADING,
+    MODEL_UNAVAILABLE,
+    Backoff,
+    ModelUnavailable,
+    RemoteError,
+    ServerUnreachable,
+    one_line,
+    server_state,
+)
 from .model import LoadedModel
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
 from .predict import predict_batch
@@ -47,31 +56,45 @@ def _client(url: str, key: str = "deeplab.runtime: triton") -> Any:
     return grpcclient.InferenceServerClient(url=url)
 
 
-def check_server(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
-    """Server ready, ``model`` ready, input 3×S×S. ServerUnreachable while the server does not answer
-    or still loads its models (the worker waits); else one UserError line naming the config key."""
-    from tritonclient.utils import InferenceServerException
-
-    try:
-        _check_model(client, url, model, size, timeout_s)
-    except InferenceServerException as exc:
-        raise ServerUnreachable(
-            f"deeplab.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL"
-        ) from None
-
-
 def check_served(client: Any, url: str, model: str, section: str, export_hint: str, t: float) -> Any:
-    """Server live and ready (else ``ServerUnreachable``: waited for), ``model`` ready (else one
-    UserError line, exit 3); the model's metadata, for the caller's dims check."""
-    if not client.is_server_live(client_timeout=t) or not client.is_server_ready(client_timeout=t):
-        raise ServerUnreachable(f"{section}.triton_url: the Triton server at {url} is not ready yet")
-    if not client.is_model_ready(model, client_timeout=t):
+    """Server live (else ``ServerUnreachable``: waited for) and ``model`` ready (else
+    ``ModelUnavailable`` with Triton's reason: waited for too; or, on a ready server that does not
+    know the model, one UserError line, exit 3); the model's metadata, for the caller's dims check.
+
+    Only this model's readiness counts: with Triton's strict readiness another model that failed to
+    load makes the whole server "not ready", yet ours serves.
+    """
+    if not client.is_server_live(client_timeout=t):
+        raise ServerUnreachable(f"{section}.triton_url: the Triton server at {url} is not live yet")
+    if client.is_model_ready(model, client_timeout=t):
+        return client.get_model_metadata(model, client_timeout=t)
+    state, reason = model_state(client, model, t)
+    if state is None and client.is_server_ready(client_timeout=t):
         raise UserError(
             f"{section}.triton_model: model {model!r} is not ready on the Triton server at {url} — "
             f"load a repository written by '{export_hint}'",
             exit_code=EXIT_STARTUP,
         )
-    return client.get_model_metadata(model, client_timeout=t)
+    server = MODEL_LOADING if state == "LOADING" else MODEL_UNAVAILABLE
+    raise ModelUnavailable(
+        f"{section}.triton_model: model {model!r} on the Triton server at {url} is not ready: {reason}",
+        reason,
+        server,
+    )
+
+
+def model_state(client: Any, model: str, t: float) -> tuple[str | None, str]:
+    """(state, reason) of ``model`` in the server's repository index; (None, why) when it is not there."""
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        index = client.get_model_repository_index(client_timeout=t)
+    except InferenceServerException as exc:  # e.g. the repository API restricted: say what we know
+        return "UNKNOWN", f"not ready (repository index: {_short(exc)})"
+    for entry in index.models:
+        if entry.name == model:
+            return entry.state, one_line(f"{entry.state}: {entry.reason}" if entry.reason else entry.state)
+    return None, "not in the server's model repository"
 
 
 def tensor_dims(tensors: Any) -> list[int]:
@@ -79,7 +102,8 @@ def tensor_dims(tensors: Any) -> list[int]:
     return [int(d) for d in tensors[0].shape][1:] if tensors else []
 
 
-def _check_model(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
+def check_model(client: Any, url: str, model: str, size: int, timeout_s: float) -> None:
+    """Server and ``model`` served (``check_served``), input 3×S×S (else one UserError line)."""
     meta = check_served(client, url, model, "deeplab", "kinect-occlusion export-triton", timeout_s)
     dims = tensor_dims(meta.inputs)
     if dims != [3, size, size]:
@@ -108,6 +132,29 @@ class TritonChannel:
         self.client = _client(url, key)
         self.backoff = Backoff()
 
+    @classmethod
+    def open_checked(cls, url: str, key: str, check: Callable[[Any], None]) -> TritonChannel:
+        """A channel whose server passed ``check(client)``, else closed again and the error raised.
+
+        A gRPC error during the check (no server, connection dropped) is ``ServerUnreachable``
+        naming ``<section>.triton_url`` (the section of ``key``): the worker waits for the server.
+        """
+        from tritonclient.utils import InferenceServerException
+
+        channel = cls(url, key)
+        try:
+            check(channel.client)
+        except InferenceServerException as exc:
+            channel.close()
+            section = key.split(".", 1)[0]
+            raise ServerUnreachable(
+                f"{section}.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL"
+            ) from None
+        except BaseException:
+            channel.close()
+            raise
+        return channel
+
     def failed(self, what: str, why: str, error: type[RemoteError] = RemoteError) -> RemoteError:
         """The error to raise for a failed request (its retry delay doubling); a fresh channel."""
         self.client.close()
@@ -121,7 +168,22 @@ class TritonChannel:
         self.client.close()
 
 
-class TritonCoarsePredictor:
+class OnChannel:
+    """``client`` and ``close`` for a class whose requests go through ``self.channel``."""
+
+    channel: TritonChannel
+
+    @property
+    def client(self) -> Any:
+        """The current gRPC client (replaced after a failed request)."""
+        return self.channel.client
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self.channel.close()
+
+
+class TritonCoarsePredictor(OnChannel):
     """``CoarsePredictor`` twin whose network runs on a Triton server.
 
     Args:
@@ -135,18 +197,10 @@ class TritonCoarsePredictor:
         self.loaded, self.url, self.model = loaded, url, model
         self.size = loaded.input_size
         self.timeout_s = timeout_ms / 1000.0
-        self.channel = TritonChannel(url, "deeplab.runtime: triton")
-        try:
-            check_server(self.client, url, model, self.size, max(self.timeout_s, 2.0))
-        except Exception:
-            self.channel.close()
-            raise
+        t = max(self.timeout_s, 2.0)
+        check = lambda client: check_model(client, url, model, self.size, t)  # noqa: E731
+        self.channel = TritonChannel.open_checked(url, "deeplab.runtime: triton", check)
         self._warm = False
-
-    @property
-    def client(self) -> Any:
-        """The current gRPC client (replaced after a failed request)."""
-        return self.channel.client
 
     def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
         """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3), one request.
@@ -189,7 +243,3 @@ class TritonCoarsePredictor:
     def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
         """(H, W) float32 occlusion probability in [0, 1]; 0 outside the ROI (as ``CoarsePredictor``)."""
         return self.predict_batch([(rgb, roi)])[0]
-
-    def close(self) -> None:
-        """Close the gRPC channel."""
-        self.channel.close()

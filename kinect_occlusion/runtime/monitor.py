@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import messages as m
 from ..bus import Subscriber
+from .remote import NOT_SERVING
 from .stages import SOURCE, result_topics
 from .worker import MAX_CAMERAS
 
@@ -268,4 +269,16 @@ class BusMonitor:
         beds = self.camera_report()
         if beds:
             parts.append(beds)
+        parts.extend(inference_report(self.status))
         return " | ".join(parts)
+
+
+def inference_report(status: dict[str, m.Status]) -> list[str]:
+    """``inference server: deeplab model-unavailable`` when a worker's inference server does not
+    serve it (a value outside ``NOT_SERVING`` is not repeated: ``info`` is untrusted)."""
+    down = [
+        f"{w} {s.info['inference_server']}"
+        for w, s in sorted(status.items())
+        if s.info.get("inference_server") in NOT_SERVING
+    ]
+    return ["inference server: " + ", ".join(down)] if down else []

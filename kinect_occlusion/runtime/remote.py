@@ -4,13 +4,16 @@ One place for the deeplab (``deeplab.runtime: triton``) and partition (``sam.enc
 workers. A failed request is a *remote* frame error: counted, one line, no restart (a fresh process
 would not bring the server back); the caller backs off ``Backoff`` long and reconnects. At start, a
 server that cannot be reached (not listening, still loading its models) is waited for — heartbeats
-go on, state ``waiting for inference server`` — while a server that answers and lacks the model
-stays a configuration error (``UserError``, exit 3).
+go on, state ``waiting for inference server`` — and so is a server that answers while its model is not
+ready (failed to load, unloaded, loading: ``ModelUnavailable``, with Triton's reason in one ERROR
+line and in Status), since an operator may fix the repository and Triton reload it. A ready server
+without the model, or a model of other dims, stays a configuration error (``UserError``, exit 3).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,6 +30,12 @@ T = TypeVar("T")
 FIRST_RETRY_S, MAX_RETRY_S = 0.5, 4.0
 WAITING = "waiting for inference server"  # the worker state while the server is away
 TICK_S = 0.1  # the main loop ticks this often while it waits
+# Status ``inference_server`` while the server answers but the model is not ready
+MODEL_UNAVAILABLE, MODEL_LOADING = "model-unavailable", "model-loading"
+# Status ``inference_server`` values that mean no results come from it (the supervisor reports them)
+NOT_SERVING = ("unreachable", "timing out", "failing", MODEL_UNAVAILABLE, MODEL_LOADING)
+REPEAT_S = 60.0  # the same reason's ERROR line again at most this often (a new reason: at once)
+MAX_REASON_CHARS = 200  # Triton's reason, one line, in logs and Status ``inference_reason``
 
 
 class Backoff:
@@ -69,6 +78,43 @@ class ServerUnreachable(UserError):
         super().__init__(message, exit_code=3)
 
 
+class ModelUnavailable(ServerUnreachable):
+    """At start: the server answers, but the model is not ready (failed to load, unloaded, loading).
+
+    Workers wait for it as for an unreachable server; a direct caller gets the one line (exit 3).
+
+    Attributes:
+        reason: Triton's reason (or state), one line of at most ``MAX_REASON_CHARS``.
+        server: what Status says of the server: ``model-unavailable`` or ``model-loading``.
+    """
+
+    def __init__(self, message: str, reason: str, server: str = MODEL_UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.reason, self.server = one_line(reason), server
+
+
+def one_line(text: str) -> str:
+    """The first line of ``text`` (Triton's reasons carry a Python traceback), at most MAX_REASON_CHARS."""
+    first = next((line for line in str(text).splitlines() if line.strip()), "")
+    return " ".join(first.split())[:MAX_REASON_CHARS]
+
+
+class RepeatFilter:
+    """Whether to log a reason again: when it changes, else at most once per ``every_s``."""
+
+    def __init__(self, every_s: float = REPEAT_S) -> None:
+        self.every_s = every_s
+        self.last: str | None = None
+        self.at = 0.0
+
+    def new(self, reason: str, now: float) -> bool:
+        """True when ``reason`` should be logged now (and remember it)."""
+        if reason == self.last and now - self.at < self.every_s:
+            return False
+        self.last, self.at = reason, now
+        return True
+
+
 def server_state(text: str) -> str:
     """``unreachable``, ``timing out`` or ``failing``, from a gRPC error's text."""
     low = text.lower()
@@ -91,21 +137,51 @@ def wait_until_reachable(rt: WorkerRuntime, connect: Callable[[], T], what: str)
     """``connect()`` until the server answers: its result, or None when the worker is stopped first.
 
     ``ServerUnreachable`` (and ``RemoteError``) are waited out with a doubling back-off, one line
-    per try; any other error (a wrong model is a ``UserError``) goes to the caller.
+    per try; ``ModelUnavailable`` too, its reason in Status and in one ERROR line (again when the
+    reason changes, or after ``REPEAT_S``); any other error (a wrong model is a ``UserError``) goes
+    to the caller.
     """
-    backoff = Backoff()
+    backoff, said = Backoff(), RepeatFilter()
     while not rt.stop.is_set():
         rt.tick("starting")  # a try may take its request timeouts: busy by design, not stalled
         try:
             result = connect()
+        except ModelUnavailable as exc:
+            model_not_ready(rt, exc, backoff.failed(), said)
+            continue
         except (ServerUnreachable, RemoteError) as exc:
             delay = backoff.failed()
             rt.info.update(inference_server="unreachable")
+            rt.info.pop("inference_reason", None)
             log.warning("%s: %s: %s (retry in %g s)", rt.name, WAITING, exc, delay)
             pause(rt, delay)
             continue
         rt.info.update(inference_server="up")
+        rt.info.pop("inference_reason", None)
         if backoff.failures:
             log.info("%s: %s reachable again", rt.name, what)
         return result
     return None
+
+
+def model_not_ready(rt: WorkerRuntime, exc: ModelUnavailable, delay: float, said: RepeatFilter) -> None:
+    """Say why the model is not served (Status, and a rate-limited line), then wait ``delay``.
+
+    Triton (``--model-control-mode=poll``) loads a failed model again on each poll: while it does,
+    Status keeps the failure's reason (``model-loading`` only for a model that has not failed yet).
+    """
+    retried = exc.server == MODEL_LOADING and said.last is not None
+    server, reason = (MODEL_UNAVAILABLE, said.last) if retried else (exc.server, exc.reason)
+    rt.info.update(inference_server=server, inference_reason=reason)
+    if exc.server == MODEL_LOADING:
+        log.log(
+            logging.DEBUG if retried else logging.INFO,
+            "%s: %s: %s (retry in %g s)",
+            rt.name,
+            WAITING,
+            exc,
+            delay,
+        )
+    elif said.new(exc.reason, time.monotonic()):
+        log.error("%s: %s (retrying every %g s at most)", rt.name, exc, MAX_RETRY_S)
+    pause(rt, delay)

@@ -8,7 +8,8 @@ Triton and returns the embedding. Prompt encoder, mask decoder and mask post-pro
 A failed or late request raises ``TritonEncoderError`` with ``retry_after_s``: the partition worker
 counts it as a remote frame error and backs off that long (the shared ``runtime/remote.py`` back-off),
 and the next request opens a fresh channel, so partitions resume soon after the server is back.
-A server that cannot be reached at start is ``ServerUnreachable`` (the worker waits for it).
+A server that cannot be reached at start is ``ServerUnreachable``, one whose encoder is not ready
+``ModelUnavailable`` (the worker waits for either).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from torch import nn
 from ..deeplab.triton import (
     EXIT_STARTUP,
     FIRST_REQUEST_TIMEOUT_S,
+    OnChannel,
     TritonChannel,
     _short,
     check_served,
     tensor_dims,
 )
 from ..errors import UserError
-from ..runtime.remote import RemoteError, ServerUnreachable
+from ..runtime.remote import RemoteError
 from .triton_export import INPUT_NAME, OUTPUT_NAME
 
 
@@ -43,21 +45,8 @@ class TritonEncoderError(RemoteError):
 def check_encoder(
     client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
 ) -> None:
-    """Server ready, ``model`` ready, dims as the local decoder needs: ServerUnreachable while the
-    server does not answer or still loads its models; else one UserError line."""
-    from tritonclient.utils import InferenceServerException
-
-    try:
-        _check_encoder(client, url, model, in_dims, out_dims, t)
-    except InferenceServerException as exc:
-        raise ServerUnreachable(
-            f"sam.triton_url: no Triton server at {url} ({_short(exc)}) — start it or fix the URL"
-        ) from None
-
-
-def _check_encoder(
-    client: Any, url: str, model: str, in_dims: list[int], out_dims: list[int], t: float
-) -> None:
+    """Server and ``model`` served (``check_served``), dims as the local decoder needs (else one
+    UserError line)."""
     hint = "kinect-occlusion export-triton --sam-checkpoint"
     meta = check_served(client, url, model, "sam", hint, t)
     got_in, got_out = tensor_dims(meta.inputs), tensor_dims(meta.outputs)
@@ -69,7 +58,7 @@ def _check_encoder(
         )
 
 
-class TritonImageEncoder(nn.Module):
+class TritonImageEncoder(OnChannel, nn.Module):
     """Stands in for ``sam.image_encoder``: the embedding of a preprocessed batch, computed by Triton.
 
     Args:
@@ -87,19 +76,10 @@ class TritonImageEncoder(nn.Module):
         super().__init__()
         self.url, self.model, self.timeout_s = url, model, timeout_ms / 1000.0
         self.img_size, self.dims, self.model_type = img_size, tuple(dims), model_type
-        self.channel = TritonChannel(url, "sam.encoder: triton")
-        in_dims = [3, img_size, img_size]
-        try:
-            check_encoder(self.client, url, model, in_dims, list(self.dims), max(self.timeout_s, 2.0))
-        except Exception:
-            self.channel.close()
-            raise
+        in_dims, t = [3, img_size, img_size], max(self.timeout_s, 2.0)
+        check = lambda client: check_encoder(client, url, model, in_dims, list(self.dims), t)  # noqa: E731
+        self.channel = TritonChannel.open_checked(url, "sam.encoder: triton", check)
         self._warm = False
-
-    @property
-    def client(self) -> Any:
-        """The current gRPC client (replaced after a failed request)."""
-        return self.channel.client
 
     @property
     def failures(self) -> int:
@@ -144,10 +124,6 @@ class TritonImageEncoder(nn.Module):
     def _failed(self, why: str) -> RemoteError:
         """The error to raise; a fresh channel for the next request, a retry delay that doubles."""
         return self.channel.failed(self.model, why, TritonEncoderError)
-
-    def close(self) -> None:
-        """Close the gRPC channel."""
-        self.channel.close()
 
 
 def use_triton_encoder(sam: Any, url: str, model: str, timeout_ms: int, model_type: str) -> Any:

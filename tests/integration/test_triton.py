@@ -1,6 +1,7 @@
 """deeplab.runtime: triton against a real tritonserver (nvidia-pytriton's, python backend, CPU only).
 
-One server per module, serving the repository ``kinect-occlusion export-triton --backend python`` wrote.
+The session's one server (``triton_server.shared``) serves the repository
+``kinect-occlusion export-triton --backend python`` wrote; tests that stop or break a server start their own.
 Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient) in the test venv.
 """
 
@@ -8,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import triton_server
 from conftest import free_port
-from harness import ROOT, cli, collect, start, stop, subscriber, tiny_checkpoint, write_config
+from harness import cli, collect, start, stop, subscriber, write_config
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.errors import UserError
@@ -35,27 +34,11 @@ pytestmark = [
 ]
 
 
-def export_triton(checkpoint, out, *extra: str) -> subprocess.CompletedProcess:
-    """``kinect-occlusion export-triton`` as a real process."""
-    args = ["export-triton", "--checkpoint", str(checkpoint), "--out", str(out), *extra]
-    return subprocess.run(
-        [sys.executable, "-m", "kinect_occlusion", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(checkpoint, repository, running TritonServer) shared by the module."""
-    tmp = tmp_path_factory.mktemp("triton")
-    checkpoint = tiny_checkpoint(tmp / "model.pt")
-    done = export_triton(checkpoint, tmp / "repo", "--backend", "python", "--threads", "1")
-    assert done.returncode == 0, done.stderr
-    with triton_server.TritonServer(tmp / "repo", tmp / "tritonserver.log") as server:
-        yield checkpoint, tmp / "repo", server
+def served(request, tmp_path_factory):
+    """(checkpoint, repository, running TritonServer): the session's shared server."""
+    one = triton_server.shared(request.config, tmp_path_factory)
+    return one.checkpoint, one.repo, one.server
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +110,7 @@ def test_batch_of_four_is_one_request(served, loaded):
         before = stats()
         batch = frames(4, seed=1)
         probs = remote.predict_batch([(f, None) for f in batch])
-        after = stats()
+        after = triton_server.counted(stats, before, 4)
         assert after.inference_count - before.inference_count == 4
         assert after.execution_count - before.execution_count == 1
         for rgb, prob in zip(batch, probs, strict=True):
@@ -178,6 +161,60 @@ def test_wrong_model_on_a_reachable_server_stops_the_pipeline_with_one_line(serv
     code, out = proc.returncode, proc.communicate()[0]
     assert code == 3, out  # a configuration error: not waited for
     assert "deeplab.triton_model: model 'nope' is not ready" in out and "Traceback" not in out
+
+
+def load(url: str, model: str) -> None:
+    """Ask the server to load ``model`` (``--model-control-mode=explicit``)."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        client.load_model(model)
+    finally:
+        client.close()
+
+
+def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served, tmp_path, ipc_dir):
+    checkpoint, repo, _ = served
+    weights, aside = triton_server.broken_repo(repo, tmp_path / "repo", "deeplab")
+    log = tmp_path / "t.log"
+    server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.EXPLICIT)
+    server.start(until="live")
+    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
+    unavailable = {"state": "waiting for inference server", "inference_server": "model-unavailable"}
+    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            before = collect(
+                sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **unavailable)
+            )
+            shown = cli("status", "--config", str(cfg))
+            aside.rename(weights)  # the operator puts the weights back and loads the model again
+            load(server.url, "deeplab")
+            up = {"state": "ready", "inference_server": "up"}
+            after = collect(
+                sub,
+                30,
+                until=lambda ms: (
+                    proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up))
+                ),
+            )
+            alive = proc.poll() is None
+        finally:
+            server.stop()
+            code, out = stop(proc)
+    waiting = deeplab_status(before, **unavailable)
+    assert waiting is not None, out  # Status says why nothing comes, with Triton's reason
+    assert "NO_SUCHFILE" in waiting.info["inference_reason"], waiting.info
+    assert "inference server for deeplab: model-unavailable: UNAVAILABLE:" in shown.stdout, shown.stdout
+    assert "inference server: deeplab model-unavailable" in out, out  # the supervisor's report line
+    said = f"deeplab.triton_model: model 'deeplab' on the Triton server at {server.url} is not ready: "
+    lines = [line for line in out.splitlines() if said + "UNAVAILABLE: Internal: NoSuchFile" in line]
+    assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
+    assert fused_count(after) >= 1 and alive, out  # recovered by itself once the model loaded
+    assert deeplab_status(after, **up) is not None, out
+    pids = {x.pid for x in before + after if isinstance(x, m.Status) and x.worker == "deeplab"}
+    assert len(pids) == 1, out  # waited in one process: no restart loop
+    assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 
 def test_pipeline_started_while_triton_is_down_waits_then_produces(served, tmp_path, ipc_dir):

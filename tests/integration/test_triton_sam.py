@@ -1,20 +1,20 @@
 """sam.encoder: triton against a real tritonserver (nvidia-pytriton's, python backend, CPU only).
 
-A tiny random SAM (``sam.model_type: tiny``); one server per module serves the repository that one
-``export-triton --checkpoint … --sam-checkpoint …`` wrote (coarse model and SAM image encoder).
+A tiny random SAM (``sam.model_type: tiny``); the session's one server
+(``triton_server.shared``) serves the repository that one ``export-triton --checkpoint …
+--sam-checkpoint …`` wrote (coarse model and SAM image encoder).
 Needs ``make triton-venv`` (tritonserver) and the ``triton`` extra (tritonclient) in the test venv.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
-import torch
 import triton_server
 from harness import collect, start, stop, subscriber, tiny_checkpoint, write_config
-from test_triton import export_triton
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.errors import UserError
@@ -34,14 +34,6 @@ pytestmark = [
 LOW = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 0.95}
 
 
-def tiny_sam_checkpoint(path, seed: int = 3):
-    """A tiny random SAM's state dict, as a SAM checkpoint file (``sam.model_type: tiny``)."""
-    from kinect_occlusion.sam.partition import build_tiny_sam
-
-    torch.save(build_tiny_sam(seed).state_dict(), path)
-    return path
-
-
 def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     """A small RGB image with two flat shapes over noise."""
     img = (np.random.default_rng(seed).random((h, w, 3)) * 60).astype(np.uint8)
@@ -51,24 +43,10 @@ def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(sam checkpoint, repository, running TritonServer) shared by the module."""
-    tmp = tmp_path_factory.mktemp("triton_sam")
-    sam_ckpt = tiny_sam_checkpoint(tmp / "sam_tiny.pth")
-    extra = [
-        "--sam-checkpoint",
-        str(sam_ckpt),
-        "--sam-model",
-        "tiny",
-        "--backend",
-        "python",
-        "--threads",
-        "1",
-    ]
-    done = export_triton(tiny_checkpoint(tmp / "model.pt"), tmp / "repo", *extra)
-    assert done.returncode == 0, done.stderr
-    with triton_server.TritonServer(tmp / "repo", tmp / "tritonserver.log") as server:
-        yield sam_ckpt, tmp / "repo", server
+def served(request, tmp_path_factory):
+    """(sam checkpoint, repository, running TritonServer): the session's shared server."""
+    one = triton_server.shared(request.config, tmp_path_factory)
+    return one.sam_checkpoint, one.repo, one.server
 
 
 def local_and_remote(served, timeout_ms: int = 5000):
@@ -141,7 +119,7 @@ def test_a_batch_is_one_request(served):
         x = np.random.default_rng(0).standard_normal((3, 3, 1024, 1024)).astype(np.float32)
         before = stats()
         batch = enc.encode(x)
-        after = stats()
+        after = triton_server.counted(stats, before, 3)
         assert after.inference_count - before.inference_count == 3
         assert after.execution_count - before.execution_count == 1
         np.testing.assert_allclose(batch[1:2], enc.encode(x[1:2]), atol=1e-5)
@@ -308,3 +286,61 @@ def test_pipeline_started_while_the_encoder_server_is_down_waits_then_partitions
     assert partitions(after) >= 1 and alive, out  # and partitions once the server is up
     assert "sam: waiting for inference server: sam.triton_url: no Triton server" in out, out
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
+
+
+def test_an_encoder_that_failed_to_load_is_reported_while_the_other_model_serves(served, tmp_path, ipc_dir):
+    sam_ckpt, repo, _ = served
+    triton_server.broken_repo(repo, tmp_path / "repo", "sam_encoder", others=("deeplab",))
+    log = tmp_path / "t.log"
+    server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.KEEP_GOING)
+    server.start(until="live")
+    sam = {
+        "partitioner": "sam",
+        "checkpoint": str(sam_ckpt),
+        "model_type": "tiny",
+        "encoder": "triton",
+        "triton_url": server.url,
+        **{k: v for k, v in LOW.items() if k != "box_nms_thresh"},
+    }
+    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam, deeplab=deeplab)
+
+    def unavailable(msgs):
+        return [
+            x
+            for x in msgs
+            if isinstance(x, m.Status)
+            and x.worker == "sam"
+            and x.info.get("inference_server") == "model-unavailable"
+        ]
+
+    def coarse(msgs):
+        return sum(isinstance(x, m.CoarseMask) for x in msgs)
+
+    with subscriber(ipc_dir, (m.TOPIC_COARSE, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            msgs = collect(
+                sub, 30, until=lambda ms: proc.poll() is not None or (unavailable(ms) and coarse(ms) >= 2)
+            )
+            alive = proc.poll() is None
+            t0 = time.monotonic()
+            code, out = stop(proc)  # SIGTERM while the sam worker waits for its model
+            stop_s = time.monotonic() - t0
+        finally:
+            server.stop()
+            if proc.poll() is None:
+                stop(proc)
+    waiting = unavailable(msgs)
+    assert waiting and alive, out  # Status says why no partitions come
+    assert waiting[-1].state == "waiting for inference server", waiting[-1]
+    assert "NO_SUCHFILE" in waiting[-1].info["inference_reason"], waiting[-1].info
+    # Only this model counts: the server is "not ready" (strict readiness), yet deeplab is served
+    assert coarse(msgs) >= 2, out
+    said = f"sam.triton_model: model 'sam_encoder' on the Triton server at {server.url} is not ready: "
+    said += "UNAVAILABLE:"
+    lines = [line for line in out.splitlines() if said in line]
+    assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
+    assert len({x.pid for x in waiting}) == 1, out  # no restart loop
+    assert code == 0 and stop_s < 10.0, (stop_s, out)  # SIGTERM ends the wait at once
+    assert "Traceback" not in out and "giving up" not in out, out

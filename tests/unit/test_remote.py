@@ -1,4 +1,5 @@
-"""runtime/remote.py (the inference-server back-off and start-up wait) and the deeplab worker's use of it."""
+"""runtime/remote.py (the inference-server back-off and start-up wait, a model that is not ready) and
+the deeplab worker's use of it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from kinect_occlusion.config import Config
 from kinect_occlusion.deeplab.worker import run_batch
 from kinect_occlusion.errors import UserError
 from kinect_occlusion.runtime.remote import (
+    MAX_REASON_CHARS,
+    MODEL_LOADING,
+    MODEL_UNAVAILABLE,
     Backoff,
+    ModelUnavailable,
     RemoteError,
+    RepeatFilter,
     ServerUnreachable,
+    one_line,
     server_state,
     wait_until_reachable,
 )
@@ -108,3 +115,74 @@ def test_a_wrong_model_is_not_waited_for_and_stop_ends_the_wait():
         raise ServerUnreachable("no Triton server at x")
 
     assert wait_until_reachable(rt, down, "Triton x") is None
+
+
+def test_one_line_keeps_the_first_line_of_a_triton_reason_bounded():
+    reason = "UNAVAILABLE: Internal: NoSuchFile: model.onnx   failed\n\nAt:\n  model.py(32): initialize\n"
+    assert one_line(reason) == "UNAVAILABLE: Internal: NoSuchFile: model.onnx failed"
+    assert len(one_line("x" * 5000)) == MAX_REASON_CHARS and one_line("") == ""
+
+
+def test_repeat_filter_says_a_reason_again_only_when_it_changes_or_after_its_interval():
+    said = RepeatFilter(every_s=60.0)
+    assert said.new("a", 0.0) and not said.new("a", 30.0) and not said.new("a", 59.0)
+    assert said.new("b", 59.5) and said.new("a", 60.0)  # a new reason: at once
+    assert not said.new("a", 100.0) and said.new("a", 120.0)  # the same one: once per interval
+
+
+def test_a_model_that_is_not_ready_is_waited_for_with_its_reason(monkeypatch, caplog):
+    from kinect_occlusion.runtime import remote
+
+    monkeypatch.setattr(remote, "Backoff", lambda: Backoff(0.01, 0.02))
+    rt = runtime()
+    seen: list[tuple] = []
+    failed = "deeplab.triton_model: model 'deeplab' on the Triton server at h:1 is not ready: {}"
+    tries = iter(
+        [
+            ModelUnavailable(failed.format("LOADING"), "LOADING", MODEL_LOADING),
+            ModelUnavailable(failed.format("UNAVAILABLE: boom"), "UNAVAILABLE: boom"),
+            ModelUnavailable(failed.format("UNAVAILABLE: boom"), "UNAVAILABLE: boom"),
+            ModelUnavailable(failed.format("LOADING"), "LOADING", MODEL_LOADING),
+            ModelUnavailable(failed.format("UNAVAILABLE: other"), "UNAVAILABLE: other"),
+            "predictor",
+        ]
+    )
+
+    def connect():
+        seen.append((rt.info.get("inference_server"), rt.info.get("inference_reason")))
+        got = next(tries)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    with caplog.at_level("INFO", logger="kinect_occlusion.runtime.remote"):
+        assert wait_until_reachable(rt, connect, "Triton h:1") == "predictor"
+    assert seen[1:] == [
+        (MODEL_LOADING, "LOADING"),  # loading, not failed (yet)
+        (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),
+        (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),
+        (MODEL_UNAVAILABLE, "UNAVAILABLE: boom"),  # Triton loads it again: the failure's reason stays
+        (MODEL_UNAVAILABLE, "UNAVAILABLE: other"),
+    ]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2, errors  # the same reason twice in a row: one line
+    assert "model 'deeplab' on the Triton server at h:1 is not ready: UNAVAILABLE: boom" in errors[0]
+    assert "UNAVAILABLE: other" in errors[1]
+    assert rt.info["inference_server"] == "up" and "inference_reason" not in rt.info
+
+
+def test_the_supervisor_report_and_status_name_a_worker_whose_model_is_unavailable():
+    from kinect_occlusion.commands.status import inference_lines
+    from kinect_occlusion.runtime.monitor import inference_report
+
+    def status(worker: str, **info) -> m.Status:
+        return m.Status(camera="bed1", frame_id=0, ts_us=0, worker=worker, pid=7, state="x", info=info)
+
+    seen = {
+        "deeplab": status("deeplab", inference_server="model-unavailable", inference_reason="UNAVAILABLE: x"),
+        "sam": status("sam", inference_server="up"),
+        "fuser": status("fuser", inference_server=["not", "a", "state"]),  # untrusted: not repeated
+    }
+    assert inference_report(seen) == ["inference server: deeplab model-unavailable"]
+    assert inference_lines(seen) == ["inference server for deeplab: model-unavailable: UNAVAILABLE: x"]
+    assert inference_report({"sam": seen["sam"]}) == [] and inference_lines({"sam": seen["sam"]}) == []
