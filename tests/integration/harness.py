@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -117,18 +120,20 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
-def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    """Start ``kinect-occlusion ARGS`` as a real process (its own process group)."""
+def start(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+    """Start ``kinect-occlusion ARGS`` as a real process (its own process group); its output goes to
+    a pipe, or to the file ``log`` (readable while it runs: for a daemon shared by several tests)."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "kinect_occlusion", *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with log.open("w") if log else nullcontext() as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kinect_occlusion", *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=sink or subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
@@ -206,9 +211,9 @@ class Daemons:
         self.model = tiny_checkpoint(tmp_path / "model.pt")
         self.procs: list[subprocess.Popen] = []
 
-    def launch(self, env: dict | None = None, **sections) -> subprocess.Popen:
+    def launch(self, env: dict | None = None, log: Path | None = None, **sections) -> subprocess.Popen:
         path = write_config(self.tmp_path, self.ipc_dir, self.model, **sections)
-        proc = start(["run", "--config", str(path)], env=env)
+        proc = start(["run", "--config", str(path)], env=env, log=log)
         self.procs.append(proc)
         return proc
 
@@ -216,3 +221,31 @@ class Daemons:
         for p in self.procs:
             if p.poll() is None:
                 stop(p)
+
+
+class SharedDaemon:
+    """One daemon for several tests of a module: one start-up instead of one per test.
+
+    ``get()`` returns the running daemon, or starts a fresh one when none runs (so a test that stops
+    it leaves the next test a new one); ``output()`` is what the current one has printed so far (it
+    writes to a file); ``close()`` stops it (a module-scoped fixture's teardown).
+    """
+
+    def __init__(self, tmp_path: Path, env: dict | None = None, **sections) -> None:
+        self.ipc_dir = Path(tempfile.mkdtemp(prefix="ko-", dir="/tmp"))
+        self.log = tmp_path / "daemon.log"
+        self.daemons = Daemons(tmp_path, self.ipc_dir)
+        self.env, self.sections = env, sections
+        self.proc: subprocess.Popen | None = None
+
+    def get(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self.daemons.launch(self.env, log=self.log, **self.sections)
+        return self.proc
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def close(self) -> None:
+        self.daemons.stop_all()
+        shutil.rmtree(self.ipc_dir, ignore_errors=True)
