@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -22,22 +23,32 @@ from kinect_occlusion.runtime.stages import NAMES
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_CHECKPOINTS: dict[tuple[str, int], Path] = {}  # built once per test process, copied for each test
+
+
 def tiny_checkpoint(path: Path, backbone: str = "resnet18", input_size: int = 64) -> Path:
-    """A randomly-initialised DeepLabV3+ checkpoint in our format (fast on CPU at 64×64)."""
+    """A randomly-initialised DeepLabV3+ checkpoint in our format (fast on CPU at 64×64); the same
+    bytes every time (seeded), so it is built once per test process and copied to ``path``."""
     import torch
 
     from kinect_occlusion.deeplab.model import build_model, save_checkpoint
 
-    torch.manual_seed(0)
-    model = build_model(backbone, num_classes=2)
-    save_checkpoint(
-        path,
-        model,
-        input_size=input_size,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        meta={"note": "random weights for tests"},
-    )
+    cached = _CHECKPOINTS.get((backbone, input_size))
+    if cached is None or not cached.is_file():
+        folder = tempfile.mkdtemp(prefix="ko-ckpt-")
+        atexit.register(shutil.rmtree, folder, True)
+        cached = _CHECKPOINTS[backbone, input_size] = Path(folder) / "model.pt"
+        torch.manual_seed(0)
+        model = build_model(backbone, num_classes=2)
+        save_checkpoint(
+            cached,
+            model,
+            input_size=input_size,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            meta={"note": "random weights for tests"},
+        )
+    shutil.copyfile(cached, path)
     return path
 
 
