@@ -214,7 +214,10 @@ class Daemons:
     """Starts ``kinect-occlusion run`` on an endless synthetic camera with a tiny model (real processes).
 
     ``launch(env, **sections)`` writes the test config with ``sections`` overridden and starts a daemon;
-    ``stop_all()`` stops whatever is still running (for a fixture's teardown).
+    ``stop_all()`` stops whatever is still running (for a fixture's teardown). The coarse model runs
+    in torch (``deeplab.runtime: torch``): these daemons test supervision, not the runtime, and the
+    default on a CPU host (onnx) exports the model at every deeplab start (~1.3 s idle, more loaded);
+    test_pipeline, test_replay_every_frame and the other replay tests keep the default.
     """
 
     def __init__(self, tmp_path: Path, ipc_dir: Path) -> None:
@@ -223,6 +226,7 @@ class Daemons:
         self.procs: list[subprocess.Popen] = []
 
     def launch(self, env: dict | None = None, log: Path | None = None, **sections) -> subprocess.Popen:
+        sections = {"deeplab": {"runtime": "torch"}, **sections}
         path = write_config(self.tmp_path, self.ipc_dir, self.model, **sections)
         proc = start(["run", "--config", str(path)], env=env, log=log)
         self.procs.append(proc)
