@@ -28,6 +28,7 @@ def test_curve_pipeline_serves_only_authorised_subscribers(tmp_path, ipc_dir):
         ipc_dir,
         tiny_checkpoint(tmp_path / "model.pt"),
         bus={"frontend": front, "backend": back, "curve": {"enabled": True, "keys_dir": str(keys)}},
+        deeplab={"runtime": "torch"},  # no ONNX export at start-up (the bus is under test)
     )
     good = load_curve(str(keys), "server.key_secret", "monitor.key_secret", "authorized", server=False)
     bad_pair = load_curve(str(intruder), "server.key_secret", "client.key_secret", "authorized", server=False)
