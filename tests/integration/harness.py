@@ -148,7 +148,7 @@ def start(args: list[str], env: dict | None = None, log: Path | None = None) -> 
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
-    """SIGTERM the pipeline and return (exit code, output)."""
+    """SIGTERM the pipeline and return (exit code, output); output is None when it went to a ``log`` file."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
     try:
