@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..training import panels
-    from ..training.augment import OcclusionDataset
     from ..training.data import load_dataset, prepare_sample
     from .train import parse_roi
 
@@ -41,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if not ds.samples or args.n < 1:
         raise UserError(f"{args.data}: no usable images to preview (or --n < 1)")
     roi = parse_roi(args.roi)
+    from ..training.augment import OcclusionDataset  # torch: only once the annotations are usable
+
     # Each tile: a sample (cycling through the set), augmented with its own index
     chosen = [ds.samples[i % len(ds.samples)] for i in range(args.n)]
     prepared = [prepare_sample(s, args.size, roi) for s in chosen]

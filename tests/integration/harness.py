@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +23,32 @@ from kinect_occlusion.runtime.stages import NAMES
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_CHECKPOINTS: dict[tuple[str, int], Path] = {}  # built once per test process, copied for each test
+
+
 def tiny_checkpoint(path: Path, backbone: str = "resnet18", input_size: int = 64) -> Path:
-    """A randomly-initialised DeepLabV3+ checkpoint in our format (fast on CPU at 64×64)."""
+    """A randomly-initialised DeepLabV3+ checkpoint in our format (fast on CPU at 64×64); the same
+    bytes every time (seeded), so it is built once per test process and copied to ``path``."""
     import torch
 
     from kinect_occlusion.deeplab.model import build_model, save_checkpoint
 
-    torch.manual_seed(0)
-    model = build_model(backbone, num_classes=2)
-    save_checkpoint(
-        path,
-        model,
-        input_size=input_size,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        meta={"note": "random weights for tests"},
-    )
+    cached = _CHECKPOINTS.get((backbone, input_size))
+    if cached is None or not cached.is_file():
+        folder = tempfile.mkdtemp(prefix="ko-ckpt-")
+        atexit.register(shutil.rmtree, folder, True)
+        cached = _CHECKPOINTS[backbone, input_size] = Path(folder) / "model.pt"
+        torch.manual_seed(0)
+        model = build_model(backbone, num_classes=2)
+        save_checkpoint(
+            cached,
+            model,
+            input_size=input_size,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            meta={"note": "random weights for tests"},
+        )
+    shutil.copyfile(cached, path)
     return path
 
 
@@ -117,22 +131,24 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
-def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    """Start ``kinect-occlusion ARGS`` as a real process (its own process group)."""
+def start(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+    """Start ``kinect-occlusion ARGS`` as a real process (its own process group); its output goes to
+    a pipe, or to the file ``log`` (readable while it runs: for a daemon shared by several tests)."""
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "kinect_occlusion", *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with log.open("w") if log else nullcontext() as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kinect_occlusion", *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=sink or subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
-    """SIGTERM the pipeline and return (exit code, output)."""
+    """SIGTERM the pipeline and return (exit code, output); output is None when it went to a ``log`` file."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
     try:
@@ -212,7 +228,10 @@ class Daemons:
     """Starts ``kinect-occlusion run`` on an endless synthetic camera with a tiny model (real processes).
 
     ``launch(env, **sections)`` writes the test config with ``sections`` overridden and starts a daemon;
-    ``stop_all()`` stops whatever is still running (for a fixture's teardown).
+    ``stop_all()`` stops whatever is still running (for a fixture's teardown). The coarse model runs
+    in torch (``deeplab.runtime: torch``): these daemons test supervision, not the runtime, and the
+    default on a CPU host (onnx) exports the model at every deeplab start (~1.3 s idle, more loaded);
+    test_pipeline, test_replay_every_frame and the other replay tests keep the default.
     """
 
     def __init__(self, tmp_path: Path, ipc_dir: Path) -> None:
@@ -220,9 +239,10 @@ class Daemons:
         self.model = tiny_checkpoint(tmp_path / "model.pt")
         self.procs: list[subprocess.Popen] = []
 
-    def launch(self, env: dict | None = None, **sections) -> subprocess.Popen:
+    def launch(self, env: dict | None = None, log: Path | None = None, **sections) -> subprocess.Popen:
+        sections = {"deeplab": {"runtime": "torch"}, **sections}
         path = write_config(self.tmp_path, self.ipc_dir, self.model, **sections)
-        proc = start(["run", "--config", str(path)], env=env)
+        proc = start(["run", "--config", str(path)], env=env, log=log)
         self.procs.append(proc)
         return proc
 
@@ -230,3 +250,31 @@ class Daemons:
         for p in self.procs:
             if p.poll() is None:
                 stop(p)
+
+
+class SharedDaemon:
+    """One daemon for several tests of a module: one start-up instead of one per test.
+
+    ``get()`` returns the running daemon, or starts a fresh one when none runs (so a test that stops
+    it leaves the next test a new one); ``output()`` is what the current one has printed so far (it
+    writes to a file); ``close()`` stops it (a module-scoped fixture's teardown).
+    """
+
+    def __init__(self, tmp_path: Path, env: dict | None = None, **sections) -> None:
+        self.ipc_dir = Path(tempfile.mkdtemp(prefix="ko-", dir="/tmp"))
+        self.log = tmp_path / "daemon.log"
+        self.daemons = Daemons(tmp_path, self.ipc_dir)
+        self.env, self.sections = env, sections
+        self.proc: subprocess.Popen | None = None
+
+    def get(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self.daemons.launch(self.env, log=self.log, **self.sections)
+        return self.proc
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def close(self) -> None:
+        self.daemons.stop_all()
+        shutil.rmtree(self.ipc_dir, ignore_errors=True)

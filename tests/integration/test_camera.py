@@ -26,6 +26,7 @@ def test_missing_then_unplugged_camera_is_retried_while_the_pipeline_stays_up(tm
         ipc_dir,
         tiny_checkpoint(tmp_path / "model.pt"),
         camera={"source": "kinect", "fps": 15, "reconnect_backoff_s": [0.2, 0.4]},
+        deeplab={"runtime": "torch"},  # no ONNX export at start-up (the camera is under test)
     )
     script = {"absent_polls": 15, "drop_at": [45], "replug_after_polls": 15}
     env = {

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-from harness import start, stop, subscriber, tiny_checkpoint, worker_pids, write_config
+from harness import SharedDaemon, stop, subscriber, worker_pids
 
 from kinect_occlusion import messages as m
 
@@ -20,21 +20,18 @@ TOPICS = (m.TOPIC_COLOR, m.TOPIC_OCCLUSION, m.TOPIC_PARTITION, m.TOPIC_STATUS)
 FORGED = 2**62
 
 
-@pytest.fixture
-def daemon(tmp_path, ipc_dir):
-    """A daemon on a 30 fps synthetic camera whose partition runs on every coarse mask."""
-    cfg = write_config(
-        tmp_path,
-        ipc_dir,
-        tiny_checkpoint(tmp_path / "model.pt"),
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """A daemon on a 30 fps synthetic camera whose partition runs on every coarse mask, shared by the
+    module's tests (one start-up; the forged-ids test leaves it running, the restart test stops it)."""
+    daemon = SharedDaemon(
+        tmp_path_factory.mktemp("identity"),
         camera={"fps": 30},
         bus={"sndhwm": 32, "rcvhwm": 32},
         sam={"occlusion_threshold": 0.01},  # random weights: every coarse mask counts as occluded
     )
-    proc = start(["run", "--config", str(cfg)])
-    yield proc
-    if proc.poll() is None:
-        stop(proc)
+    yield daemon
+    daemon.close()
 
 
 def watch(sub, seconds: float, until) -> m.Message | None:
@@ -67,35 +64,8 @@ def forge(sock: zmq.Socket, sub, msgs: list[m.Message], seen) -> None:
     pytest.fail("forged messages never reached the bus")
 
 
-def test_capture_restart_brings_fused_masks_back_within_5_s(daemon, ipc_dir):
-    pids = worker_pids(ipc_dir)
-    with subscriber(ipc_dir, TOPICS) as sub:
-        # Run long enough that the old "skip ids <= last" rule would stall for well over 5 s
-        last = watch(sub, 60, lambda x: is_fused(x) and x.frame_id >= 240)
-        assert last is not None, "no fused masks before the restart"
-        os.kill(pids["capture"], signal.SIGKILL)
-        # The restarted capture counts from 0 again: its first frame is the restart
-        first = watch(sub, 30, lambda x: isinstance(x, m.ColorFrame) and x.frame_id < 100)
-        assert first is not None, "capture did not come back"
-        t0 = time.monotonic()
-        new_ids: set[int] = set()
-
-        def fused_again(x: m.Message) -> bool:
-            if isinstance(x, m.ColorFrame):
-                new_ids.add(x.frame_id)
-            return is_fused(x) and x.frame_id in new_ids and x.frame_id < 200
-
-        fused = watch(sub, 5.0, fused_again)
-        assert fused is not None, (
-            f"no fused mask within 5 s of the capture restart (last frame {last.frame_id})"
-        )
-        assert time.monotonic() - t0 <= 5.0
-        assert fused.epoch == first.epoch > last.epoch  # a new run, a larger epoch
-    assert daemon.poll() is None
-    assert stop(daemon)[0] == 0
-
-
-def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(daemon, ipc_dir):
+def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(shared):
+    daemon, ipc_dir = shared.get(), shared.ipc_dir
     pids = worker_pids(ipc_dir)
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PUB)
@@ -144,5 +114,33 @@ def test_forged_future_ids_and_a_tiny_roi_do_not_stop_fused_masks(daemon, ipc_di
     finally:
         sock.close(linger=0)
     assert worker_pids(ipc_dir) == pids, "a worker restarted"
+    assert daemon.poll() is None and "Traceback" not in shared.output()
+
+
+def test_capture_restart_brings_fused_masks_back_within_5_s(shared):
+    daemon, ipc_dir = shared.get(), shared.ipc_dir
+    pids = worker_pids(ipc_dir)
+    with subscriber(ipc_dir, TOPICS) as sub:
+        # Run long enough that the old "skip ids <= last" rule would stall for well over 5 s
+        last = watch(sub, 60, lambda x: is_fused(x) and x.frame_id >= 240)
+        assert last is not None, "no fused masks before the restart"
+        os.kill(pids["capture"], signal.SIGKILL)
+        # The restarted capture counts from 0 again: its first frame is the restart
+        first = watch(sub, 30, lambda x: isinstance(x, m.ColorFrame) and x.frame_id < 100)
+        assert first is not None, "capture did not come back"
+        t0 = time.monotonic()
+        new_ids: set[int] = set()
+
+        def fused_again(x: m.Message) -> bool:
+            if isinstance(x, m.ColorFrame):
+                new_ids.add(x.frame_id)
+            return is_fused(x) and x.frame_id in new_ids and x.frame_id < 200
+
+        fused = watch(sub, 5.0, fused_again)
+        assert fused is not None, (
+            f"no fused mask within 5 s of the capture restart (last frame {last.frame_id})"
+        )
+        assert time.monotonic() - t0 <= 5.0
+        assert fused.epoch == first.epoch > last.epoch  # a new run, a larger epoch
     assert daemon.poll() is None
     assert stop(daemon)[0] == 0

@@ -65,11 +65,8 @@ def test_the_depth_mask_is_the_fused_mask_mapped_with_the_same_captures_depth(tm
     assert any((x.mask == 1).any() for x in in_depth) and any((x.mask == 0).any() for x in in_depth)
 
 
-def test_with_the_switch_off_no_depth_mask_is_published(tmp_path, ipc_dir):
-    msgs, out = replay(tmp_path, ipc_dir, n_frames=6, depth_mask=False)
-    assert any(isinstance(x, m.OcclusionMask) for x in msgs), out
-    assert any(isinstance(x, m.DepthFrame) for x in msgs)  # depth flowed: the fuser chose not to map it
-    assert not any(isinstance(x, m.DepthMask) for x in msgs)
+# With the switch off no depth mask is published: checked on test_pipeline.py's replay (depth on,
+# fuser.depth_mask off), which saves a pipeline start-up here
 
 
 def test_depth_frames_carry_the_calibration_again_for_a_fuser_that_joins_later(tmp_path, ipc_dir):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import free_port, wait_for
@@ -28,16 +28,19 @@ def test_status_subscribe_metrics_and_logs(tmp_path, ipc_dir):
     proc = start(["run", "--config", str(cfg)])
     try:
         assert set(worker_pids(ipc_dir)) == set(NAMES)
+        # status --json and subscribe side by side (status listens for its full 2 s)
+        out = tmp_path / "masks"
+        with ThreadPoolExecutor(2) as pool:
+            statusing = pool.submit(cli, "status", "--json", "--config", str(cfg), "--wait", "2")
+            res = cli("subscribe", "--config", str(cfg), "--count", "3", "--save", str(out))
+            done = statusing.result()
         # status --json: every worker and the supervisor, with counters
-        res = cli("status", "--json", "--config", str(cfg), "--wait", "2")
-        assert res.returncode == 0, res.stderr
-        status = json.loads(res.stdout)
+        assert done.returncode == 0, done.stderr
+        status = json.loads(done.stdout)
         assert {"capture", "deeplab", "sam", "fuser", "supervisor"} <= set(status)
         assert status["sam"]["partitioner"].startswith("superpixel")
         assert status["deeplab"]["model"].startswith("deeplabv3plus-resnet18")
         # subscribe: rate/latency/drops printed, masks saved
-        out = tmp_path / "masks"
-        res = cli("subscribe", "--config", str(cfg), "--count", "3", "--save", str(out))
         assert res.returncode == 0, res.stderr
         assert "msgs" in res.stdout and "latency p50" in res.stdout and "dropped" in res.stdout
         assert len(list(out.glob("mask_occlusion_*.png"))) == 3
@@ -57,10 +60,13 @@ def test_status_subscribe_metrics_and_logs(tmp_path, ipc_dir):
     finally:
         code, output = stop(proc)
     assert code == 0, output
-    time.sleep(0.2)
-    lines = log_file.read_text().splitlines()
-    for name in ("MainProcess", "deeplab", "sam", "capture"):
-        assert any(f" {name} " in line for line in lines), name
+    names = ("MainProcess", "deeplab", "sam", "capture")
+
+    def missing() -> list[str]:
+        lines = log_file.read_text().splitlines()
+        return [name for name in names if not any(f" {name} " in line for line in lines)]
+
+    assert wait_for(lambda: not missing(), 5), missing()
 
 
 def test_status_without_a_pipeline_is_one_line(tmp_path, ipc_dir):

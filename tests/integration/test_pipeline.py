@@ -19,15 +19,18 @@ def test_replay_runs_all_workers_and_exits_cleanly(tmp_path, ipc_dir):
     write_recording(rec, n_frames=24, fps=5)
     # HWM above the frame count: this test checks that every frame can get through, so a busy
     # machine must not make the proxy drop frames for the test's own subscriber
+    # Depth on, fuser.depth_mask off: depth flows, the fuser chooses not to map it (one replay for both)
     cfg = write_config(
         tmp_path,
         ipc_dir,
         tiny_checkpoint(tmp_path / "model.pt"),
+        camera={"depth_mode": "NFOV_2X2BINNED"},
         bus={"sndhwm": 64, "rcvhwm": 64},
-        fuser={"wait_for_partition_ms": 500},
+        fuser={"wait_for_partition_ms": 500, "depth_mask": False},
     )
     video = tmp_path / "overlay.mp4"
-    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_COLOR, m.TOPIC_PARTITION)) as sub:
+    topics = (m.TOPIC_OCCLUSION, m.TOPIC_COLOR, m.TOPIC_PARTITION, m.TOPIC_DEPTH, m.TOPIC_DEPTH_MASK)
+    with subscriber(ipc_dir, topics) as sub:
         proc = start(["replay", str(rec), "--config", str(cfg), "--save-video", str(video)])
         msgs = collect(sub, 90, until=lambda _: proc.poll() is not None)
         msgs += collect(sub, 0.5)
@@ -44,6 +47,9 @@ def test_replay_runs_all_workers_and_exits_cleanly(tmp_path, ipc_dir):
     assert fused and all(x.partitioner.startswith("superpixel") for x in fused)
     assert any(x.partition_frame_id == x.frame_id for x in fused)  # held for its own partition
     assert any(isinstance(x, m.Partition) for x in msgs)
+    # (was test_depth_mask_pipeline.py::test_with_the_switch_off_no_depth_mask_is_published)
+    assert any(isinstance(x, m.DepthFrame) for x in msgs)
+    assert not any(isinstance(x, m.DepthMask) for x in msgs)
     with av.open(str(video)) as container:
         n_video = sum(1 for _ in container.decode(video=0))
     assert n_video >= len(masks) - 2 and "overlay video written" in out

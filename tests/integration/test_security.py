@@ -28,6 +28,7 @@ def test_curve_pipeline_serves_only_authorised_subscribers(tmp_path, ipc_dir):
         ipc_dir,
         tiny_checkpoint(tmp_path / "model.pt"),
         bus={"frontend": front, "backend": back, "curve": {"enabled": True, "keys_dir": str(keys)}},
+        deeplab={"runtime": "torch"},  # no ONNX export at start-up (the bus is under test)
     )
     good = load_curve(str(keys), "server.key_secret", "monitor.key_secret", "authorized", server=False)
     bad_pair = load_curve(str(intruder), "server.key_secret", "client.key_secret", "authorized", server=False)
@@ -54,16 +55,20 @@ def test_curve_pipeline_serves_only_authorised_subscribers(tmp_path, ipc_dir):
                     got = sub.recv(100)
                     assert got is None or got.frame_id < 10**9
             assert spy.recv(1000) is None and spy.stats.received == 0
-        # the CLI tools use the client key named in the config
-        for args in (["subscribe", "--count", "2"], ["status", "--json", "--wait", "2"]):
-            res = subprocess.run(
+        # the CLI tools use the client key named in the config (both at once: status waits 2 s)
+        tools = [
+            subprocess.Popen(
                 [sys.executable, "-m", "kinect_occlusion", *args, "--config", str(cfg)],
                 cwd=ROOT,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=60,
             )
-            assert res.returncode == 0, res.stderr
+            for args in (["subscribe", "--count", "2"], ["status", "--json", "--wait", "2"])
+        ]
+        for tool in tools:
+            _, err = tool.communicate(timeout=60)
+            assert tool.returncode == 0, err
     finally:
         code, out = stop(proc)
     assert code == 0, out
