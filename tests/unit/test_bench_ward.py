@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def test_process_tree_walk():
 def test_this_process_is_found_by_its_session_and_has_cpu_and_memory():
     me = os.getpid()
     assert me in bench.session_pids({os.getsid(0)})
-    assert me in bench.session_pids(set(), (os.getppid(),))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # a root and its descendants (whatever started this test: make, a shell, or init)
+        assert {me, child.pid} <= set(bench.session_pids(set(), (me,)))
+        assert child.pid not in bench.session_pids(set(), (child.pid + 10**7,))
+    finally:
+        child.kill()
+        child.wait()
     assert bench.cpu_ticks([me])[me] >= 0
     assert bench.memory_mb([me])["rss"] > 10
