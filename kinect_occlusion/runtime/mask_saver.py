@@ -209,7 +209,7 @@ class MaskSaver(threading.Thread):
                 self._save(out, f)
                 self._settle(self.last_frame_id + 1, "stopped" if self.interrupted else None, out, f)
         except OSError as exc:
-            self.error = f"--save-masks {self.folder}: {exc.strerror or exc}"
+            self.error = self.error or self._describe(exc)
             saved = self.counts.get("fused", 0) + self.counts.get("fallback", 0)
             log.error("%s — saving stopped after %d masks", self.error, saved)
             self._acknowledge_rest()
@@ -241,6 +241,9 @@ class MaskSaver(threading.Thread):
         elif isinstance(msg, m.OcclusionMask):
             try:
                 self._write(msg, out, f)
+            except OSError as exc:  # said before the acknowledgement below: whoever hears it can ask
+                self.error = self._describe(exc)
+                raise
             finally:  # written, or it never will be (a write error ends saving): capture goes on
                 if self.ack is not None:
                     self.ack.publish(m.derived(msg, m.MaskSaved))
@@ -253,6 +256,9 @@ class MaskSaver(threading.Thread):
         self._rows(out, f, [mask_row(msg, self.prov)])
         if msg.frame_id - WINDOW > self.gap_from:
             self._settle(msg.frame_id - WINDOW, None, out, f)
+
+    def _describe(self, exc: OSError) -> str:
+        return f"--save-masks {self.folder}: {exc.strerror or exc}"
 
     def _acknowledge_rest(self) -> None:
         """After a write error: acknowledge each mask unwritten until stopped (capture goes on)."""

@@ -80,8 +80,9 @@ def decode_masks(decoder: Any, decoded: DecodedTokens, prompts: torch.Tensor | N
     """(P, 3, 4h, 4w) low-resolution logits of the prompts ``prompts`` (indices; None: all B).
 
     The upscaling and the hypernetwork product work prompt by prompt, so the rows of a subset are
-    those of the whole batch, bit for bit on the CPU (tested for every subset size); the MLPs run on all B prompts (they are tiny) so that
-    their GEMMs see the whole batch's shapes, as in ``predict_masks``.
+    those of the whole batch, bit for bit on the CPU (tested for subsets of every size); the MLPs
+    run on all B prompts (they are tiny) so that their GEMMs see the whole batch's shapes, as in
+    ``predict_masks``.
     """
     hyper_in = torch.stack(
         [mlp(decoded.mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
