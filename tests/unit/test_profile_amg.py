@@ -17,13 +17,13 @@ def _tool():
 
 
 def test_profile_rows_split_the_time_into_stages(capsys):
-    assert _tool().main(["--model", "tiny", "--side", "2", "--levels", "none"]) == 0
+    assert _tool().main(["--model", "tiny", "--side", "2", "--levels", "all"]) == 0
     out = capsys.readouterr().out
     header = next(line.split() for line in out.splitlines() if line.strip().startswith("row"))
     rows = {
         line.split()[1]: dict(zip(header[1:], map(float, line.split()[2:]), strict=True))
         for line in out.splitlines()
-        if line.strip().startswith("none ")
+        if line.strip().startswith("all ")
     }
     assert set(rows) == {"reference", "ours"}
     for secs in rows.values():
