@@ -71,6 +71,21 @@ def embed(sam: Any, rgb: np.ndarray, sync: Callable[[], None]) -> tuple[dict[str
     return {k: getattr(predictor, k) for k in keys}, (time.perf_counter() - t0) * 1000
 
 
+def candidate_ious(sam: Any, state: dict[str, Any], rgb: np.ndarray, side: int, nms: float) -> np.ndarray:
+    """Predicted IoUs of every mask our generator keeps at zero thresholds (``levels`` picks from them)."""
+    import torch
+
+    from kinect_occlusion.sam.amg import FastMaskGenerator
+
+    probe = FastMaskGenerator(
+        sam, points_per_side=side, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=nms
+    )
+    probe.min_mask_region_area = 5
+    cache_embedding(probe, state)
+    with torch.inference_mode():
+        return probe.generate_kept(rgb).iou_preds.cpu().numpy()
+
+
 def levels(probe_ious: np.ndarray, counts: list[int]) -> dict[str, dict[str, float]]:
     """Filter settings: none / the N best of the probe's kept masks / all, and the paper's filters."""
     ious = np.sort(probe_ious)[::-1]
@@ -146,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from kinect_occlusion.sam.amg import FastMaskGenerator
     from kinect_occlusion.sources.synthetic import render_scene
 
     t_start = time.perf_counter()
@@ -159,17 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.device}"
     )
     print(f"encoder (set_image) {enc_ms:.0f} ms, once per frame for both generators", flush=True)
-    probe = FastMaskGenerator(
-        sam,
-        points_per_side=args.side,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-        box_nms_thresh=args.nms,
-    )
-    probe.min_mask_region_area = 5
-    cache_embedding(probe, state)
-    with torch.inference_mode():
-        probe_ious = probe.generate_kept(rgb).iou_preds.cpu().numpy()
+    probe_ious = candidate_ious(sam, state, rgb, args.side, args.nms)
     rows = {}
     print(
         f"{'survival':>9s}{'segments':>9s}{'reference ms':>14s}{'ours ms':>10s}{'speed-up':>10s}"

@@ -61,13 +61,9 @@ def identity(model: str, side: int, device: str, survive: int) -> dict[str, Any]
     rgb = render_scene(0).rgb
     sam = bench_amg.load_sam(model, device)
     state, _ = bench_amg.embed(sam, rgb, sync)
-    zero = {"points_per_side": side, "box_nms_thresh": 1.0}
-    probe = amg.FastMaskGenerator(sam, pred_iou_thresh=0.0, stability_score_thresh=0.0, **zero)
-    bench_amg.cache_embedding(probe, state)
-    with torch.inference_mode():
-        ious = np.sort(probe.generate_kept(rgb).iou_preds.cpu().numpy())[::-1]
-    thresh = float(ious[min(survive, len(ious)) - 1]) - 1e-6
-    kw = amg_kwargs(**zero, pred_iou_thresh=thresh, stability_score_thresh=0.0)
+    ious = bench_amg.candidate_ious(sam, state, rgb, side, nms=1.0)
+    filters = bench_amg.levels(ious, [survive])
+    kw = amg_kwargs(points_per_side=side, box_nms_thresh=1.0, **filters.get(f"~{survive}", filters["all"]))
     kw.pop("points_per_batch")
     calls: dict[str, Callable] = {}
     for batch in (64, 256):

@@ -135,10 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder", type=int, metavar="B", help="only profile one B-prompt decoder call by op")
     args = ap.parse_args(argv)
     import numpy as np
-    import torch
-    from bench_amg import cache_embedding, embed, generators, levels, load_sam
+    from bench_amg import candidate_ious, embed, generators, levels, load_sam
 
-    from kinect_occlusion.sam.amg import FastMaskGenerator
     from kinect_occlusion.sources.synthetic import render_scene
 
     sam = load_sam(args.model, "cpu")
@@ -151,17 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     enc_cpu = (time.process_time() - c0) / 2  # embed encodes twice (warm-up + timed)
     print(f"SAM {args.model}, random weights, {args.side}×{args.side} grid, NMS {args.nms}, 1280×720, cpu")
     print(f"encoder (set_image): {enc_ms / 1000:.1f} s wall, ~{enc_cpu:.1f} s CPU, shared by both")
-    probe = FastMaskGenerator(
-        sam,
-        points_per_side=args.side,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-        box_nms_thresh=args.nms,
-    )
-    probe.min_mask_region_area = 5
-    cache_embedding(probe, state)
-    with torch.inference_mode():
-        probe_ious = probe.generate_kept(rgb).iou_preds.cpu().numpy()
+    probe_ious = candidate_ious(sam, state, rgb, args.side, args.nms)
     names = [*STAGES, "other", "total"]
     print("CPU seconds per stage (process time, all threads)")
     print(f"{'row':>16s}" + "".join(f"{n:>10s}" for n in names))
