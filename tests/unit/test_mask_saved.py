@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from conftest import wait_for
@@ -28,6 +29,24 @@ def acks(sub: Subscriber) -> list[tuple[int, int]]:
     return [msg.identity for msg in sub.drain(50) if isinstance(msg, m.MaskSaved)]
 
 
+@contextmanager
+def saver_on_bus(folder, endpoints):
+    """A running every-frame saver behind a real proxy: (publisher of masks, subscriber of its
+    acknowledgements, the saver); stopped on the way out."""
+    front, back = endpoints
+    with (
+        Proxy(front, back, hwm=64),
+        Publisher(front, 64) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_SAVED]) as sub,
+    ):
+        saver = MaskSaver(folder, back, "bed1", PROV, every_frame=True, ack_endpoint=front)
+        saver.start()
+        try:
+            yield pub, sub, saver
+        finally:
+            saver.stop()
+
+
 def test_a_mask_is_acknowledged_only_once_its_png_and_row_are_written(tmp_path, endpoints, monkeypatch):
     write_png = MaskSaver._write_png
 
@@ -36,42 +55,22 @@ def test_a_mask_is_acknowledged_only_once_its_png_and_row_are_written(tmp_path, 
         write_png(self, msg)
 
     monkeypatch.setattr(MaskSaver, "_write_png", slow_write_png)
-    front, back = endpoints
-    with (
-        Proxy(front, back, hwm=64),
-        Publisher(front, 64) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_SAVED]) as sub,
-    ):
-        saver = MaskSaver(tmp_path, back, "bed1", PROV, every_frame=True, ack_endpoint=front)
-        saver.start()
-        try:
-            got = wait_for(lambda: pub.publish(mask(3)) and acks(sub), timeout=10)
-            assert got and set(got) == {(5, 3)}  # the frame's identity, epoch included
-            assert (tmp_path / png_name(3)).read_bytes() == encode_png(mask(3).mask)
-            with (tmp_path / CSV_NAME).open(newline="") as f:
-                assert "3" in {r["frame_id"] for r in csv.DictReader(f)}  # its row flushed before
-        finally:
-            saver.stop()
+    with saver_on_bus(tmp_path, endpoints) as (pub, sub, saver):
+        got = wait_for(lambda: pub.publish(mask(3)) and acks(sub), timeout=10)
+        assert got and set(got) == {(5, 3)}  # the frame's identity, epoch included
+        assert (tmp_path / png_name(3)).read_bytes() == encode_png(mask(3).mask)
+        with (tmp_path / CSV_NAME).open(newline="") as f:
+            assert "3" in {r["frame_id"] for r in csv.DictReader(f)}  # its row flushed before
 
 
 def test_a_saver_that_cannot_write_still_acknowledges_so_the_replay_goes_on(tmp_path, endpoints):
     (tmp_path / "000000.png.part").mkdir()  # the PNG's temporary name is taken: writing fails
-    front, back = endpoints
-    with (
-        Proxy(front, back, hwm=64),
-        Publisher(front, 64) as pub,
-        Subscriber(back, "bed1", [m.TOPIC_SAVED]) as sub,
-    ):
-        saver = MaskSaver(tmp_path, back, "bed1", PROV, every_frame=True, ack_endpoint=front)
-        saver.start()
-        try:
-            assert wait_for(lambda: pub.publish(mask(0)) and (0 in {f for _, f in acks(sub)}), timeout=10)
-            assert saver.error is not None and "Is a directory" in saver.error
-            assert wait_for(lambda: pub.publish(mask(1)) and (1 in {f for _, f in acks(sub)}), timeout=10)
-            assert saver.is_alive() and not (tmp_path / png_name(1)).exists()  # acknowledged, not written
-        finally:
-            saver.stop()
-        assert not saver.is_alive()
+    with saver_on_bus(tmp_path, endpoints) as (pub, sub, saver):
+        assert wait_for(lambda: pub.publish(mask(0)) and (0 in {f for _, f in acks(sub)}), timeout=10)
+        assert saver.error is not None and "Is a directory" in saver.error
+        assert wait_for(lambda: pub.publish(mask(1)) and (1 in {f for _, f in acks(sub)}), timeout=10)
+        assert saver.is_alive() and not (tmp_path / png_name(1)).exists()  # acknowledged, not written
+    assert not saver.is_alive()
 
 
 def test_capture_waits_for_the_written_mask_only_in_an_every_frame_replay_that_saves():
