@@ -27,7 +27,7 @@ import torch
 
 
 def shares_image(decoder: Any, dense: torch.Tensor) -> bool:
-    """Whether ``decode_points`` applies: segment-anything's decoder and one dense embedding for all."""
+    """Whether ``decode_tokens`` applies: segment-anything's decoder and one dense embedding for all."""
     from segment_anything.modeling.mask_decoder import MaskDecoder
     from segment_anything.modeling.transformer import TwoWayTransformer
 
