@@ -86,3 +86,48 @@ def test_a_frame_lost_in_a_worker_frees_capture_after_one_frame_timeout(tmp_path
     for i in range(2):  # capture's own account: each given up after frame_timeout_s, not twice it
         assert f"capture: frame {i} has no mask 2 s after capture: given up (lost)" in text, text[-3000:]
     assert "every frame finished (2 lost)" in text
+
+
+# The replay command with its PNG encoder failing (not a disk error) from the third mask on.
+BROKEN_ENCODER = """
+import sys
+from kinect_occlusion.runtime import mask_saver
+from kinect_occlusion.cli import main
+
+encode, calls = mask_saver.encode_png, []
+
+def encode_two(mask):
+    calls.append(1)
+    if len(calls) > 2:
+        raise RuntimeError("injected encoder failure")
+    return encode(mask)
+
+mask_saver.encode_png = encode_two
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_writer_failing_of_anything_stops_the_replay_at_once_with_one_line(tmp_path, ipc_dir, files):
+    # frame_timeout_s 60: before the fix the saver's thread died and each later frame waited 60 s
+    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 60.0})
+    out = tmp_path / "masks"
+    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BROKEN_ENCODER, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    code, text = run_to_end(proc, timeout=45, what="replay")
+    assert code == 1, text[-3000:]
+    error = (
+        f"kinect-occlusion: error: --save-masks {out}: saving failed (RuntimeError: injected encoder failure)"
+    )
+    assert error in text.splitlines() and "Traceback" not in text, text[-3000:]
+    table = [(r["frame_id"], r["result"]) for r in rows(out)]
+    assert table[:3] == [("0", "fused"), ("1", "fused"), ("2", "lost")], text[-3000:]
+    assert {result for _, result in table[2:]} == {"lost"}  # each frame after the failure said
+    assert sorted(p.name for p in out.glob("*.png*")) == [png_name(0), png_name(1)]
