@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
-from harness import ROOT, run_to_end, start, tiny_checkpoint, write_config, write_recording
+from conftest import wait_for
+from harness import ROOT, run_to_end, start, tiny_checkpoint, worker_pids, write_config, write_recording
 
 from kinect_occlusion.runtime.mask_saver import CSV_NAME, png_name
 
@@ -131,3 +133,25 @@ def test_a_writer_failing_of_anything_stops_the_replay_at_once_with_one_line(tmp
     assert table[:3] == [("0", "fused"), ("1", "fused"), ("2", "lost")], text[-3000:]
     assert {result for _, result in table[2:]} == {"lost"}  # each frame after the failure said
     assert sorted(p.name for p in out.glob("*.png*")) == [png_name(0), png_name(1)]
+
+
+@pytest.mark.parametrize("victim", ["deeplab", "sam", "fuser"])
+def test_a_worker_killed_mid_replay_costs_no_frame_timeout(tmp_path, ipc_dir, files, victim):
+    # frame_timeout_s 60: before the fix each frame in flight to the killed worker held capture 60 s
+    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 60.0})
+    out = tmp_path / "masks"
+    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
+    proc = start(args)
+    try:
+        pid = worker_pids(ipc_dir)[victim]
+        assert wait_for(lambda: len(list(out.glob("0*.png"))) >= 3, timeout=60), "no masks written"
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        code, text = run_to_end(proc, timeout=45, what="replay")  # well before one frame_timeout_s
+    assert code == 0, text[-3000:]
+    table = [(int(r["frame_id"]), r["result"]) for r in rows(out)]
+    assert [f for f, _ in table] == list(range(24)), text[-3000:]  # every frame has its row
+    results = {r for _, r in table}
+    assert results <= {"fused", "fallback", "lost"} and "fused" in results, table
+    assert f"{victim} exited with code" in text and "Traceback" not in text, text[-3000:]
+    assert "s after capture: given up" not in text, text[-3000:]  # no frame waited for its timeout
