@@ -223,17 +223,27 @@ class Proxy:
         self._locks: list[int] = []
 
     def start(self) -> Proxy:
-        """Bind both sides (raising UserError if an endpoint cannot be bound) and start forwarding."""
-        if self.curve is not None:
-            self._start_auth()
-        xsub = self._bind(zmq.XSUB, self.frontend)
-        xpub = self._bind(zmq.XPUB, self.backend)
-        control = self._ctx.socket(zmq.PAIR)
-        control.bind(self._control_addr)
-        self._thread = threading.Thread(
-            target=self._run, args=(xsub, xpub, control), name="proxy", daemon=True
-        )
-        self._thread.start()
+        """Bind both sides (raising UserError if an endpoint cannot be bound) and start forwarding.
+
+        On any failure everything opened so far (sockets, ipc locks, the authenticator, the
+        context) is released before the error propagates: the endpoints are free again at once.
+        """
+        opened: list[zmq.Socket] = []
+        try:
+            if self.curve is not None:
+                self._start_auth()
+            opened.append(self._bind(zmq.XSUB, self.frontend))
+            opened.append(self._bind(zmq.XPUB, self.backend))
+            opened.append(self._ctx.socket(zmq.PAIR))
+            opened[-1].bind(self._control_addr)
+            self._thread = threading.Thread(target=self._run, args=tuple(opened), name="proxy", daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._thread = None
+            for sock in opened:
+                sock.close(linger=0)
+            self._release()
+            raise
         return self
 
     def _start_auth(self) -> None:
@@ -301,6 +311,10 @@ class Proxy:
             self._thread.join(timeout=2.0)
             ctl.close(linger=0)
             self._thread = None
+        self._release()
+
+    def _release(self) -> None:
+        """Stop the authenticator, drop the ipc locks and end the context (sockets closed first)."""
         if self._auth is not None:
             self._auth.stop()
             self._auth = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import messages as m
 from ..bus import Publisher
+from ..runtime.restarts import RestartWatch
 from ..runtime.stages import BY_NAME
 from ..runtime.worker import WorkerRuntime
 from ..sources.base import Frame
@@ -31,6 +32,10 @@ SETTLE_S = 0.3
 # Depth frames carry the calibration when it changes and again this often, so a subscriber that
 # joins later (a restarted fuser with fuser.depth_mask) gets it within a few seconds
 CALIBRATION_EVERY_S = 2.0
+# every_frame: the workers a frame passes (a restart holds capture until ready), and those whose
+# restart loses the frames in flight to them (the fuser releases the partition worker's itself)
+FRAME_PATH, GIVE_UP_ON_RESTART = ("deeplab", "sam", "fuser"), ("deeplab", "fuser")
+STATUS_RCVHWM = 256  # heartbeats queued between two looks (every 100 ms at most while waiting)
 
 # A stored epoch at or above this is not ours (corrupt or planted): ignored
 MAX_STORED_EPOCH = 2**62
@@ -106,6 +111,9 @@ class CreditGate:
     never comes (a worker died with it) is given up after ``runtime.frame_timeout_s`` (logged,
     counted as lost). One timeout is enough: the fuser counts its wait for a partition from the
     frame's capture too, and writes the fallback before this (fuser/pairing.py ``fallback_after_s``).
+    A restart of deeplab or the fuser, seen on the bus, gives their frames up at once, and no frame
+    goes out until a restarted worker is ready (runtime/restarts.py; the fuser handles the partition
+    worker's).
     """
 
     def __init__(self, rt: WorkerRuntime) -> None:
@@ -114,11 +122,17 @@ class CreditGate:
         # mask.occlusion (runtime/stages.py), or mask.saved once replay --save-masks has written it
         topics = (m.TOPIC_SAVED,) if rt.runtime.credit_on_save else BY_NAME[rt.name].credit
         self.sub = rt.subscriber(topics, rcvhwm=max(rt.bus.rcvhwm, 4 * rt.runtime.in_flight))
+        # Heartbeats on their own socket: a burst of them never crowds a credit out of the queue
+        self.statuses = rt.subscriber((m.TOPIC_STATUS,), rcvhwm=STATUS_RCVHWM)
+        self.restarts = RestartWatch(FRAME_PATH, hold_s=rt.runtime.frame_timeout_s)
 
     def _collect(self, timeout_ms: int) -> None:
         for msg in self.sub.drain(timeout_ms):
             if isinstance(msg, m.OcclusionMask | m.MaskSaved):
                 self.credits.give_back(msg.identity)
+        for msg in self.statuses.drain(0):
+            if isinstance(msg, m.Status):
+                self._restarted(msg)
         for epoch_frame in self.credits.expire(time.monotonic()):
             log.warning(
                 "capture: frame %d has no mask %.0f s after capture: given up (lost)",
@@ -126,6 +140,22 @@ class CreditGate:
                 self.credits.timeout_s,
             )
         self.rt.info.update(in_flight=len(self.credits.in_flight), lost=len(self.credits.lost))
+
+    def _restarted(self, status: m.Status) -> None:
+        """Give up the frames a restarted deeplab or fuser took with it (sent before it started)."""
+        start = self.restarts.seen(status, time.monotonic())
+        if start is None or status.worker not in GIVE_UP_ON_RESTART:
+            return
+        for epoch_frame in self.credits.give_up_sent_before(start):
+            log.warning(
+                "capture: frame %d was in flight when %s restarted: given up (lost)",
+                epoch_frame[1],
+                status.worker,
+            )
+
+    def may_send(self) -> bool:
+        """Whether another frame may go out: a credit free and no restarted worker still starting."""
+        return self.credits.available() and self.restarts.ready(time.monotonic())
 
     def wait(self, done) -> bool:
         """Wait (100 ms slices, ticking) until ``done(credits)``; False when stopped first."""
@@ -137,8 +167,8 @@ class CreditGate:
             self._collect(100)
         return False
 
-    def sent(self, identity: tuple[int, int]) -> None:
-        self.credits.take(identity, time.monotonic())
+    def sent(self, identity: tuple[int, int], sent_us: int) -> None:
+        self.credits.take(identity, time.monotonic(), sent_us)
 
 
 def run(rt: WorkerRuntime) -> int:
@@ -159,15 +189,16 @@ def run(rt: WorkerRuntime) -> int:
         sent_calibration: str | None = None
         sent_at = 0.0
         for frame in source:
-            if gate is not None and not gate.wait(Credits.available):
+            if gate is not None and not gate.wait(lambda _: gate.may_send()):
                 break
             rt.counters.frames_in += 1
             now = time.monotonic()
             due = source.calibration != sent_calibration or now - sent_at >= CALIBRATION_EVERY_S
             calibration = source.calibration if due else None
+            sent_us = m.now_us()  # before publishing: a worker that starts after it never saw it
             publish_frame(pub, rt, frame, calibration, epoch)
             if gate is not None:
-                gate.sent((epoch, frame.frame_id))
+                gate.sent((epoch, frame.frame_id), sent_us)
             if frame.depth is not None and calibration is not None:
                 sent_calibration, sent_at = calibration, now
             rt.counters.out()

@@ -75,8 +75,9 @@ def start_viewer(cfg: Config, log_endpoint: str) -> BaseProcess | None:
     return start_viewer_process(backend, cfg.camera.id, settings, keys, (log_endpoint, cfg.logging.level))
 
 
-def mask_saver(cfg: Config, folder: str, overwrite: bool):
-    """The ``--save-masks`` writer (its folder checked now: one line when unusable)."""
+def mask_saver(cfg: Config, folder: str, overwrite: bool, on_error=None):
+    """The ``--save-masks`` writer (its folder checked now: one line when unusable); ``on_error``:
+    called when saving fails (the run's stop)."""
     from ..bus import curve_keys
     from ..runtime.mask_saver import MaskSaver, prepare_folder, provenance
 
@@ -85,7 +86,9 @@ def mask_saver(cfg: Config, folder: str, overwrite: bool):
     frontend, backend = cfg.bus.endpoints(cfg.camera.id)
     every_frame = cfg.runtime.every_frame  # then each written mask is capture's credit (mask.saved)
     ack = frontend if every_frame else None
-    return MaskSaver(path, backend, cfg.camera.id, provenance(cfg), every_frame, keys, ack_endpoint=ack)
+    return MaskSaver(
+        path, backend, cfg.camera.id, provenance(cfg), every_frame, keys, ack_endpoint=ack, on_error=on_error
+    )
 
 
 def credit_on_save(cfg: Config, saving: bool) -> Config:
@@ -120,10 +123,10 @@ def run_pipeline(
 
     preflight(cfg, role)
     recorder = overlay_recorder(cfg, save_video) if save_video else None
-    saver = mask_saver(cfg, save_masks, overwrite) if save_masks else None
+    stop = threading.Event()
+    saver = mask_saver(cfg, save_masks, overwrite, on_error=stop.set) if save_masks else None
     cfg = credit_on_save(cfg, saver is not None)
     outputs = [o for o in (recorder, saver) if o is not None]
-    stop = threading.Event()
     install_signals(stop)
     sup = Supervisor(cfg, stop, role=role)
     log_endpoint = sup.start_logging()

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EXIT_STARTUP = 3  # as runtime.worker: could not start
 FIRST_REQUEST_TIMEOUT_S = 10.0  # the first request pays for the model instance's lazy start
+INDEX_TIMEOUT_S = 1.0  # after a refused request: the repository index's answer, at most this late
 
 
 class TritonTimeout(RemoteError):
@@ -155,13 +156,28 @@ class TritonChannel:
             raise
         return channel
 
-    def failed(self, what: str, why: str, error: type[RemoteError] = RemoteError) -> RemoteError:
-        """The error to raise for a failed request (its retry delay doubling); a fresh channel."""
+    def failed(self, model: str, why: str, error: type[RemoteError] = RemoteError) -> RemoteError:
+        """The error to raise for a failed request to ``model`` (its retry delay doubling); a fresh
+        channel. A request the server refused (``failing``) asks the repository index whether the
+        model is still served: if not (unloaded, failed to reload, loading), the error says
+        ``model-unavailable`` / ``model-loading`` with Triton's reason, as at start-up."""
         self.client.close()
         self.client = _client(self.url, self.key)
         retry = self.backoff.failed()
-        text = f"Triton {self.url} {what}: {why} (retry in {retry:g} s)"
-        return error(text, retry, server_state(why))
+        server, reason = server_state(why), None
+        if server == "failing":
+            server, reason = self.model_lost(model, server)
+        lost = f" — model not ready: {reason}" if reason else ""
+        text = f"Triton {self.url} {model}: {why}{lost} (retry in {retry:g} s)"
+        return error(text, retry, server, reason)
+
+    def model_lost(self, model: str, server: str) -> tuple[str, str | None]:
+        """(Status ``inference_server``, Triton's reason or None) for ``model`` after a refused
+        request: ``server`` unchanged (no reason) while the index says READY or cannot be read."""
+        state, reason = model_state(self.client, model, INDEX_TIMEOUT_S)
+        if state in ("READY", "UNKNOWN"):
+            return server, None
+        return (MODEL_LOADING if state == "LOADING" else MODEL_UNAVAILABLE), reason
 
     def close(self) -> None:
         """Close the gRPC channel."""

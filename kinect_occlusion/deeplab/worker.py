@@ -10,7 +10,7 @@ import numpy as np
 from .. import messages as m
 from ..config import DeepLabConfig
 from ..geometry import Box
-from ..runtime.remote import WAITING, wait_until_reachable
+from ..runtime.remote import WAITING, report_failure, report_served, wait_until_reachable
 from ..runtime.worker import WorkerRuntime, deterministic_kernels
 from .batching import BatchAssembler
 
@@ -130,8 +130,7 @@ def run_batch(
         rt.counters.out()
         rt.camera_out(frame.camera, frame.origin_us, dropped=dropped.get(frame.camera, 0))
     rt.info.update(infer_ms=round(ms, 1), batch=len(inputs))
-    if "inference_server" in rt.info:
-        rt.info["inference_server"] = "up"
+    report_served(rt.info)
     return None
 
 
@@ -140,7 +139,7 @@ def batch_failed(rt: WorkerRuntime, frames: list[m.ColorFrame], exc: Exception) 
     server) says so in Status, is not counted toward a restart, and returns its back-off."""
     retry = getattr(exc, "retry_after_s", None)
     if retry is not None:
-        rt.info["inference_server"] = getattr(exc, "server", "unreachable")
+        report_failure(rt.info, exc)
     for frame in frames:
         rt.frame_error(frame.frame_id, exc, remote=retry is not None)
     return None if retry is None else float(retry)

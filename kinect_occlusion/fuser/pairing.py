@@ -66,11 +66,14 @@ class OwnPartitions:
     Pairs by identity ``(epoch, frame_id)``; a coarse mask whose partition has not come within
     ``wait_s`` of its frame's capture is released alone (fused coarse-only, a fallback). At most
     ``limit`` of each are kept: past that the oldest coarse mask is released alone, the oldest
-    partition forgotten.
+    partition forgotten. After the partition worker restarted (:meth:`partitions_from`), a coarse
+    mask whose frame was published before the new process started and whose partition is not
+    here is released alone at once: that partition died with the old process.
     """
 
     def __init__(self, wait_s: float, limit: int = 64) -> None:
         self.wait_s, self.limit = wait_s, limit
+        self.partitions_from_us = 0  # frames published before this get no partition any more
         self.coarse: OrderedDict[tuple[int, int], tuple[CoarseMask, float]] = OrderedDict()
         self.partitions: OrderedDict[tuple[int, int], Partition] = OrderedDict()
 
@@ -89,11 +92,19 @@ class OwnPartitions:
         out: list[tuple[CoarseMask, Partition | None]] = []
         for key, (coarse, since) in list(self.coarse.items()):
             partition = self.partitions.pop(key, None)
-            late = now - since >= self.wait_s or len(self.coarse) > self.limit
+            late = now - since >= self.wait_s or len(self.coarse) > self.limit or self.orphaned(coarse)
             if partition is not None or late:
                 del self.coarse[key]
                 out.append((coarse, partition))
         return out
+
+    def partitions_from(self, started_us: int) -> None:
+        """The partition worker (re)started at ``started_us`` (wall µs, runtime/restarts.py)."""
+        self.partitions_from_us = max(self.partitions_from_us, started_us)
+
+    def orphaned(self, coarse: CoarseMask) -> bool:
+        """Whether ``coarse``'s frame was published before the partition worker now running started."""
+        return coarse.origin_us < self.partitions_from_us
 
     def waiting(self) -> bool:
         return bool(self.coarse)

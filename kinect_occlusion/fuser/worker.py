@@ -14,6 +14,7 @@ import numpy as np
 from .. import messages as m
 from ..config import FuserConfig
 from ..geometry import fit_labels
+from ..runtime.restarts import RestartWatch
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
 from .depth import DepthFrames
 from .pairing import OwnPartitions, fallback_after_s, frame_age_s, pair
@@ -21,6 +22,7 @@ from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
 
+STATUS_RCVHWM = 256  # every_frame: heartbeats queued between two loop passes
 DEPTH_RCVHWM = 16  # depth frames queued for the fuser between two loop passes (≥ 100 ms at 30 fps)
 
 
@@ -183,15 +185,27 @@ def run_every_frame(rt: WorkerRuntime, sub, pub, depth_sub, beds: dict[str, Bed]
     (``runtime.frame_timeout_s`` after capture: see :func:`fallback_after_s`)."""
     cfg: FuserConfig = rt.section("fuser")
     pairs = OwnPartitions(fallback_after_s(rt.runtime.frame_timeout_s))
+    # A partition worker's Status shows its restart (runtime/restarts.py); heartbeats on their own
+    # socket, so a burst of them never crowds a coarse mask or partition out of the queue
+    restarts, statuses = RestartWatch(("sam",)), rt.subscriber([m.TOPIC_STATUS], rcvhwm=STATUS_RCVHWM)
     while not rt.stop.is_set():
         for msg in sub.drain(5 if pairs.waiting() else 100):
             if isinstance(msg, m.CoarseMask | m.Partition):
                 pairs.add(msg, time.monotonic(), frame_age_s(msg.origin_us, m.now_us()))
+        for msg in statuses.drain(0):
+            if isinstance(msg, m.Status) and (started := restarts.seen(msg)) is not None:
+                pairs.partitions_from(started)
         if depth_sub is not None:
             take_depth(rt, depth_sub, beds, cfg)
         rt.tick()
         for coarse, partition in pairs.ready(time.monotonic()):
-            if partition is None:
+            if partition is None and pairs.orphaned(coarse):
+                log.warning(
+                    "fuser: frame %d: its partition was lost in a partition worker restart: coarse-only "
+                    "(fallback)",
+                    coarse.frame_id,
+                )
+            elif partition is None:
                 log.warning(
                     "fuser: frame %d: no partition of its own within %.0f s: coarse-only (fallback)",
                     coarse.frame_id,

@@ -10,6 +10,11 @@ was stopped by SIGINT/SIGTERM): no silent gap.
 Under ``runtime.every_frame`` the saver acknowledges each mask once it is written (``mask.saved``),
 and capture waits for that instead of the mask itself (``runtime.credit_on_save``): however fast the
 pipeline, at most ``runtime.in_flight`` masks wait here, so none is lost to a full queue.
+
+Any failure of the writer (a disk error, or anything else: a bug, a mask it cannot encode) ends
+saving with one error line, never a traceback: the masks still arriving are acknowledged (capture
+never waits on a writer that is gone), the frames from the failed one on get ``lost`` rows where the
+CSV can still be written, and ``on_error`` (the replay's stop) ends the run at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +180,7 @@ class MaskSaver(threading.Thread):
         every_frame: a frame without a mask is ``lost`` (else ``dropped``).
         ack_endpoint: the bus frontend to publish ``mask.saved`` to once a mask is written (capture's
             credit under ``runtime.every_frame``); None: no acknowledgement.
+        on_error: called (from this thread) once when saving fails: the replay stops then.
     """
 
     def __init__(  # noqa: PLR0913 — one keyword per destination/bus setting
@@ -185,6 +192,7 @@ class MaskSaver(threading.Thread):
         every_frame: bool,
         curve: CurveKeys | None = None,
         ack_endpoint: str | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name="mask-saver", daemon=True)
         self.folder, self.prov, self.every_frame = folder, prov, every_frame
@@ -196,6 +204,8 @@ class MaskSaver(threading.Thread):
         self.last_frame_id = -1
         self.interrupted = False  # set before stop() when the run was stopped by a signal
         self.error: str | None = None
+        self.failed_at: int | None = None  # the frame whose mask could not be written
+        self.on_error = on_error
         # Room for bursts (a 720p mask is 0.9 MB); a mask dropped past it still gets its CSV row
         topics = [m.TOPIC_OCCLUSION, m.TOPIC_STATUS]
         self.sub = Subscriber(endpoint, camera, topics, rcvhwm=RCVHWM, curve=curve)
@@ -206,17 +216,40 @@ class MaskSaver(threading.Thread):
             with (self.folder / CSV_NAME).open("w", newline="") as f:
                 out = csv.DictWriter(f, fieldnames=COLUMNS)
                 out.writeheader()
-                self._save(out, f)
+                try:
+                    self._save(out, f)
+                except Exception as exc:  # any failure ends saving with one line
+                    self._fail(exc)
+                    self._lost_rows(out, f)
+                    return
                 self._settle(self.last_frame_id + 1, "stopped" if self.interrupted else None, out, f)
-        except OSError as exc:
-            self.error = self.error or self._describe(exc)
-            saved = self.counts.get("fused", 0) + self.counts.get("fallback", 0)
-            log.error("%s — saving stopped after %d masks", self.error, saved)
-            self._acknowledge_rest()
+        except Exception as exc:  # the CSV itself (open, header, rows) failed
+            if self.error is None:
+                self._fail(exc)
+                self._acknowledge_rest()
+            else:
+                log.warning("--save-masks: rows of the frames without a mask not written (%s)", exc)
         finally:
             self.sub.close()
             if self.ack is not None:
                 self.ack.close()
+
+    def _fail(self, exc: Exception) -> None:
+        """Say once why saving ended (one line; the traceback only at DEBUG) and stop the replay."""
+        self.error = self.error or self._describe(exc)
+        saved = self.counts.get("fused", 0) + self.counts.get("fallback", 0)
+        log.error("%s — saving stopped after %d masks", self.error, saved)
+        log.debug("--save-masks failure", exc_info=exc)
+        if self.on_error is not None:
+            self.on_error()
+
+    def _lost_rows(self, out: csv.DictWriter, f) -> None:
+        """After a failure: acknowledge until stopped, then rows for the frames without a mask
+        (before the failed frame as usual, from it on ``lost``: the writer was gone)."""
+        self._acknowledge_rest()
+        failed_at = self.failed_at if self.failed_at is not None else self.last_frame_id + 1
+        self._settle(failed_at, None, out, f)
+        self._settle(self.last_frame_id + 1, "lost", out, f)
 
     def _save(self, out: csv.DictWriter, f) -> None:
         """Write masks until stopped, then what is still queued (bounded)."""
@@ -235,37 +268,50 @@ class MaskSaver(threading.Thread):
 
     def _take(self, msg: m.Message, out: csv.DictWriter, f) -> None:
         if isinstance(msg, m.Status) and msg.worker == SOURCE:
-            last = msg.info.get("last_frame_id")
-            if isinstance(last, int) and not isinstance(last, bool):
-                self.last_frame_id = max(self.last_frame_id, last)
+            self._note_last(msg)
         elif isinstance(msg, m.OcclusionMask):
             try:
                 self._write(msg, out, f)
-            except OSError as exc:  # said before the acknowledgement below: whoever hears it can ask
-                self.error = self._describe(exc)
+            except Exception as exc:  # said before the acknowledgement below: whoever hears it can ask
+                self.error, self.failed_at = self._describe(exc), msg.frame_id
                 raise
             finally:  # written, or it never will be (a write error ends saving): capture goes on
                 if self.ack is not None:
                     self.ack.publish(m.derived(msg, m.MaskSaved))
 
+    def _note_last(self, msg: m.Status) -> None:
+        """Capture's last published frame id (from the bus: an int, or ignored)."""
+        last = msg.info.get("last_frame_id")
+        if isinstance(last, int) and not isinstance(last, bool):
+            self.last_frame_id = max(self.last_frame_id, last)
+
     def _write(self, msg: m.OcclusionMask, out: csv.DictWriter, f) -> None:
         """The PNG and CSV row of one mask (and the rows of the frames far behind it)."""
+        self.last_frame_id = max(self.last_frame_id, msg.frame_id)
+        row = mask_row(msg, self.prov)
         self._write_png(msg)
         self.written.add(msg.frame_id)
-        self.last_frame_id = max(self.last_frame_id, msg.frame_id)
-        self._rows(out, f, [mask_row(msg, self.prov)])
+        self._rows(out, f, [row])
         if msg.frame_id - WINDOW > self.gap_from:
             self._settle(msg.frame_id - WINDOW, None, out, f)
 
-    def _describe(self, exc: OSError) -> str:
-        return f"--save-masks {self.folder}: {exc.strerror or exc}"
+    def _describe(self, exc: Exception) -> str:
+        if isinstance(exc, OSError):
+            return f"--save-masks {self.folder}: {exc.strerror or exc}"
+        reason = " ".join(str(exc).split())[:200]  # one line, bounded
+        return f"--save-masks {self.folder}: saving failed ({type(exc).__name__}: {reason})"
 
     def _acknowledge_rest(self) -> None:
-        """After a write error: acknowledge each mask unwritten until stopped (capture goes on)."""
-        while self.ack is not None and not self.stop_event.is_set():
+        """After a failure: until stopped, acknowledge each mask unwritten (capture goes on) and
+        note the newest frame id (for the rows of the frames without a mask)."""
+        while not self.stop_event.is_set():
             for msg in self.sub.drain(100):
-                if isinstance(msg, m.OcclusionMask):
-                    self.ack.publish(m.derived(msg, m.MaskSaved))
+                if isinstance(msg, m.Status) and msg.worker == SOURCE:
+                    self._note_last(msg)
+                elif isinstance(msg, m.OcclusionMask):
+                    self.last_frame_id = max(self.last_frame_id, msg.frame_id)
+                    if self.ack is not None:
+                        self.ack.publish(m.derived(msg, m.MaskSaved))
 
     def _settle(self, end: int, result: str | None, out: csv.DictWriter, f) -> None:
         """Rows for the frames below ``end`` that have no mask; their ids are then forgotten."""

@@ -60,14 +60,21 @@ class RemoteError(ServiceError):
 
     Attributes:
         retry_after_s: how long the caller should wait before the next request.
-        server: what Status says of the server: ``unreachable``, ``timing out`` or ``failing``.
+        server: what Status says of the server: ``unreachable``, ``timing out`` or ``failing``; or
+            ``model-unavailable`` / ``model-loading`` when the model was lost after start-up.
+        reason: Triton's reason for a model that is not ready (one line; None otherwise).
     """
 
     def __init__(
-        self, message: str, retry_after_s: float = FIRST_RETRY_S, server: str = "unreachable"
+        self,
+        message: str,
+        retry_after_s: float = FIRST_RETRY_S,
+        server: str = "unreachable",
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after_s, self.server = retry_after_s, server
+        self.reason = None if reason is None else one_line(reason)
 
 
 class ServerUnreachable(UserError):
@@ -122,6 +129,24 @@ def server_state(text: str) -> str:
         return "timing out"
     marks = ("unavailable", "failed to connect", "connection refused", "connection reset", "socket closed")
     return "unreachable" if any(k in low for k in marks) else "failing"
+
+
+def report_failure(info: dict, exc: BaseException) -> None:
+    """Status ``inference_server`` (and ``inference_reason`` when Triton gave one) after a failed
+    request ``exc`` (a ``RemoteError``)."""
+    info["inference_server"] = getattr(exc, "server", "unreachable")
+    reason = getattr(exc, "reason", None)
+    if reason:
+        info["inference_reason"] = reason
+    else:
+        info.pop("inference_reason", None)
+
+
+def report_served(info: dict) -> None:
+    """Status ``inference_server: up`` after a request served (for a worker that calls a server)."""
+    if "inference_server" in info:
+        info["inference_server"] = "up"
+        info.pop("inference_reason", None)
 
 
 def pause(rt: WorkerRuntime, seconds: float) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from .. import messages as m
 from ..config import SamConfig
 from ..errors import Cancelled
-from ..runtime.remote import wait_until_reachable
+from ..runtime.remote import report_failure, report_served, wait_until_reachable
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime, deterministic_kernels
 from .schedule import pick_camera
 
@@ -246,9 +246,11 @@ def refresh_one(rt: WorkerRuntime, pub, bed: Bed, frame: m.ColorFrame, coarse) -
         retry = getattr(exc, "retry_after_s", None)  # the Triton encoder failed: back off this bed
         if retry is not None:
             bed.refresher.next_due = max(bed.refresher.next_due, time.monotonic() + float(retry))
+            report_failure(rt.info, exc)
         rt.frame_error(frame.frame_id, exc, remote=retry is not None)
         return
     rt.tick("running")
+    report_served(rt.info)
     if result is not None:
         pub.publish(partition_message(frame, result, source))
         rt.counters.out()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
-from harness import ROOT, run_to_end, start, tiny_checkpoint, write_config, write_recording
+from conftest import wait_for
+from harness import ROOT, run_to_end, start, tiny_checkpoint, worker_pids, write_config, write_recording
 
 from kinect_occlusion.runtime.mask_saver import CSV_NAME, png_name
 
@@ -86,3 +88,70 @@ def test_a_frame_lost_in_a_worker_frees_capture_after_one_frame_timeout(tmp_path
     for i in range(2):  # capture's own account: each given up after frame_timeout_s, not twice it
         assert f"capture: frame {i} has no mask 2 s after capture: given up (lost)" in text, text[-3000:]
     assert "every frame finished (2 lost)" in text
+
+
+# The replay command with its PNG encoder failing (not a disk error) from the third mask on.
+BROKEN_ENCODER = """
+import sys
+from kinect_occlusion.runtime import mask_saver
+from kinect_occlusion.cli import main
+
+encode, calls = mask_saver.encode_png, []
+
+def encode_two(mask):
+    calls.append(1)
+    if len(calls) > 2:
+        raise RuntimeError("injected encoder failure")
+    return encode(mask)
+
+mask_saver.encode_png = encode_two
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_writer_failing_of_anything_stops_the_replay_at_once_with_one_line(tmp_path, ipc_dir, files):
+    # frame_timeout_s 60: before the fix the saver's thread died and each later frame waited 60 s
+    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 60.0})
+    out = tmp_path / "masks"
+    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BROKEN_ENCODER, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    code, text = run_to_end(proc, timeout=45, what="replay")
+    assert code == 1, text[-3000:]
+    error = (
+        f"kinect-occlusion: error: --save-masks {out}: saving failed (RuntimeError: injected encoder failure)"
+    )
+    assert error in text.splitlines() and "Traceback" not in text, text[-3000:]
+    table = [(r["frame_id"], r["result"]) for r in rows(out)]
+    assert table[:3] == [("0", "fused"), ("1", "fused"), ("2", "lost")], text[-3000:]
+    assert {result for _, result in table[2:]} == {"lost"}  # each frame after the failure said
+    assert sorted(p.name for p in out.glob("*.png*")) == [png_name(0), png_name(1)]
+
+
+@pytest.mark.parametrize("victim", ["deeplab", "sam", "fuser"])
+def test_a_worker_killed_mid_replay_costs_no_frame_timeout(tmp_path, ipc_dir, files, victim):
+    # frame_timeout_s 60: before the fix each frame in flight to the killed worker held capture 60 s
+    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 60.0})
+    out = tmp_path / "masks"
+    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
+    proc = start(args)
+    try:
+        pid = worker_pids(ipc_dir)[victim]
+        assert wait_for(lambda: len(list(out.glob("0*.png"))) >= 3, timeout=60), "no masks written"
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        code, text = run_to_end(proc, timeout=45, what="replay")  # well before one frame_timeout_s
+    assert code == 0, text[-3000:]
+    table = [(int(r["frame_id"]), r["result"]) for r in rows(out)]
+    assert [f for f, _ in table] == list(range(24)), text[-3000:]  # every frame has its row
+    results = {r for _, r in table}
+    assert results <= {"fused", "fallback", "lost"} and "fused" in results, table
+    assert f"{victim} exited with code" in text and "Traceback" not in text, text[-3000:]
+    assert "s after capture: given up" not in text, text[-3000:]  # no frame waited for its timeout

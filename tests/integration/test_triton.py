@@ -217,6 +217,52 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 
+def test_a_model_unloaded_while_the_pipeline_runs_is_reported_then_masks_resume(served, tmp_path, ipc_dir):
+    """A model lost after start-up used to fail requests as plain ``failing``, without Triton's reason."""
+    import shutil
+
+    checkpoint, repo, _ = served
+    shutil.copytree(repo / "deeplab", tmp_path / "repo" / "deeplab")
+    server = triton_server.TritonServer(tmp_path / "repo", tmp_path / "t.log", extra=triton_server.EXPLICIT)
+    server.start()
+    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
+    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
+    lost = {"inference_server": "model-unavailable"}
+    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
+        proc = start(["run", "--config", str(cfg)])
+        try:
+            first = collect(sub, 60, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
+            client = grpcclient.InferenceServerClient(server.url)
+            try:
+                client.unload_model("deeplab")  # an operator unloads it while the pipeline runs
+            finally:
+                client.close()
+            down = collect(sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **lost))
+            load(server.url, "deeplab")
+            up = {"inference_server": "up"}
+            back = collect(
+                sub,
+                30,
+                until=lambda ms: (
+                    proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up))
+                ),
+            )
+            alive = proc.poll() is None
+        finally:
+            server.stop()
+            code, out = stop(proc)
+    assert fused_count(first) >= 1, out
+    said = deeplab_status(down, **lost)
+    assert said is not None, out  # not plain "failing": the model is gone, and Triton's reason with it
+    reason = said.info["inference_reason"]  # Triton's: "UNLOADING" or "UNAVAILABLE: unloaded"
+    assert reason.startswith(("UNLOADING", "UNAVAILABLE")), said.info
+    assert f"model not ready: {reason}" in said.info["last_error"], said.info
+    assert fused_count(back) >= 1 and alive, out  # masks resume once the model is loaded again
+    assert "inference_reason" not in deeplab_status(back, **up).info, out
+    pids = {x.pid for x in first + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
+    assert len(pids) == 1 and "Traceback" not in out and code == 0, out  # no restart, no traceback
+
+
 def test_pipeline_started_while_triton_is_down_waits_then_produces(served, tmp_path, ipc_dir):
     checkpoint, repo, _ = served
     port = free_port()  # nothing listens there yet

@@ -231,6 +231,6 @@ def test_a_mask_that_cannot_be_written_stops_the_saver_with_one_error(tmp_path, 
         saver.start()
         mask = m.OcclusionMask(camera="bed1", frame_id=0, ts_us=0, mask=np.zeros((4, 4), np.uint8))
         assert wait_for(lambda: pub.publish(mask) and saver.error is not None, timeout=10)
-        saver.join(5)
+        saver.stop()  # it accounts for the frames still coming until the run stops
     assert not saver.is_alive()
     assert saver.error.startswith(f"--save-masks {tmp_path}: ") and "Is a directory" in saver.error
