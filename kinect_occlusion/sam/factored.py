@@ -91,12 +91,13 @@ def image_to_token(attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor)
         # M = s·W_q,hᵀ K_hᵀ (C, H·T) and the query bias's term s·b_q,h K_hᵀ (H, T)
         m = torch.einsum("hcx,bhtc->bxht", _heads(attn.q_proj.weight, heads), kh * scale)
         bias = torch.einsum("hc,bhtc->bht", attn.q_proj.bias.reshape(heads, -1), kh * scale)
-        scores = (q @ m.reshape(b, -1, heads * t)).reshape(b, n, heads, t) + bias[:, None]
+        scores = torch.baddbmm(bias.reshape(b, 1, heads * t), q, m.reshape(b, -1, heads * t))
+        scores = scores.view(b, n, heads, t)
     weights = torch.softmax(scores, dim=-1).reshape(b, n, heads * t)
     # V_h W_o,hᵀ per head, stacked: (B, H·T, C)
     wo = attn.out_proj.weight.reshape(-1, heads, vh.shape[-1])  # C, H, c
     values = torch.einsum("bhtc,xhc->bhtx", vh, wo).reshape(b, heads * t, -1)
-    return weights @ values + attn.out_proj.bias
+    return torch.baddbmm(attn.out_proj.bias, weights, values)
 
 
 def attention_block(
