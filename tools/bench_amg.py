@@ -3,6 +3,7 @@
 
     python tools/bench_amg.py --device cpu --side 16 [--repeats 1] [--json OUT]
     python tools/bench_amg.py --device cuda --side 40 --repeats 3 --json out/gpu/amg.json
+    python tools/bench_amg.py --side 8 --nms 1.0 --arithmetic factored   # + sam/factored.py's decoder
 
 One 1280×720 synthetic ICU frame, random weights (timing does not depend on them). Both generators
 see the same image embedding: the encoder runs once and is timed apart (``encoder_ms``), then each
@@ -13,6 +14,11 @@ a probe run at zero thresholds: ``none`` (above every mask), ``~N`` (the N-th be
 plus the paper's filters (0.9 / 0.85). ``identical`` says whether both label maps are equal.
 ``speed-up`` is reference / ours after the encoder, ``frame`` the same for a whole frame (the
 encoder's ms added to both); ``CPU s``: process CPU time (all threads) of each row.
+
+``--arithmetic factored`` adds a third generator to every row, interleaved with the other two: ours
+with ``decoder_arithmetic="factored"`` (the transformer re-associated, not bit-exact), printed on a
+second line with its ms, its speed-up against ours (exact) and the reference in the same process,
+and ``agree``: the share of pixels whose label equals the reference's.
 """
 
 from __future__ import annotations
@@ -100,7 +106,12 @@ def levels(probe_ious: np.ndarray, counts: list[int]) -> dict[str, dict[str, flo
 
 
 def generators(
-    sam: Any, side: int, filters: dict[str, float], state: dict[str, Any], nms: float = 0.7
+    sam: Any,
+    side: int,
+    filters: dict[str, float],
+    state: dict[str, Any],
+    nms: float = 0.7,
+    arithmetic: str = "exact",
 ) -> dict[str, Callable]:
     """name → call(rgb) returning (labels, scores), both sharing the cached embedding."""
     from segment_anything import SamAutomaticMaskGenerator
@@ -114,7 +125,12 @@ def generators(
     fast = FastMaskGenerator(sam, points_per_batch="auto", **kw)
     for gen in (ref, fast):
         cache_embedding(gen, state)
-    return {"reference": lambda rgb: sam_partition(ref, rgb), "ours": fast.labels}
+    calls = {"reference": lambda rgb: sam_partition(ref, rgb), "ours": fast.labels}
+    if arithmetic == "factored":
+        factored = FastMaskGenerator(sam, points_per_batch="auto", decoder_arithmetic="factored", **kw)
+        cache_embedding(factored, state)
+        calls["factored"] = factored.labels
+    return calls
 
 
 def time_level(calls: dict[str, Callable], rgb: np.ndarray, repeats: int, sync: Callable) -> dict[str, Any]:
@@ -139,7 +155,22 @@ def time_level(calls: dict[str, Callable], rgb: np.ndarray, repeats: int, sync: 
     # Process CPU time (all threads): steadier than wall time on a shared host
     cpu_ms = {f"{k}_cpu_ms": statistics.median(v) for k, v in cpu.items()}
     row = {**{f"{k}_ms": v for k, v in ms.items()}, **cpu_ms}
+    if "factored" in results:  # not bit-exact: the share of pixels labelled as the reference does
+        factored = results["factored"][0]
+        row["factored_agreement"] = float((factored == ref[0]).mean())
+        row["factored_segments"] = int(factored.max())
     return {**row, "segments": int(ours[0].max()), "identical": identical}
+
+
+def print_factored(row: dict[str, Any]) -> None:
+    """The factored decoder's line under a row: ms, speed-ups vs ours (exact) and the reference."""
+    ms = row["factored_ms"]
+    print(
+        f"{'factored':>9s}{row['factored_segments']:9d}{'':>14s}{ms:10.0f}"
+        f"{row['ours_ms'] / ms:9.2f}× vs ours, {row['reference_ms'] / ms:.2f}× vs reference;"
+        f" CPU s {row['factored_cpu_ms'] / 1000:.1f}; agree {100 * row['factored_agreement']:.3f} %",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.7,
         help="box NMS threshold (SAM's 0.7; random weights give near-identical masks that NMS merges: "
         "1.0 keeps them, so that ~N and all mean N and all candidates)",
+    )
+    ap.add_argument(
+        "--arithmetic",
+        default="exact",
+        choices=["exact", "factored"],
+        help="factored: also time ours with the factored decoder (sam.decoder_arithmetic)",
     )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args(argv)
@@ -182,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, filters in levels(probe_ious, args.counts).items():
         if args.levels and name not in args.levels:
             continue
-        row = time_level(generators(sam, args.side, filters, state, args.nms), rgb, args.repeats, sync)
+        calls = generators(sam, args.side, filters, state, args.nms, args.arithmetic)
+        row = time_level(calls, rgb, args.repeats, sync)
         rows[name] = {**row, **filters}
         speed = row["reference_ms"] / row["ours_ms"]
         # speed-up: after the shared encoder; frame: the whole frame, encoder included
@@ -194,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
             f"  {row['identical']}",
             flush=True,
         )
+        if "factored_ms" in row:
+            print_factored(row)
     print(f"bench wall time {time.perf_counter() - t_start:.0f} s")
     if args.json:
         gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
         data = {"device": gpu, "model": args.model, "side": args.side, "nms": args.nms, "encoder_ms": enc_ms}
+        data["arithmetic"] = args.arithmetic
         data["rows"] = rows
         data["torch"] = torch.__version__
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,9 @@ step sam_frames 240 python3 tools/bench_sam_frames.py --device "$DEVICE" "${sam[
 # AMG per frame, ours (sam.amg: fast) vs segment-anything's generator, 40×40 vit_b, same embedding:
 # the paper's filters and NMS (random weights: ~no mask survives), every mask kept (NMS merges the
 # near-identical random masks), then NMS off so that ~100 masks survive
-step amg_paper 120 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --levels none paper --repeats 3 \
-    --json "$OUT/amg_paper.json"
+# (+ ours with the factored decoder, sam.decoder_arithmetic: factored; label agreement vs the reference)
+step amg_paper 150 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --levels none paper --repeats 3 \
+    --arithmetic factored --json "$OUT/amg_paper.json"
 step amg_100 150 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --nms 1.0 --counts 100 --levels ~100 \
     --repeats 2 --json "$OUT/amg_100.json"
 step amg_all 240 python3 tools/bench_amg.py --device "$DEVICE" "${amg[@]}" --levels all --json "$OUT/amg_all.json"

@@ -85,6 +85,13 @@ def variants(
         ours(f"ours {g} + SDPA", {}, sdpa=True),
         ours(f"ours {g} + SDPA + bf16 encoder", {}, **fast),
         ours(f"ours {g} + SDPA + bf16, 256 prompts/batch", {}, amg=big, **fast),
+        # sam.decoder_arithmetic: factored (sam/factored.py): fewer decoder MACs, not bit-exact
+        ours(
+            f"ours {g} + SDPA + bf16, 256/batch, factored decoder",
+            {},
+            amg={**big, "decoder_arithmetic": "factored"},
+            **fast,
+        ),
         ours(f"ours {g} on the ROI crop, SDPA + bf16, 256/batch", {"roi": roi}, amg=big, **fast),
         ours(
             "ours guided on the ROI, SDPA + bf16, 256/batch",

@@ -14,6 +14,11 @@
 2. **How far is the ≤ 150 ms frame (paper filters)?** ``tools/bench_sam_frames.py`` with the
    paper's filters in fp32, with TF32 matmuls, and with the mask decoder under bf16 autocast
    (neither is the reference's arithmetic: outputs change in the last bits or more).
+   ``bench_sam_frames`` includes a row with the factored decoder (``sam.decoder_arithmetic:
+   factored``, sam/factored.py), so it is timed in fp32 and with TF32 too; question 1 adds
+   ``ours/auto factored`` to the label maps, so its pixels that differ from the reference's at ~100
+   surviving masks are printed beside the others (``tools/bench_amg.py --arithmetic factored``, step
+   amg_paper, times it per frame against the reference with the paper's filters).
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ def identity(model: str, side: int, device: str, survive: int) -> dict[str, Any]
         fast = amg.FastMaskGenerator(sam, points_per_batch=batch, **kw)
         bench_amg.cache_embedding(fast, state)
         calls[f"ours/{batch}"] = fast.labels
+    factored = amg.FastMaskGenerator(sam, decoder_arithmetic="factored", **kw)
+    bench_amg.cache_embedding(factored, state)
+    calls["ours/auto factored"] = factored.labels
     out = {}
     for name, call in calls.items():
         t0 = time.perf_counter()

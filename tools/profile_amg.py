@@ -3,11 +3,14 @@
 
     python tools/profile_amg.py --side 8 --nms 1.0 [--model vit_b] [--levels none ~100 all]
     python tools/profile_amg.py --decoder 64    # torch.profiler ops of one 64-prompt decoder call
+    python tools/profile_amg.py --side 8 --arithmetic factored   # + ours with sam/factored.py's decoder
 
 The setup of tools/bench_amg.py (one 1280×720 synthetic frame, random weights, the encoder run
 once and shared, survival controlled by the predicted-IoU threshold), each row profiled once with
 cProfile on process CPU time (all threads; steadier than wall time on a shared host). A stage is
 the cumulative time of the functions named in ``STAGES``; ``other`` is the rest of the row.
+``--arithmetic factored`` adds a third row per level, ours with ``decoder_arithmetic="factored"``
+(not bit-exact), and its decoder stage's ratio to ours (exact) in the same process.
 """
 
 from __future__ import annotations
@@ -97,12 +100,13 @@ def profile_call(call: Callable[[Any], Any], rgb: Any) -> tuple[dict[str, float]
     return stage_seconds(pstats.Stats(prof), total), result
 
 
-def profile_decoder(sam: Any, batch: int) -> None:
-    """torch.profiler's top CPU ops of one ``batch``-prompt decoder call: MaskDecoder vs decode_points."""
+def profile_decoder(sam: Any, batch: int, arithmetic: str = "exact") -> None:
+    """torch.profiler's top CPU ops of one ``batch``-prompt decoder call: MaskDecoder vs decode_points
+    (and decode_points with the factored transformer when ``arithmetic`` is ``factored``)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from kinect_occlusion.sam.decoder import decode_points
+    from kinect_occlusion.sam.decoder import decode_masks, decode_points, decode_tokens
 
     gen = torch.Generator().manual_seed(0)
     prompts = sam.prompt_encoder
@@ -117,6 +121,10 @@ def profile_decoder(sam: Any, batch: int) -> None:
             "MaskDecoder (reference)": lambda: sam.mask_decoder(embedding, pe, sparse, dense, True),
             "decode_points (ours)": lambda: decode_points(sam.mask_decoder, embedding, pe, sparse, dense),
         }
+        if arithmetic == "factored":
+            calls["decode_tokens + decode_masks, factored"] = lambda: decode_masks(
+                sam.mask_decoder, decode_tokens(sam.mask_decoder, embedding, pe, sparse, dense, "factored")
+            )
         for name, call in calls.items():
             call()  # warm-up
             with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counts", type=int, nargs="*", default=[100], help="~N surviving masks rows")
     ap.add_argument("--levels", nargs="*", default=["none", "~100", "all"], help="rows to profile")
     ap.add_argument("--decoder", type=int, metavar="B", help="only profile one B-prompt decoder call by op")
+    ap.add_argument("--arithmetic", default="exact", choices=["exact", "factored"], help="factored: + a row")
     args = ap.parse_args(argv)
     import numpy as np
     from bench_amg import candidate_ious, embed, generators, levels, load_sam
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sam = load_sam(args.model, "cpu")
     if args.decoder:
-        profile_decoder(sam, args.decoder)
+        profile_decoder(sam, args.decoder, args.arithmetic)
         return 0
     rgb = render_scene(0).rgb
     c0 = time.process_time()
@@ -156,14 +165,22 @@ def main(argv: list[str] | None = None) -> int:
     for level, filters in levels(probe_ious, args.counts).items():
         if level not in args.levels:
             continue
-        calls = generators(sam, args.side, filters, state, args.nms)
-        labels = []
+        calls = generators(sam, args.side, filters, state, args.nms, args.arithmetic)
+        labels, decoder = [], {}
         for name, call in calls.items():
             secs, (label_map, _) = profile_call(call, rgb)
             labels.append(label_map)
+            decoder[name] = secs["decoder"]
             label = f"{level} {name}"
             print(f"{label:>16s}" + "".join(f"{secs[n]:10.2f}" for n in names), flush=True)
-        print(f"{'':>16s}  segments {int(labels[1].max())}, identical {np.array_equal(*labels)}")
+        print(f"{'':>16s}  segments {int(labels[1].max())}, identical {np.array_equal(*labels[:2])}")
+        if "factored" in decoder:
+            agree = float((labels[2] == labels[0]).mean())
+            print(
+                f"{'':>16s}  factored decoder stage {decoder['ours'] / decoder['factored']:.2f}× ours' "
+                f"({decoder['reference'] / decoder['factored']:.2f}× the reference's); "
+                f"labels agree with the reference on {100 * agree:.3f} % of pixels"
+            )
     return 0
 
 

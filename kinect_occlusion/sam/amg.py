@@ -250,10 +250,17 @@ class FastMaskGenerator:
     ``points_per_batch="auto"`` sends as many prompts per decoder call as memory allows
     (``auto_points_per_batch``). ``output_mode`` is accepted for signature compatibility; masks come
     back as boolean tensors (``generate_kept``), records with binary masks (``generate``) or a
-    label image (``labels``).
+    label image (``labels``). ``decoder_arithmetic="factored"`` runs the decoder's transformer
+    with fewer operations (``sam/factored.py``): not the reference's masks bit for bit.
     """
 
-    def __init__(self, model: Any, points_per_batch: int | str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        points_per_batch: int | str = "auto",
+        decoder_arithmetic: str = "exact",
+        **kwargs: Any,
+    ) -> None:
         from segment_anything import SamAutomaticMaskGenerator
 
         # The reference validates the arguments and builds the point grids
@@ -262,6 +269,9 @@ class FastMaskGenerator:
         if points_per_batch != "auto" and (not isinstance(points_per_batch, int) or points_per_batch < 1):
             raise ValueError(f"points_per_batch must be a positive int or 'auto', not {points_per_batch!r}")
         self.points_per_batch = points_per_batch
+        if decoder_arithmetic not in ("exact", "factored"):
+            raise ValueError(f"decoder_arithmetic must be 'exact' or 'factored', not {decoder_arithmetic!r}")
+        self.decoder_arithmetic = decoder_arithmetic
         # Checked before each crop and decoder batch; True → errors.Cancelled (set by the partitioner)
         self.should_stop: Any = None
         self.pred_iou_thresh: float = ref.pred_iou_thresh
@@ -401,7 +411,9 @@ class FastMaskGenerator:
         if shares_image(model.mask_decoder, dense):
             # The same outputs without a copy of the image embedding per prompt (sam/decoder.py),
             # and no upscaling of prompts whose masks the predicted-IoU filter drops
-            decoded = decode_tokens(model.mask_decoder, pred.features, image_pe, sparse, dense)
+            decoded = decode_tokens(
+                model.mask_decoder, pred.features, image_pe, sparse, dense, self.decoder_arithmetic
+            )
 
             def logits(idx: torch.Tensor) -> torch.Tensor:
                 prompts, slot = torch.unique(idx // 3, return_inverse=True)

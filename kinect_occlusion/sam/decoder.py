@@ -53,6 +53,7 @@ def decode_tokens(
     image_pe: torch.Tensor,
     sparse: torch.Tensor,
     dense: torch.Tensor,
+    arithmetic: str = "exact",
 ) -> DecodedTokens:
     """The transformer and IoU head of ``decoder`` for B point prompts, the image embedding once.
 
@@ -62,6 +63,8 @@ def decode_tokens(
         image_pe: (1, C, h, w) dense positional encoding.
         sparse: (B, N, C) prompt tokens.
         dense: (B, C, h, w) dense prompt embedding, the same for every prompt.
+        arithmetic: ``exact`` (bit for bit the reference) or ``factored`` (``sam/factored.py``:
+            about 2.3× fewer transformer MACs per prompt, the last bits differ).
     """
     b = sparse.shape[0]
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
@@ -69,7 +72,12 @@ def decode_tokens(
     # The image side once: the transformer's attention broadcasts it over the prompts
     src = image_embeddings + dense[:1]
     h, w = src.shape[-2:]
-    hs, src = decoder.transformer(src, image_pe, tokens)
+    if arithmetic == "factored":
+        from .factored import factored_transformer
+
+        hs, src = factored_transformer(decoder.transformer, src, image_pe, tokens)
+    else:
+        hs, src = decoder.transformer(src, image_pe, tokens)
     iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
     mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
     # multimask_output=True: outputs 1..3

@@ -110,7 +110,8 @@ class SamPartitioner(Partitioner):
 
     Args:
         sam: a SAM model (``build_sam`` or ``build_tiny_sam``), already on its device.
-        amg: ``SamAutomaticMaskGenerator`` overrides of the paper settings (see ``amg_kwargs``).
+        amg: ``SamAutomaticMaskGenerator`` overrides of the paper settings (see ``amg_kwargs``);
+            also ``decoder_arithmetic`` (``exact``, or ``factored``: the fast generator only).
         guided: prompt where the coarse mask says it matters (``guided_points``) instead of the grid;
             falls back to the grid when a call brings no probability map.
         guided_kwargs: ``guided_points`` keyword arguments (low, high, dilate_px, …).
@@ -151,6 +152,8 @@ class SamPartitioner(Partitioner):
         if amg_impl not in ("fast", "reference"):
             raise ValueError(f"unknown sam.amg {amg_impl!r}; expected fast or reference")
         self.amg_impl = amg_impl
+        if self.amg.get("decoder_arithmetic", "exact") != "exact" and amg_impl != "fast":
+            raise ValueError("sam.decoder_arithmetic: factored needs sam.amg: fast")
         self.grid_generator = self._make_generator(self.amg)
         encoder = getattr(sam.image_encoder, "encoder", sam.image_encoder)  # unwrap AutocastEncoder
         # A TritonImageEncoder names its model; a local encoder is known by its width
@@ -167,6 +170,7 @@ class SamPartitioner(Partitioner):
             return FastMaskGenerator(self.sam, **kwargs)
         from .partition import mask_generator
 
+        kwargs = {k: v for k, v in kwargs.items() if k != "decoder_arithmetic"}  # exact there
         if kwargs.get("points_per_batch") == "auto":
             kwargs = {**kwargs, "points_per_batch": 64}
         return mask_generator(self.sam, **kwargs)  # the reference generator, cancellable per batch
@@ -303,6 +307,7 @@ def build_sam_partitioner(cfg: SamConfig, sam: Any = None) -> SamPartitioner:
         "pred_iou_thresh": cfg.pred_iou_thresh,
         "stability_score_thresh": cfg.stability_score_thresh,
         "min_mask_region_area": cfg.min_mask_region_area,
+        "decoder_arithmetic": cfg.decoder_arithmetic,
     }
     guided = cfg.guided.model_dump()
     enabled = guided.pop("enabled")

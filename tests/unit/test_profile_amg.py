@@ -51,3 +51,14 @@ def test_each_generator_s_decoder_is_counted():
         assert secs["decoder"] > 0, f"{name}: MaskDecoder / decode_tokens + decode_masks"
         assert secs["upsample"] > 0 and secs["paint"] > 0, name
     assert secs["rle+cat"] < 0.01  # ours makes no RLEs
+
+
+def test_factored_row_is_profiled_next_to_ours(capsys):
+    assert (
+        _tool().main(["--model", "tiny", "--side", "2", "--levels", "all", "--arithmetic", "factored"]) == 0
+    )
+    out = capsys.readouterr().out
+    rows = [line.split()[1] for line in out.splitlines() if line.strip().startswith("all ")]
+    assert rows == ["reference", "ours", "factored"]
+    agree = float(out.split("labels agree with the reference on ")[1].split(" %")[0])
+    assert agree >= 99.9
