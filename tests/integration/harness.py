@@ -120,6 +120,11 @@ def write_config(tmp: Path, ipc_dir: Path, checkpoint: Path | None, **sections) 
     return path
 
 
+# The runtime section of the fault tests (on top of write_config's 0.25 s heartbeats): 3 s of silence
+# is a hang, and a crashed worker comes back after 0.2 s, then 0.4 s
+FAULT_RUNTIME = {"restart_backoff_s": [0.2, 0.4], "hang_timeout_s": 3.0}
+
+
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``kinect-occlusion ARGS`` to completion; its output captured as text."""
     return subprocess.run(

@@ -28,7 +28,8 @@ def test_missing_then_unplugged_camera_is_retried_while_the_pipeline_stays_up(tm
         camera={"source": "kinect", "fps": 15, "reconnect_backoff_s": [0.2, 0.4]},
         deeplab={"runtime": "torch"},  # no ONNX export at start-up (the camera is under test)
     )
-    script = {"absent_polls": 15, "drop_at": [45], "replug_after_polls": 15}
+    # ~3 s missing at start (8 polls at 0.2 s, then 0.4 s), and ~3 s unplugged after capture 45
+    script = {"absent_polls": 8, "drop_at": [45], "replug_after_polls": 8}
     env = {
         "PYTHONPATH": f"{ROOT / 'tests' / 'fakes'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         "FAKE_PYK4A_SCRIPT": json.dumps(script),

@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 import zmq
 from conftest import wait_for
-from harness import Daemons, SharedDaemon, alive, collect, rss_mb, stop, subscriber, worker_pids
+from harness import (
+    FAULT_RUNTIME,
+    Daemons,
+    SharedDaemon,
+    alive,
+    collect,
+    rss_mb,
+    stop,
+    subscriber,
+    worker_pids,
+)
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.runtime.stages import NAMES
@@ -19,17 +29,6 @@ from kinect_occlusion.runtime.stages import NAMES
 pytestmark = pytest.mark.slow
 
 WORKERS = NAMES
-
-
-# Fast hang detection for the shared daemon (the hung-worker test); the other tests' workers beat
-# every 0.25 s, so 3 s of silence is a hang there too
-SHARED_RUNTIME = {
-    "heartbeat_s": 0.25,
-    "report_interval_s": 1.0,
-    "restart_backoff_s": [0.2, 1.0],
-    "hang_timeout_s": 3.0,
-    "startup_grace_s": 60.0,
-}
 
 
 @pytest.fixture
@@ -43,8 +42,9 @@ def daemon(tmp_path, ipc_dir):
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """One daemon for the tests that leave it running (one start-up, not one per test); a test that
-    stops it leaves the next one a fresh daemon."""
-    daemon = SharedDaemon(tmp_path_factory.mktemp("faults"), runtime=SHARED_RUNTIME)
+    stops it leaves the next one a fresh daemon. Fast hang detection (``FAULT_RUNTIME``: 3 s) for the
+    hung-worker test; the other tests' workers beat every 0.25 s, so 3 s of silence is a hang there too."""
+    daemon = SharedDaemon(tmp_path_factory.mktemp("faults"), runtime=FAULT_RUNTIME)
     yield daemon
     daemon.close()
 
@@ -79,13 +79,7 @@ def test_worker_failing_on_every_frame_is_given_up_without_taking_the_daemon_dow
     proc = daemon(
         env={"KINECT_OCCLUSION_FAULT": "sam=raise"},
         log=log,
-        runtime={
-            "heartbeat_s": 0.25,
-            "report_interval_s": 1.0,
-            "restart_backoff_s": [0.2, 0.4],
-            "max_restarts": 2,
-            "restart_window_s": 120,
-        },
+        runtime={"restart_backoff_s": [0.2, 0.4], "max_restarts": 2, "restart_window_s": 120},
     )
 
     def gave_up():
@@ -183,7 +177,7 @@ def test_slow_and_vanished_subscribers_do_not_slow_the_pipeline(shared):
 
 
 def test_a_hung_worker_is_killed_and_restarted(shared):
-    proc, ipc_dir = shared.get(), shared.ipc_dir  # hang_timeout_s 3 (SHARED_RUNTIME)
+    proc, ipc_dir = shared.get(), shared.ipc_dir  # hang_timeout_s 3 (FAULT_RUNTIME)
     pids = worker_pids(ipc_dir)
     assert masks_flow(ipc_dir)
     os.kill(pids["sam"], signal.SIGSTOP)  # alive but silent: no heartbeat, no work

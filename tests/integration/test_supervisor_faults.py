@@ -10,21 +10,14 @@ import time
 
 import pytest
 from conftest import wait_for
-from harness import Daemons, SharedDaemon, alive, collect, stop, subscriber, worker_pids
+from harness import FAULT_RUNTIME, Daemons, SharedDaemon, alive, collect, stop, subscriber, worker_pids
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import Publisher
 
 pytestmark = pytest.mark.slow
 
-RUNTIME = {
-    "heartbeat_s": 0.25,
-    "report_interval_s": 1.0,
-    "restart_backoff_s": [0.2, 0.4],
-    "hang_timeout_s": 3.0,
-    "startup_grace_s": 60.0,
-    "shutdown_timeout_s": 2.0,
-}
+RUNTIME = {**FAULT_RUNTIME, "shutdown_timeout_s": 2.0}
 
 
 @pytest.fixture

@@ -49,6 +49,14 @@ def served(request, tmp_path_factory):
     return one.sam_checkpoint, one.repo, one.server
 
 
+def sam_on_triton(sam_checkpoint, url: str, **more) -> dict:
+    """The ``sam`` config section of a pipeline whose tiny SAM encodes on the Triton server at ``url``
+    (a 4×4 prompt grid, no score filters); ``more`` adds keys."""
+    grid = {k: v for k, v in LOW.items() if k != "box_nms_thresh"}
+    base = {"partitioner": "sam", "checkpoint": str(sam_checkpoint), "model_type": "tiny"}
+    return {**base, "encoder": "triton", "triton_url": url, **grid, **more}
+
+
 def local_and_remote(served, timeout_ms: int = 5000):
     """The same tiny SAM twice: its own encoder, and its encoder replaced by Triton's."""
     from kinect_occlusion.sam.partition import build_sam
@@ -190,17 +198,7 @@ def test_server_down_then_back_resumes_with_a_fresh_channel(served, tmp_path):
 def test_pipeline_with_the_encoder_on_triton_fuses_and_rides_out_an_outage(served, tmp_path, ipc_dir):
     sam_ckpt, repo, _ = served
     server = triton_server.TritonServer(repo, tmp_path / "a.log").start()  # this test stops it
-    sam = {
-        "partitioner": "sam",
-        "checkpoint": str(sam_ckpt),
-        "model_type": "tiny",
-        "encoder": "triton",
-        "triton_url": server.url,
-        "occlusion_threshold": 0.01,  # random weights: every coarse mask counts as occluded
-        "points_per_side": 4,
-        "pred_iou_thresh": 0.0,
-        "stability_score_thresh": 0.0,
-    }
+    sam = sam_on_triton(sam_ckpt, server.url, occlusion_threshold=0.01)  # random weights: all occluded
     checkpoint = tiny_checkpoint(tmp_path / "model.pt")
     cfg = write_config(tmp_path, ipc_dir, checkpoint, sam=sam, fuser={"wait_for_partition_ms": 80})
 
@@ -247,15 +245,7 @@ def test_pipeline_started_while_the_encoder_server_is_down_waits_then_partitions
 
     sam_ckpt, repo, _ = served
     port = free_port()  # nothing listens there yet
-    sam = {
-        "partitioner": "sam",
-        "checkpoint": str(sam_ckpt),
-        "model_type": "tiny",
-        "encoder": "triton",
-        "triton_url": f"127.0.0.1:{port}",
-        "occlusion_threshold": 0.01,  # random weights: every coarse mask counts as occluded
-        **{k: v for k, v in LOW.items() if k != "box_nms_thresh"},
-    }
+    sam = sam_on_triton(sam_ckpt, f"127.0.0.1:{port}", occlusion_threshold=0.01)  # as above
     cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam)
 
     def waiting(msgs):
@@ -294,14 +284,7 @@ def test_an_encoder_that_failed_to_load_is_reported_while_the_other_model_serves
     log = tmp_path / "t.log"
     server = triton_server.TritonServer(tmp_path / "repo", log, extra=triton_server.KEEP_GOING)
     server.start(until="live")
-    sam = {
-        "partitioner": "sam",
-        "checkpoint": str(sam_ckpt),
-        "model_type": "tiny",
-        "encoder": "triton",
-        "triton_url": server.url,
-        **{k: v for k, v in LOW.items() if k != "box_nms_thresh"},
-    }
+    sam = sam_on_triton(sam_ckpt, server.url)
     deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
     cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam, deeplab=deeplab)
 

@@ -31,7 +31,8 @@ def ward_config(tmp_path, ipc_dir):
         ipc_dir,
         tiny_checkpoint(tmp_path / "model.pt"),
         bus={"frontend": front, "backend": back, "curve": {"enabled": True, "keys_dir": str(keys)}},
-        deeplab={"max_batch": 4, "batch_deadline_ms": 20},
+        # torch: no ONNX export at each of the server's two start-ups (the ward is under test)
+        deeplab={"max_batch": 4, "batch_deadline_ms": 20, "runtime": "torch"},
     )
     data = yaml.safe_load(path.read_text())
     cam = data.pop("camera")
@@ -89,7 +90,8 @@ def test_ward_three_bedsides_one_server(tmp_path, ipc_dir):
             os.killpg(beds["bed1"].pid, signal.SIGKILL)
             beds["bed1"].wait(10)
             collect(sub, 1.5)  # what bed1 had in flight
-            seen, _ = beds_seen(sub, 3, set(BEDS))  # the whole window: bed1 must stay silent
+            # the whole window (2 s, 10 frames of each bed at 5 fps): bed1 must stay silent
+            seen, _ = beds_seen(sub, 2, set(BEDS))
             assert seen == {"bed2", "bed3"}
             # Server restart: the bedsides keep running, their masks resume within 10 s of its return
             code, out = stop(server)

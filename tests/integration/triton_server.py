@@ -193,9 +193,30 @@ class Served(NamedTuple):
 SERVED = pytest.StashKey[Served]()
 
 
+class _StopAfterLastUser:
+    """A pytest plugin: stops the shared server once the session's last test that uses it (that
+    requests a ``served`` fixture) is torn down, rather than idling to the session's end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config, self.last = config, None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None):
+        result = yield
+        if self.last is None:  # the run order is fixed once the first test runs
+            users = [i for i in item.session.items if "served" in getattr(i, "fixturenames", ())]
+            self.last = users[-1] if users else item
+        if item is self.last and SERVED in self.config.stash:
+            self.config.stash[SERVED].server.stop()
+            del self.config.stash[SERVED]  # a later caller would start a new one
+            self.config.pluginmanager.unregister(self)
+        return result
+
+
 def shared(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Served:
     """One ``export-triton --backend python`` repository (``deeplab`` and ``sam_encoder``), served
-    until the session ends; tests that stop or break a server start their own from ``repo``.
+    until the session's last test that requests a ``served`` fixture is done; tests that stop or
+    break a server start their own from ``repo``.
 
     The test modules' ``served`` fixtures call this; the server lives in the session's stash (a
     fixture imported into two modules would be two fixtures, and start two servers).
@@ -210,7 +231,8 @@ def shared(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> S
     done = export_triton(checkpoint, tmp / "repo", *extra)
     assert done.returncode == 0, done.stderr
     server = TritonServer(tmp / "repo", tmp / "tritonserver.log").start()
-    config.add_cleanup(server.stop)
+    config.add_cleanup(server.stop)  # an interrupted session: stop() twice is harmless
+    config.pluginmanager.register(_StopAfterLastUser(config))
     config.stash[SERVED] = Served(checkpoint, sam, tmp / "repo", server)
     return config.stash[SERVED]
 
