@@ -51,12 +51,10 @@ def rows(folder) -> list[dict]:
         return sorted(csv.DictReader(f), key=lambda r: int(r["frame_id"]))
 
 
-def test_a_writer_slower_than_the_pipeline_with_a_tiny_queue_loses_no_mask(tmp_path, ipc_dir, files):
-    cfg = write_config(tmp_path, ipc_dir, files["model"])
-    out = tmp_path / "masks"
-    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SAVER, "0.25", *args],
+def patched_cli(script: str, *args: str) -> subprocess.Popen:
+    """The CLI with ``args``, run by ``script`` (python -c) that patches the saver first."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -64,6 +62,13 @@ def test_a_writer_slower_than_the_pipeline_with_a_tiny_queue_loses_no_mask(tmp_p
         text=True,
         start_new_session=True,
     )
+
+
+def test_a_writer_slower_than_the_pipeline_with_a_tiny_queue_loses_no_mask(tmp_path, ipc_dir, files):
+    cfg = write_config(tmp_path, ipc_dir, files["model"])
+    out = tmp_path / "masks"
+    args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
+    proc = patched_cli(SLOW_SAVER, "0.25", *args)
     code, text = run_to_end(proc, what="replay")
     assert code == 0, text[-3000:]
     table = rows(out)
@@ -114,15 +119,7 @@ def test_a_writer_failing_of_anything_stops_the_replay_at_once_with_one_line(tmp
     cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 60.0})
     out = tmp_path / "masks"
     args = ["replay", str(files["rec"]), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", BROKEN_ENCODER, *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = patched_cli(BROKEN_ENCODER, *args)
     code, text = run_to_end(proc, timeout=45, what="replay")
     assert code == 1, text[-3000:]
     error = (

@@ -172,6 +172,15 @@ def load(url: str, model: str) -> None:
         client.close()
 
 
+def collect_until_up(sub, proc, up: dict) -> list:
+    """What the bus says until a fused mask came and deeplab's Status matches ``up`` (≤ 30 s)."""
+    return collect(
+        sub,
+        30,
+        until=lambda ms: proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up)),
+    )
+
+
 def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served, tmp_path, ipc_dir):
     checkpoint, repo, _ = served
     weights, aside = triton_server.broken_repo(repo, tmp_path / "repo", "deeplab")
@@ -191,13 +200,7 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
             aside.rename(weights)  # the operator puts the weights back and loads the model again
             load(server.url, "deeplab")
             up = {"state": "ready", "inference_server": "up"}
-            after = collect(
-                sub,
-                30,
-                until=lambda ms: (
-                    proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up))
-                ),
-            )
+            after = collect_until_up(sub, proc, up)
             alive = proc.poll() is None
         finally:
             server.stop()
@@ -240,13 +243,7 @@ def test_a_model_unloaded_while_the_pipeline_runs_is_reported_then_masks_resume(
             down = collect(sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **lost))
             load(server.url, "deeplab")
             up = {"inference_server": "up"}
-            back = collect(
-                sub,
-                30,
-                until=lambda ms: (
-                    proc.poll() is not None or (fused_count(ms) >= 1 and deeplab_status(ms, **up))
-                ),
-            )
+            back = collect_until_up(sub, proc, up)
             alive = proc.poll() is None
         finally:
             server.stop()
