@@ -76,12 +76,16 @@ def check_served(client: Any, url: str, model: str, section: str, export_hint: s
             f"load a repository written by '{export_hint}'",
             exit_code=EXIT_STARTUP,
         )
-    server = MODEL_LOADING if state == "LOADING" else MODEL_UNAVAILABLE
     raise ModelUnavailable(
         f"{section}.triton_model: model {model!r} on the Triton server at {url} is not ready: {reason}",
         reason,
-        server,
+        not_ready(state),
     )
+
+
+def not_ready(state: str | None) -> str:
+    """Status ``inference_server`` for a model in repository-index ``state`` that is not READY."""
+    return MODEL_LOADING if state == "LOADING" else MODEL_UNAVAILABLE
 
 
 def model_state(client: Any, model: str, t: float) -> tuple[str | None, str]:
@@ -177,7 +181,7 @@ class TritonChannel:
         state, reason = model_state(self.client, model, INDEX_TIMEOUT_S)
         if state in ("READY", "UNKNOWN"):
             return server, None
-        return (MODEL_LOADING if state == "LOADING" else MODEL_UNAVAILABLE), reason
+        return not_ready(state), reason
 
     def close(self) -> None:
         """Close the gRPC channel."""

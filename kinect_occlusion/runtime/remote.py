@@ -134,18 +134,21 @@ def server_state(text: str) -> str:
 def report_failure(info: dict, exc: BaseException) -> None:
     """Status ``inference_server`` (and ``inference_reason`` when Triton gave one) after a failed
     request ``exc`` (a ``RemoteError``)."""
-    info["inference_server"] = getattr(exc, "server", "unreachable")
-    reason = getattr(exc, "reason", None)
-    if reason:
-        info["inference_reason"] = reason
-    else:
-        info.pop("inference_reason", None)
+    say_server(info, getattr(exc, "server", "unreachable"), getattr(exc, "reason", None))
 
 
 def report_served(info: dict) -> None:
     """Status ``inference_server: up`` after a request served (for a worker that calls a server)."""
     if "inference_server" in info:
-        info["inference_server"] = "up"
+        say_server(info, "up")
+
+
+def say_server(info: dict, server: str, reason: str | None = None) -> None:
+    """Status ``inference_server`` = ``server``, and ``inference_reason`` = ``reason`` (dropped when None)."""
+    info["inference_server"] = server
+    if reason:
+        info["inference_reason"] = reason
+    else:
         info.pop("inference_reason", None)
 
 
@@ -176,13 +179,11 @@ def wait_until_reachable(rt: WorkerRuntime, connect: Callable[[], T], what: str)
             continue
         except (ServerUnreachable, RemoteError) as exc:
             delay = backoff.failed()
-            rt.info.update(inference_server="unreachable")
-            rt.info.pop("inference_reason", None)
+            say_server(rt.info, "unreachable")
             log.warning("%s: %s: %s (retry in %g s)", rt.name, WAITING, exc, delay)
             pause(rt, delay)
             continue
-        rt.info.update(inference_server="up")
-        rt.info.pop("inference_reason", None)
+        say_server(rt.info, "up")
         if backoff.failures:
             log.info("%s: %s reachable again", rt.name, what)
         return result

@@ -28,12 +28,17 @@ def sam_sized_decoder(seed: int) -> tuple[MaskDecoder, PromptEncoder]:
     return decoder.eval(), prompts.eval()
 
 
+def encode_points(prompts, points):
+    """(sparse, dense, dense positional encoding) of one positive point per row of ``points`` (B, 2)."""
+    labels = torch.ones(len(points), 1, dtype=torch.int)
+    sparse, dense = prompts(points=(points[:, None], labels), boxes=None, masks=None)
+    return sparse, dense, prompts.get_dense_pe()
+
+
 def both(decoder, prompts, embedding, points):
     """(reference outputs, decode_points outputs) for point prompts (B, 2) on one embedding."""
-    labels = torch.ones(len(points), 1, dtype=torch.int)
     with torch.inference_mode():
-        sparse, dense = prompts(points=(points[:, None], labels), boxes=None, masks=None)
-        pe = prompts.get_dense_pe()
+        sparse, dense, pe = encode_points(prompts, points)
         assert shares_image(decoder, dense)
         ref = decoder(embedding, pe, sparse, dense, multimask_output=True)
         return ref, decode_points(decoder, embedding, pe, sparse, dense)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sam_fixtures import scene
 from segment_anything import SamAutomaticMaskGenerator
-from test_sam_decoder import sam_sized_decoder
+from test_sam_decoder import encode_points, sam_sized_decoder
 
 from kinect_occlusion.sam.amg import FastMaskGenerator
 from kinect_occlusion.sam.decoder import decode_masks, decode_tokens
@@ -19,10 +19,8 @@ RTOL, ATOL = 1e-4, 1e-5
 
 def both(decoder, prompts, embedding, points):
     """(exact, factored) decoded tokens and low-res logits for point prompts (B, 2)."""
-    labels = torch.ones(len(points), 1, dtype=torch.int)
     with torch.inference_mode():
-        sparse, dense = prompts(points=(points[:, None], labels), boxes=None, masks=None)
-        pe = prompts.get_dense_pe()
+        sparse, dense, pe = encode_points(prompts, points)
         exact = decode_tokens(decoder, embedding, pe, sparse, dense)
         factored = decode_tokens(decoder, embedding, pe, sparse, dense, "factored")
         return (exact, decode_masks(decoder, exact)), (factored, decode_masks(decoder, factored))
