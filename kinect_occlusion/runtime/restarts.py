@@ -15,8 +15,11 @@ subscribes, then says ``ready``). So:
 
 A frame that had already passed the dead worker still finishes after being given up: capture then
 ignores its mask (the CSV says ``fused``), and for that moment more than ``runtime.in_flight`` frames
-may be in the pipeline (at most twice as many). A forged Status (the bus is untrusted) can only make
-frames be given up early (counted, said in the CSV), never hang or crash a worker.
+may be in the pipeline (at most twice as many). A forged Status (the bus is untrusted) can make
+frames be given up early (counted, said in the CSV), and one under a new pid that never says ready
+holds capture ``hold_s`` (``runtime.frame_timeout_s``) at most — as a lost frame would, again for
+each new forged pid; it never hangs or crashes a worker, and what it keeps is bounded (``MAX_PIDS``
+pids per watched worker).
 """
 
 from __future__ import annotations
