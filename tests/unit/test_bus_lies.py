@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from typing import cast
 
 import numpy as np
 import zmq
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Subscriber
+from kinect_occlusion.fuser.pairing import OwnPartitions
+from kinect_occlusion.runtime.restarts import RestartWatch, started_us
 
 FLOOD_S = 6.0  # how long the flooding peer keeps sending (a drain that never ends returns after it)
 
@@ -48,3 +51,67 @@ def test_a_flood_of_small_valid_messages_never_keeps_drain_or_recv_latest_from_r
     finally:
         peer.terminate()
         peer.join(10)
+
+
+def forged_status(worker: str, pid: int, ts_us: int, uptime_s: float) -> m.Status:
+    """A Status as it arrives: through the codec, so it passed every schema check."""
+    st = m.Status(
+        camera="bed1",
+        frame_id=0,
+        ts_us=ts_us,
+        worker=worker,
+        pid=pid,
+        state="ready",
+        info={"uptime_s": uptime_s},
+    )
+    return cast(m.Status, m.decode(m.encode(st)))
+
+
+def test_a_huge_finite_uptime_is_no_crash_and_no_start_before_the_epoch():
+    # 1e303 s is finite (the schema takes it); in µs it overflows to inf, and int(inf) raised
+    st = forged_status("fuser", 3, 5_000_000, 1e303)
+    assert started_us(st) == 0
+    watch = RestartWatch(("fuser",))
+    assert watch.seen(st) == 0  # capture and the fuser call this in their loops
+
+
+def test_a_start_in_the_future_cannot_orphan_every_later_frame():
+    # A Status claiming a start far in the future (ts_us = 2**62) used to set the fuser's
+    # partitions_from_us there for good: every later coarse mask went out coarse-only at once
+    pairs = OwnPartitions(wait_s=55.0)
+    before = m.now_us()
+    start = RestartWatch(("sam",)).seen(forged_status("sam", 9, 2**62, 0.0))
+    assert start is not None and before <= start <= m.now_us()
+    pairs.partitions_from(start)
+    later = m.now_us() + 1
+    pairs.add(coarse(1, origin_us=later), now=0.0)
+    assert pairs.ready(now=1.0) == []  # waits for its own partition
+    pairs.add(partition(1, origin_us=later), now=1.0)
+    assert [(c.frame_id, p is not None) for c, p in pairs.ready(now=1.0)] == [(1, True)]
+
+
+def coarse(frame_id: int, origin_us: int) -> m.CoarseMask:
+    prob = np.zeros((4, 4), np.uint8)
+    return m.CoarseMask(
+        camera="bed1",
+        epoch=1,
+        frame_id=frame_id,
+        ts_us=frame_id,
+        origin_us=origin_us,
+        prob=prob,
+        roi=(0, 0, 4, 4),
+    )
+
+
+def partition(frame_id: int, origin_us: int) -> m.Partition:
+    labels = np.ones((4, 4), np.int32)
+    scores = np.ones((1, 2), np.float32)
+    return m.Partition(
+        camera="bed1",
+        epoch=1,
+        frame_id=frame_id,
+        ts_us=frame_id,
+        origin_us=origin_us,
+        labels=labels,
+        scores=scores,
+    )
