@@ -8,11 +8,13 @@ import time
 from typing import cast
 
 import numpy as np
+import pytest
 import zmq
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Subscriber
 from kinect_occlusion.fuser.pairing import OwnPartitions
+from kinect_occlusion.runtime.remote import checked_output
 from kinect_occlusion.runtime.restarts import RestartWatch, started_us
 
 FLOOD_S = 6.0  # how long the flooding peer keeps sending (a drain that never ends returns after it)
@@ -115,3 +117,33 @@ def partition(frame_id: int, origin_us: int) -> m.Partition:
         labels=labels,
         scores=scores,
     )
+
+
+@pytest.mark.parametrize(
+    "reply, why",
+    [
+        (np.full((2, 4, 4), np.nan, np.float32), "outside"),  # quantised to 0: "nothing occluded"
+        (np.full((2, 4, 4), np.inf, np.float32), "outside"),
+        (np.full((2, 4, 4), 7.5, np.float32), "outside"),  # logits, not probabilities: all occluded
+        (np.full((2, 4, 4), -0.5, np.float32), "outside"),
+        (np.zeros((2, 4, 4), np.bool_), "dtype"),
+        (np.zeros((2, 4, 4), np.object_), "dtype"),  # a BYTES tensor
+        (np.zeros((2, 4, 5), np.float32), "expected"),
+        (None, "expected"),
+    ],
+)
+def test_a_triton_reply_that_is_no_probability_map_is_refused(reply, why):
+    with pytest.raises(ValueError, match=why):
+        checked_output(reply, (2, 4, 4), "deeplab", 0.0, 1.0)
+
+
+def test_a_triton_reply_in_range_comes_back_as_float32():
+    reply = np.linspace(0, 1, 32, dtype=np.float16).reshape(2, 4, 4)
+    out = checked_output(reply, (2, 4, 4), "deeplab", 0.0, 1.0)
+    assert out.dtype == np.float32 and np.array_equal(out, reply.astype(np.float32))
+    # An embedding has no range, but it is finite (NaN embeddings gave an empty partition, silently)
+    assert checked_output(np.full((1, 3), -1e30, np.float32), (1, 3), "sam").shape == (1, 3)
+    with pytest.raises(ValueError, match="outside"):
+        checked_output(np.array([[0.0, np.nan, 1.0]], np.float32), (1, 3), "sam")
+    with pytest.raises(ValueError, match="outside"):
+        checked_output(np.array([[0.0, 1e300, 1.0]], np.float64), (1, 3), "sam")  # inf in float32
