@@ -10,10 +10,13 @@ from typing import cast
 import numpy as np
 import pytest
 import zmq
+from conftest import free_port
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Subscriber
 from kinect_occlusion.fuser.pairing import OwnPartitions
+from kinect_occlusion.runtime.metrics import PipelineMetrics
+from kinect_occlusion.runtime.monitor import StageStats
 from kinect_occlusion.runtime.remote import checked_output
 from kinect_occlusion.runtime.restarts import RestartWatch, started_us
 
@@ -147,3 +150,41 @@ def test_a_triton_reply_in_range_comes_back_as_float32():
         checked_output(np.array([[0.0, np.nan, 1.0]], np.float32), (1, 3), "sam")
     with pytest.raises(ValueError, match="outside"):
         checked_output(np.array([[0.0, 1e300, 1.0]], np.float64), (1, 3), "sam")  # inf in float32
+
+
+def fused_mask(origin_us: int, sent_us: int, age_ms: float) -> m.OcclusionMask:
+    """A fused mask as it arrives (through the codec, so it passed every schema check)."""
+    msg = m.OcclusionMask(
+        camera="bed1",
+        frame_id=1,
+        ts_us=1,
+        origin_us=origin_us,
+        mask=np.zeros((4, 4), np.uint8),
+        votes=np.ones((2, 2), np.float32),
+        fused=True,
+        partition_frame_id=1,
+        partition_age_ms=age_ms,
+    )
+    return cast(m.OcclusionMask, m.decode(m.encode(msg, sent_us=sent_us)))
+
+
+def test_one_lying_timestamp_or_partition_age_cannot_poison_the_metrics_for_good():
+    # A histogram's _sum keeps every observation: one 1e300 ms partition age or a latency of
+    # 2**63 µs made the average (sum / count) meaningless for the rest of the run
+    metrics = PipelineMetrics("bed1", free_port())
+    try:
+        stats = StageStats()
+        lies = [
+            fused_mask(origin_us=1, sent_us=2**63 - 1, age_ms=1e300),  # 292,000 years late
+            fused_mask(origin_us=2**62, sent_us=1, age_ms=-0.5),  # sent before it was captured
+        ]
+        for msg in [*lies, fused_mask(origin_us=1_000_000, sent_us=1_050_000, age_ms=20.0)]:
+            metrics.observe_message(msg, stats.add(msg, 0.0))
+        sample = metrics.registry.get_sample_value
+        latency = {"camera": "bed1", "path": "capture_to_fused"}
+        assert sample("kinect_occlusion_latency_seconds_sum", latency) == pytest.approx(0.05)
+        assert sample("kinect_occlusion_latency_seconds_count", latency) == 1
+        assert sample("kinect_occlusion_partition_age_seconds_sum", {"camera": "bed1"}) == pytest.approx(0.02)
+        assert sample("kinect_occlusion_implausible_total", {"camera": "bed1"}) == 4  # counted
+    finally:
+        metrics.close()
