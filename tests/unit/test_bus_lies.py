@@ -10,11 +10,13 @@ from typing import cast
 import numpy as np
 import pytest
 import zmq
-from conftest import free_port
+from conftest import free_port, wait_for
+from test_mask_saved import acks, mask, saver_on_bus
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Subscriber
 from kinect_occlusion.fuser.pairing import OwnPartitions
+from kinect_occlusion.runtime.mask_saver import png_name
 from kinect_occlusion.runtime.metrics import PipelineMetrics
 from kinect_occlusion.runtime.monitor import StageStats
 from kinect_occlusion.runtime.remote import checked_output
@@ -188,3 +190,33 @@ def test_one_lying_timestamp_or_partition_age_cannot_poison_the_metrics_for_good
         assert sample("kinect_occlusion_implausible_total", {"camera": "bed1"}) == 4  # counted
     finally:
         metrics.close()
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        m.ColorFrame(camera="bed1", frame_id=1, ts_us=1, image=np.zeros((0, 0, 3), np.uint8)),
+        m.DepthFrame(camera="bed1", frame_id=1, ts_us=1, depth=np.zeros((0, 640), np.uint16)),
+        m.Partition(camera="bed1", frame_id=1, ts_us=1, labels=np.zeros((720, 0), np.int32)),
+        m.OcclusionMask(camera="bed1", frame_id=1, ts_us=1, mask=np.zeros((0, 0), np.uint8)),
+    ],
+    ids=lambda msg: msg.KIND,
+)
+def test_an_image_without_pixels_is_refused(msg):
+    # Each passed the schema and raised in its consumer on every use: deeplab (ZeroDivisionError in
+    # the letterbox), the fuser (ValueError in fit_labels, for every coarse mask while it was the
+    # newest partition: 25 in a row end the worker), the mask saver (cv2 error: saving stops)
+    with pytest.raises(m.MessageError, match="no pixels"):
+        m.decode(m.encode(msg))
+
+
+def test_a_forged_empty_mask_no_longer_stops_a_replay_that_saves_masks(tmp_path, endpoints):
+    # Before, the saver failed to encode its PNG: saving stopped, and the replay with it (exit 1)
+    errors: list[bool] = []
+    forged = m.OcclusionMask(camera="bed1", epoch=5, frame_id=0, ts_us=0, mask=np.zeros((0, 0), np.uint8))
+    with saver_on_bus(tmp_path, endpoints, on_error=lambda: errors.append(True)) as (pub, sub, saver):
+        assert wait_for(
+            lambda: pub.publish(forged) and pub.publish(mask(1)) and (1 in {f for _, f in acks(sub)})
+        )
+        assert saver.error is None and not errors and saver.is_alive()
+        assert (tmp_path / png_name(1)).exists() and not (tmp_path / png_name(0)).exists()
