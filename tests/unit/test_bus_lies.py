@@ -14,11 +14,12 @@ from conftest import free_port, wait_for
 from test_mask_saved import acks, mask, saver_on_bus
 
 from kinect_occlusion import messages as m
-from kinect_occlusion.bus import MAX_DRAIN, Subscriber
+from kinect_occlusion.bus import MAX_DRAIN, Proxy, Publisher, Subscriber
 from kinect_occlusion.fuser.pairing import OwnPartitions
 from kinect_occlusion.runtime.mask_saver import png_name
 from kinect_occlusion.runtime.metrics import PipelineMetrics
 from kinect_occlusion.runtime.monitor import StageStats
+from kinect_occlusion.runtime.recorder import OverlayRecorder
 from kinect_occlusion.runtime.remote import checked_output
 from kinect_occlusion.runtime.restarts import RestartWatch, started_us
 
@@ -42,7 +43,7 @@ def flood(endpoint: str, seconds: float) -> None:
     ctx.term()
 
 
-def test_a_flood_of_small_valid_messages_never_keeps_drain_or_recv_latest_from_returning(ipc_dir):
+def test_a_flood_of_valid_frames_never_keeps_drain_or_recv_latest_from_returning(ipc_dir):
     endpoint = f"ipc://{ipc_dir}/flood"
     peer = multiprocessing.get_context("spawn").Process(target=flood, args=(endpoint, FLOOD_S))
     peer.start()
@@ -220,3 +221,38 @@ def test_a_forged_empty_mask_no_longer_stops_a_replay_that_saves_masks(tmp_path,
         )
         assert saver.error is None and not errors and saver.is_alive()
         assert (tmp_path / png_name(1)).exists() and not (tmp_path / png_name(0)).exists()
+
+
+def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoints):
+    # Frames were held by frame_id alone and drawn with any mask: a mask of another size killed the
+    # recorder thread (IndexError, a traceback), and after a capture restart (new epoch, ids from 0)
+    # a mask was drawn over the old run's frame of the same id
+    front, back = endpoints
+
+    def pair(pub, epoch: int, frame_id: int, value: int, mask_shape=(48, 64), frame: bool = True) -> None:
+        common = {"camera": "bed1", "epoch": epoch, "frame_id": frame_id, "ts_us": frame_id}
+        if frame:
+            pub.publish(m.ColorFrame(image=np.full((48, 64, 3), value, np.uint8), **common))
+        pub.publish(m.OcclusionMask(mask=np.zeros(mask_shape, np.uint8), **common))
+
+    with Proxy(front, back, hwm=100), Publisher(front, 100) as pub:
+        rec = OverlayRecorder(str(tmp_path / "overlay.mp4"), back, "bed1", 15)
+        rec.start()
+        try:
+            sent = 0  # the first run's frames, until one is drawn (subscriptions take a moment)
+
+            def first_run() -> bool:
+                nonlocal sent
+                pair(pub, 1, sent, 0)
+                sent += 1
+                return rec.written > 0
+
+            assert wait_for(first_run)
+            pair(pub, 1, sent - 1, 0, mask_shape=(5, 7), frame=False)  # a mask of another size
+            pair(pub, 2, sent - 1, 0, frame=False)  # the next run's mask, its own frame lost
+            assert wait_for(lambda: getattr(rec, "skipped", 0) >= 2 or not rec.is_alive())
+            drawn = rec.written
+            assert wait_for(lambda: pair(pub, 2, 100, 255) or rec.written > drawn)  # the next run goes on
+            assert rec.is_alive() and rec.error is None and rec.skipped == 2
+        finally:
+            rec.stop()
