@@ -4,6 +4,7 @@ where the fault is in the transport, the pure function where it is in pure code)
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from typing import cast
 
@@ -15,6 +16,7 @@ from test_mask_saved import acks, mask, saver_on_bus
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Proxy, Publisher, Subscriber
+from kinect_occlusion.config import Config, SamConfig
 from kinect_occlusion.fuser.pairing import OwnPartitions
 from kinect_occlusion.runtime.mask_saver import png_name
 from kinect_occlusion.runtime.metrics import PipelineMetrics
@@ -22,6 +24,8 @@ from kinect_occlusion.runtime.monitor import StageStats
 from kinect_occlusion.runtime.recorder import OverlayRecorder
 from kinect_occlusion.runtime.remote import checked_output
 from kinect_occlusion.runtime.restarts import RestartWatch, started_us
+from kinect_occlusion.runtime.worker import WorkerRuntime
+from kinect_occlusion.sam.worker import build, run_every_frame
 
 FLOOD_S = 6.0  # how long the flooding peer keeps sending (a drain that never ends returns after it)
 
@@ -256,3 +260,34 @@ def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoint
             assert rec.is_alive() and rec.error is None and rec.skipped == 2
         finally:
             rec.stop()
+
+
+def test_coarse_masks_without_frames_never_end_the_every_frame_partition_worker(endpoints):
+    # Each coarse mask past the 16 waiting, and each whose colour frame never came, was a frame
+    # error of the worker itself: 25 in a row raised PersistentFailure (exit, restart, give up)
+    front, back = endpoints
+    rt = WorkerRuntime("sam", Config(), threading.Event(), parent_pid=1)
+    cfg = SamConfig()
+    with (
+        Proxy(front, back, hwm=1000),
+        Publisher(front, 1000) as pub,
+        Subscriber(back, "bed1", [m.TOPIC_COLOR, m.TOPIC_COARSE], rcvhwm=1000) as sub,
+        Publisher(front, 4) as out,
+    ):
+        worker = threading.Thread(target=run_every_frame, args=(rt, cfg, build(cfg), sub, out))
+        worker.start()
+        sent = 0
+
+        def flood() -> bool:
+            nonlocal sent
+            for _ in range(50):
+                pub.publish(coarse(sent, origin_us=1))  # frame ids no colour frame had
+                sent += 1
+            return rt.info.get("coarse_dropped", 0) >= 100 or not worker.is_alive()
+
+        try:
+            assert wait_for(flood, timeout=15)
+            assert worker.is_alive() and rt.counters.consecutive_errors == 0
+        finally:
+            rt.stop.set()
+            worker.join(5)
