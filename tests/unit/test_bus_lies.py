@@ -16,6 +16,7 @@ from test_mask_saved import acks, mask, saver_on_bus
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Proxy, Publisher, Subscriber
+from kinect_occlusion.client import OcclusionSubscriber
 from kinect_occlusion.config import Config, SamConfig
 from kinect_occlusion.fuser.pairing import OwnPartitions
 from kinect_occlusion.runtime.mask_saver import png_name
@@ -291,3 +292,32 @@ def test_coarse_masks_without_frames_never_end_the_every_frame_partition_worker(
         finally:
             rt.stop.set()
             worker.join(5)
+
+
+def test_a_sender_clock_far_ahead_never_starves_the_other_beds_of_a_client(endpoints):
+    # receive() (latest-only) returned the one message with the largest sent_us of each drain and
+    # dropped the others uncounted: a bed whose clock (or lie) is far ahead hid every other bed
+    front, back = endpoints
+    mask = np.zeros((12, 16), np.uint8)
+    raw = zmq.Context.instance().socket(zmq.PUB)
+    raw.connect(front)
+
+    def send(frame_id: int) -> None:  # bed2 (honest clock), then bed1 (sent_us 2**63 - 1)
+        for cam, sent_us in (("bed2", m.now_us()), ("bed1", 2**63 - 1)):
+            msg = m.OcclusionMask(camera=cam, frame_id=frame_id, ts_us=frame_id, mask=mask)
+            raw.send_multipart(m.encode(msg, sent_us=sent_us))
+
+    try:
+        with (
+            Proxy(front, back, hwm=100),
+            OcclusionSubscriber(back, "*", latest_only=True, rcvhwm=100) as client,
+        ):
+            assert wait_for(lambda: send(0) or client.receive(0.05), timeout=5)  # subscribed
+            while client.receive(0.2) is not None:
+                pass
+            for frame_id in range(1, 21):
+                send(frame_id)
+            got = {(msg.camera, msg.frame_id) for msg in client.iter(timeout_s=0.5)}
+            assert {("bed1", 20), ("bed2", 20)} <= got, sorted(got)
+    finally:
+        raw.close(linger=0)
