@@ -255,7 +255,7 @@ def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoint
             assert wait_for(first_run)
             pair(pub, 1, sent - 1, 0, mask_shape=(5, 7), frame=False)  # a mask of another size
             pair(pub, 2, sent - 1, 0, frame=False)  # the next run's mask, its own frame lost
-            assert wait_for(lambda: getattr(rec, "skipped", 0) >= 2 or not rec.is_alive())
+            assert wait_for(lambda: rec.skipped >= 2 or not rec.is_alive())
             drawn = rec.written
             assert wait_for(lambda: pair(pub, 2, 100, 255) or rec.written > drawn)  # the next run goes on
             assert rec.is_alive() and rec.error is None and rec.skipped == 2
@@ -298,13 +298,13 @@ def test_a_sender_clock_far_ahead_never_starves_the_other_beds_of_a_client(endpo
     # receive() (latest-only) returned the one message with the largest sent_us of each drain and
     # dropped the others uncounted: a bed whose clock (or lie) is far ahead hid every other bed
     front, back = endpoints
-    mask = np.zeros((12, 16), np.uint8)
+    zeros = np.zeros((12, 16), np.uint8)
     raw = zmq.Context.instance().socket(zmq.PUB)
     raw.connect(front)
 
     def send(frame_id: int) -> None:  # bed2 (honest clock), then bed1 (sent_us 2**63 - 1)
         for cam, sent_us in (("bed2", m.now_us()), ("bed1", 2**63 - 1)):
-            msg = m.OcclusionMask(camera=cam, frame_id=frame_id, ts_us=frame_id, mask=mask)
+            msg = m.OcclusionMask(camera=cam, frame_id=frame_id, ts_us=frame_id, mask=zeros)
             raw.send_multipart(m.encode(msg, sent_us=sent_us))
 
     try:
