@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # Publisher: at most this many trackers of in-flight zero-copy buffers before a full prune
 MAX_TRACKED = 256
+# One drain reads at most this many messages, for at most this long (then returns; the rest stays
+# queued for the next call): a peer sending faster than we decode can never keep a loop in it
+MAX_DRAIN = 1024
+DRAIN_BUDGET_S = 0.1
 # Publisher.close: time for ZeroMQ to release discarded buffers once the socket is closed
 CLOSE_RELEASE_S = 2.0
 
@@ -546,30 +550,42 @@ class Subscriber:
                 return msg
 
     def drain(self, timeout_ms: int = 100) -> list[m.Message]:
-        """Wait up to ``timeout_ms`` for traffic, then return every queued valid message in order."""
+        """Wait up to ``timeout_ms`` for traffic, then return the queued valid messages in order
+        (at most ``MAX_DRAIN`` read, within ``DRAIN_BUDGET_S``; the rest stays queued)."""
         out: list[m.Message] = []
         if not self.sock.poll(max(1, timeout_ms), zmq.POLLIN):
             return out
-        while True:
+        for _ in self._budget():
             try:
                 msg = self._recv_one(zmq.NOBLOCK)
             except zmq.Again:
-                return out
+                break
             if msg is not None:
                 out.append(msg)
+        return out
+
+    @staticmethod
+    def _budget() -> Iterator[int]:
+        """Up to ``MAX_DRAIN`` reads within ``DRAIN_BUDGET_S`` (a drain's bound on time and memory)."""
+        end = time.monotonic() + DRAIN_BUDGET_S
+        for n in range(MAX_DRAIN):
+            if n and time.monotonic() >= end:
+                return
+            yield n
 
     def recv_latest(self, timeout_ms: int = 100) -> dict[str, m.Message]:
         """Wait up to ``timeout_ms`` for traffic, then drain: the newest valid message per topic
         (per camera and topic with ``camera='*'``).
 
         Only the newest message of each wire topic is validated and decoded (a JPEG colour frame
-        costs a decode); older ones are counted in ``stats.stale`` unread. A newest message that is
+        costs a decode); older ones are counted in ``stats.stale`` unread. At most ``MAX_DRAIN`` are
+        read within ``DRAIN_BUDGET_S`` (under a flood, the newest of those). A newest message that is
         refused is counted as before and leaves its topic out of this round.
         """
         if not self.sock.poll(max(1, timeout_ms), zmq.POLLIN):
             return {}
         newest: dict[bytes, list[zmq.Frame]] = {}
-        while True:
+        for _ in self._budget():
             try:
                 frames = self.sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:

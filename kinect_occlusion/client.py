@@ -21,6 +21,7 @@ Depth-based monitors (``fuser.depth_mask: true``) take the same mask in the dept
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 
 from . import messages as m
@@ -34,8 +35,10 @@ class OcclusionSubscriber:
         endpoint: the pipeline's subscriber endpoint (``bus.backend`` in config.yaml).
         camera: camera id, or ``'*'`` for every camera on the bus.
         topics: topics to receive (see :mod:`kinect_occlusion.messages`).
-        latest_only: True: each receive returns the newest message, skipping older queued ones
-            (counted in ``dropped``); False: every message in order (up to the HWM).
+        latest_only: True: each receive returns the newest message of a camera and topic,
+            skipping its older queued ones (counted in ``dropped``); the newest of each other
+            camera and topic queued meanwhile come with the next calls (never ordered by the
+            senders' clocks); False: every message in order (up to the HWM).
         rcvhwm: receive high-water mark (messages).
         curve: client keys when the bus uses CURVE on tcp://.
     """
@@ -51,6 +54,7 @@ class OcclusionSubscriber:
     ) -> None:
         self.latest_only = latest_only
         self._sub = Subscriber(endpoint, camera, topics, rcvhwm=rcvhwm, curve=curve)
+        self._newest: deque[m.Message] = deque()  # latest-only: one drain's newest per camera and topic
 
     @property
     def dropped(self) -> int:
@@ -63,17 +67,16 @@ class OcclusionSubscriber:
         return self._sub.stats.invalid
 
     def receive(self, timeout_s: float = 1.0) -> m.Message | None:
-        """The next message (newest if ``latest_only``), or None after ``timeout_s``."""
+        """The next message (latest-only: the newest of its camera and topic), or None after ``timeout_s``."""
         if not self.latest_only:
             return self._sub.recv(int(timeout_s * 1000))
         deadline = time.monotonic() + timeout_s
-        while True:
+        while not self._newest:
             left_ms = int((deadline - time.monotonic()) * 1000)
-            newest = self._sub.recv_latest(max(1, min(100, left_ms)))
-            if newest:
-                return max(newest.values(), key=lambda msg: msg.sent_us)
-            if left_ms <= 0:
+            self._newest.extend(self._sub.recv_latest(max(1, min(100, left_ms))).values())
+            if not self._newest and left_ms <= 0:
                 return None
+        return self._newest.popleft()
 
     def iter(self, timeout_s: float = 1.0) -> Iterator[m.Message]:
         """Yield messages until none arrives for ``timeout_s``."""

@@ -138,6 +138,12 @@ def _empty_scores() -> np.ndarray:
     return np.zeros((0, 2), np.float32)
 
 
+def _has_pixels(image: np.ndarray) -> None:
+    """An image (frame, mask, label image) has at least one pixel: every consumer divides by or
+    maps from its size (an empty one raised in deeplab, the fuser and the mask saver on every use)."""
+    require(image.size > 0, f"image of shape {image.shape} has no pixels")
+
+
 def _roi(value: list) -> tuple[int, int, int, int]:
     """The received ROI: exactly 4 integers."""
     if len(value) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -157,6 +163,7 @@ class ColorFrame(Message):
 
     def check(self) -> None:
         require(self.image.shape[2] == 3, "colour image must have 3 channels")
+        _has_pixels(self.image)
 
 
 @dataclass(kw_only=True)
@@ -171,6 +178,7 @@ class DepthFrame(Message):
     TOPIC: ClassVar[str] = TOPIC_DEPTH
 
     def check(self) -> None:
+        _has_pixels(self.depth)
         cal = self.calibration
         require(cal is None or len(cal) <= MAX_CALIBRATION_CHARS, "calibration text is too long")
 
@@ -230,6 +238,7 @@ class Partition(Message):
     TOPIC: ClassVar[str] = TOPIC_PARTITION
 
     def check(self) -> None:
+        _has_pixels(self.labels)
         # One score row per segment; every label names a segment (0 = uncovered)
         n = self.scores.shape[0]
         require(
@@ -260,6 +269,7 @@ class OcclusionMask(Message):
     TOPIC: ClassVar[str] = TOPIC_OCCLUSION
 
     def check(self) -> None:
+        _has_pixels(self.mask)
         require(array_within(self.mask, 0, 1), "occlusion mask values must be 0 or 1")
         # Votes: empty (not fused), or one row per segment id + row 0, finite sums of probabilities
         rows = self.votes.shape[0]

@@ -23,6 +23,7 @@ from ..runtime.remote import (
     ModelUnavailable,
     RemoteError,
     ServerUnreachable,
+    checked_output,
     one_line,
     server_state,
 )
@@ -31,6 +32,8 @@ from .onnx_export import INPUT_NAME, OUTPUT_NAME
 from .predict import predict_batch
 
 log = logging.getLogger(__name__)
+
+PROB_SLACK = 1e-3  # a served softmax may round a little past [0, 1]; anything further is no probability
 
 EXIT_STARTUP = 3  # as runtime.worker: could not start
 FIRST_REQUEST_TIMEOUT_S = 10.0  # the first request pays for the model instance's lazy start
@@ -246,15 +249,12 @@ class TritonCoarsePredictor(OnChannel):
                 server_state(why), RemoteError
             )
             raise self.channel.failed(self.model, why, kind) from None
-        prob = result.as_numpy(OUTPUT_NAME)
-        if prob is None or prob.shape != (len(canvases), self.size, self.size):
-            got = None if prob is None else prob.shape
-            raise RuntimeError(
-                f"Triton {self.url} {self.model}: output {got}, expected N×{self.size}×{self.size}"
-            )
+        shape = (len(canvases), self.size, self.size)
+        what = f"Triton {self.url} {self.model}"
+        prob = checked_output(result.as_numpy(OUTPUT_NAME), shape, what, -PROB_SLACK, 1.0 + PROB_SLACK)
         self._warm = True
         self.channel.backoff.succeeded()
-        return np.asarray(prob, np.float32)
+        return np.clip(prob, 0.0, 1.0)
 
     def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
         """One (H, W) float32 probability map per (rgb, roi) pair, the whole batch in one Triton request."""

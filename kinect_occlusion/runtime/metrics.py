@@ -9,6 +9,9 @@ from .monitor import numbers_problem
 from .worker import MAX_CAMERAS
 
 LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+# A latency or partition age outside this (seconds) is a lie or a clock skew, not a measurement:
+# counted apart, never observed (a histogram's _sum would keep it for the rest of the run)
+PLAUSIBLE_S = (0.0, 86_400.0)
 PATHS = {
     m.TOPIC_COARSE: "capture_to_coarse",
     m.TOPIC_PARTITION: "capture_to_partition",
@@ -39,7 +42,7 @@ class PipelineMetrics:
     """
 
     def __init__(self, camera: str, port: int, host: str = "127.0.0.1") -> None:
-        from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
         self.camera = camera
         self.cameras: set[str] = {camera}
@@ -83,6 +86,12 @@ class PipelineMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.implausible = Counter(
+            "kinect_occlusion_implausible",
+            "Latencies and partition ages from the bus outside [0 s, 1 day], not observed",
+            ["camera"],
+            registry=self.registry,
+        )
         self.server: Any = start_http_server(port, addr=host, registry=self.registry)
 
     def _label(self, camera: str) -> str | None:
@@ -100,9 +109,16 @@ class PipelineMetrics:
             return
         path = PATHS.get(msg.TOPIC)
         if path is not None and latency_ms is not None:
-            self.latency.labels(camera, path).observe(latency_ms / 1000.0)
+            self._observe(self.latency.labels(camera, path), camera, latency_ms / 1000.0)
         if isinstance(msg, m.OcclusionMask) and msg.fused:
-            self.partition_age.labels(camera).observe(msg.partition_age_ms / 1000.0)
+            self._observe(self.partition_age.labels(camera), camera, msg.partition_age_ms / 1000.0)
+
+    def _observe(self, histogram: Any, camera: str, seconds: float) -> None:
+        """Observe ``seconds`` when plausible (``PLAUSIBLE_S``), else count it as implausible."""
+        if PLAUSIBLE_S[0] <= seconds <= PLAUSIBLE_S[1]:
+            histogram.observe(seconds)
+        else:
+            self.implausible.labels(camera).inc()
 
     def observe_status(self, status: m.Status) -> None:
         """Copy a worker heartbeat's counters into the gauges (and its per-camera ones, on a server)."""

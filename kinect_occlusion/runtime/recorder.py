@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +16,8 @@ from ..geometry import fit_labels
 from ..overlay import draw_overlay
 
 log = logging.getLogger(__name__)
+
+HELD = 64  # colour frames and partitions kept (by arrival) for the masks still to come
 
 
 class VideoWriter:
@@ -30,6 +34,11 @@ class VideoWriter:
             self.stream = self.container.add_stream("mpeg4", rate=fps)
         self.stream.pix_fmt = "yuv420p"
         self.frames = 0
+
+    def fits(self, rgb: np.ndarray) -> bool:
+        """Whether ``rgb`` has the video's size (any size before the first frame)."""
+        h, w = rgb.shape[:2]
+        return self.frames == 0 or (self.stream.width, self.stream.height) == (w - w % 2, h - h % 2)
 
     def write(self, rgb: np.ndarray) -> None:
         import av
@@ -60,6 +69,7 @@ class OverlayRecorder(threading.Thread):
         self.path, self.endpoint, self.camera, self.fps, self.curve = path, endpoint, camera, fps, curve
         self.stop_event = threading.Event()
         self.written = 0
+        self.skipped = 0  # masks not drawn: no colour frame of theirs held, or not of its size
         self.error: str | None = None
         self.sub = Subscriber(
             endpoint, camera, [m.TOPIC_COLOR, m.TOPIC_PARTITION, m.TOPIC_OCCLUSION], rcvhwm=64, curve=curve
@@ -77,29 +87,47 @@ class OverlayRecorder(threading.Thread):
 
     def _record(self) -> None:
         writer: VideoWriter | None = None
-        frames: dict[int, np.ndarray] = {}
-        partitions: dict[int, m.Partition] = {}
+        # By identity (epoch, frame_id), oldest arrival first: a restarted capture counts from 0 again
+        frames: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        partitions: OrderedDict[tuple[int, int], m.Partition] = OrderedDict()
         try:
             while not self.stop_event.is_set():
                 for msg in self.sub.drain(100):
                     if isinstance(msg, m.ColorFrame):
-                        frames[msg.frame_id] = msg.image
-                        for old in [k for k in frames if k < msg.frame_id - 64]:
-                            del frames[old]
+                        _hold(frames, msg.identity, msg.image)
                     elif isinstance(msg, m.Partition):
-                        partitions[msg.frame_id] = msg
-                        for old in [k for k in partitions if k < msg.frame_id - 64]:
-                            del partitions[old]
-                    elif isinstance(msg, m.OcclusionMask) and msg.frame_id in frames:
-                        writer = writer or VideoWriter(self.path, self.fps)
-                        used = partitions.get(msg.partition_frame_id)
-                        writer.write(self._draw(frames[msg.frame_id], msg, used))
-                        self.written += 1
+                        _hold(partitions, msg.identity, msg)
+                    elif isinstance(msg, m.OcclusionMask):
+                        writer = self._take(msg, frames, partitions, writer)
         finally:
             self.sub.close()
             if writer is not None:
                 writer.close()
                 log.info("overlay video: %s (%d frames)", self.path, self.written)
+
+    def _take(
+        self, occ: m.OcclusionMask, frames, partitions, writer: VideoWriter | None
+    ) -> VideoWriter | None:
+        """Draw ``occ`` on its own colour frame, or count it skipped (no such frame held, or a
+        mask or frame of another size: the bus is untrusted); returns the writer."""
+        rgb = frames.get(occ.identity)
+        if rgb is None or occ.mask.shape != rgb.shape[:2] or (writer is not None and not writer.fits(rgb)):
+            self.skipped += 1
+            if rgb is not None:  # a lost frame is no news; a size that does not fit is (a few times)
+                level = logging.WARNING if self.skipped <= 3 else logging.DEBUG
+                log.log(
+                    level,
+                    "overlay video: frame %d: mask %s, frame %s: skipped",
+                    occ.frame_id,
+                    occ.mask.shape,
+                    rgb.shape[:2],
+                )
+            return writer
+        writer = writer or VideoWriter(self.path, self.fps)
+        used = partitions.get((occ.epoch, occ.partition_frame_id))
+        writer.write(self._draw(rgb, occ, used))
+        self.written += 1
+        return writer
 
     @staticmethod
     def _draw(rgb: np.ndarray, occ: m.OcclusionMask, partition: m.Partition | None) -> np.ndarray:
@@ -111,3 +139,11 @@ class OverlayRecorder(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(timeout=10)
+
+
+def _hold(held: OrderedDict[tuple[int, int], Any], identity: tuple[int, int], value: Any) -> None:
+    """Keep ``value`` as the newest arrival; at most ``HELD`` (the oldest arrivals go first)."""
+    held.pop(identity, None)
+    held[identity] = value
+    while len(held) > HELD:
+        held.popitem(last=False)

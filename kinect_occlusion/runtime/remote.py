@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from ..errors import ServiceError, UserError
 
@@ -36,6 +38,7 @@ MODEL_UNAVAILABLE, MODEL_LOADING = "model-unavailable", "model-loading"
 NOT_SERVING = ("unreachable", "timing out", "failing", MODEL_UNAVAILABLE, MODEL_LOADING)
 REPEAT_S = 60.0  # the same reason's ERROR line again at most this often (a new reason: at once)
 MAX_REASON_CHARS = 200  # Triton's reason, one line, in logs and Status ``inference_reason``
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Backoff:
@@ -98,6 +101,26 @@ class ModelUnavailable(ServerUnreachable):
     def __init__(self, message: str, reason: str, server: str = MODEL_UNAVAILABLE) -> None:
         super().__init__(message)
         self.reason, self.server = one_line(reason), server
+
+
+def checked_output(
+    out: Any, shape: tuple[int, ...], what: str, lo: float = -FLOAT32_MAX, hi: float = FLOAT32_MAX
+) -> np.ndarray:
+    """A reply tensor of an inference server as float32, checked: ValueError (one line) unless it
+    has ``shape``, a numeric dtype and every value finite in [``lo``, ``hi``] (one min/max pass).
+
+    The reply is untrusted: a NaN probability quantised to uint8 is 0 ("nothing occluded"), logits
+    sent as probabilities are all "occluded", and NaN embeddings give SAM no mask — all silently.
+    """
+    if not isinstance(out, np.ndarray) or out.shape != shape:
+        raise ValueError(f"{what}: output {getattr(out, 'shape', None)}, expected {shape}")
+    if out.dtype.kind not in "fiu":
+        raise ValueError(f"{what}: output dtype {out.dtype}, expected numbers")
+    with np.errstate(over="ignore"):
+        arr = np.asarray(out, np.float32)  # a float64 beyond float32's range is inf here
+    if arr.size and not (arr.min() >= lo and arr.max() <= hi):  # NaN fails both comparisons
+        raise ValueError(f"{what}: output values outside [{lo:g}, {hi:g}] or not finite")
+    return arr
 
 
 def one_line(text: str) -> str:

@@ -19,7 +19,7 @@ may be in the pipeline (at most twice as many). A forged Status (the bus is untr
 frames be given up early (counted, said in the CSV), and one under a new pid that never says ready
 holds capture ``hold_s`` (``runtime.frame_timeout_s``) at most — as a lost frame would, again for
 each new forged pid; it never hangs or crashes a worker, and what it keeps is bounded (``MAX_PIDS``
-pids per watched worker).
+pids per watched worker). A start is clamped to the moment its Status arrived.
 """
 
 from __future__ import annotations
@@ -33,13 +33,18 @@ MAX_PIDS = 16  # pids remembered per worker (a reordered heartbeat of an old pid
 NOT_READY = ("starting", "waiting for inference server")  # states of a worker not yet subscribed
 
 
-def started_us(status: m.Status) -> int:
+def started_us(status: m.Status, now_us: int | None = None) -> int:
     """When the worker that sent ``status`` started (wall-clock µs): ``ts_us`` − ``info.uptime_s``;
-    ``ts_us`` itself when uptime is not a finite number ≥ 0 (``info`` is untrusted)."""
+    ``ts_us`` itself when uptime is not a finite number ≥ 0 (``info`` is untrusted).
+
+    Never later than ``now_us`` (default: now), when the Status is here (a start claimed in the
+    future would orphan every later frame), nor before 0 (an uptime of 1e303 s is finite).
+    """
+    start = status.ts_us
     up = status.info.get("uptime_s")
     if isinstance(up, int | float) and not isinstance(up, bool) and math.isfinite(up) and up >= 0:
-        return status.ts_us - int(up * 1e6)
-    return status.ts_us
+        start -= int(min(up * 1e6, start))
+    return max(0, min(start, m.now_us() if now_us is None else now_us))
 
 
 class RestartWatch:

@@ -30,7 +30,7 @@ from ..deeplab.triton import (
     tensor_dims,
 )
 from ..errors import UserError
-from ..runtime.remote import RemoteError
+from ..runtime.remote import RemoteError, checked_output
 from .triton_export import INPUT_NAME, OUTPUT_NAME
 
 
@@ -97,10 +97,10 @@ class TritonImageEncoder(OnChannel, nn.Module):
 
         tensor = grpcclient.InferInput(INPUT_NAME, list(batch.shape), "FP32")
         tensor.set_data_from_numpy(np.ascontiguousarray(batch, np.float32))
-        out = self._infer(tensor)
-        if out is None or out.shape != (len(batch), *self.dims):
-            got = None if out is None else out.shape
-            raise self._failed(f"output {got}, expected N×{'×'.join(map(str, self.dims))}")
+        try:
+            out = checked_output(self._infer(tensor), (len(batch), *self.dims), "embedding")
+        except ValueError as exc:
+            raise self._failed(str(exc)) from None
         self._warm = True
         self.channel.backoff.succeeded()
         return np.array(out, np.float32)  # a writable copy: torch.from_numpy shares it

@@ -281,6 +281,14 @@ def next_pair(ring: FrameRing, queue: deque, now: float, wait_s: float):
     return frame, coarse
 
 
+def drop_coarse(rt: WorkerRuntime, coarse: m.CoarseMask, why: str) -> None:
+    """Count a coarse mask that cannot be partitioned (Status ``coarse_dropped``; its frame is fused
+    coarse-only). Input from the bus, not this worker's failure: never counted toward a restart."""
+    n = rt.info["coarse_dropped"] = rt.info.get("coarse_dropped", 0) + 1
+    level = logging.WARNING if n <= 3 else logging.DEBUG
+    log.log(level, "sam: coarse mask of frame %d dropped: %s (%d dropped)", coarse.frame_id, why, n)
+
+
 def run_every_frame(rt: WorkerRuntime, cfg: SamConfig, partitioner, sub, pub) -> None:
     """Partition every coarse mask's own frame, in arrival order; nothing is skipped or reused."""
     deterministic_kernels()
@@ -293,13 +301,13 @@ def run_every_frame(rt: WorkerRuntime, cfg: SamConfig, partitioner, sub, pub) ->
             elif isinstance(msg, m.CoarseMask) and len(queue) < RING:
                 queue.append((msg, time.monotonic()))
             elif isinstance(msg, m.CoarseMask):  # more than runtime.in_flight allows: a peer misbehaves
-                rt.frame_error(msg.frame_id, OverflowError(f"over {RING} coarse masks waiting"))
+                drop_coarse(rt, msg, f"over {RING} coarse masks waiting")
         rt.tick()
         frame, coarse = next_pair(bed.ring, queue, time.monotonic(), FRAME_WAIT_S)
         if coarse is None:
             continue
         if frame is None:
-            rt.frame_error(coarse.frame_id, LookupError("its colour frame never arrived"))
+            drop_coarse(rt, coarse, "its colour frame never arrived")
             continue
         try:
             refresh_one(rt, pub, bed, frame, coarse)

@@ -93,11 +93,12 @@ def test_hub_bounds_frames_without_masks_and_counts_bad_masks(bus):
                     break
                 stop.wait(0.002)
         assert wait_for(lambda: hub.held("bed1")[0] == MAX_COLOR_FRAMES, 5), hub.held("bed1")
-        # A mask the picture cannot be drawn with is counted; the hub goes on
+        # A mask without pixels (nothing to draw) is refused on the wire now, counted as invalid
+        # (with the feeder's garbage), never a render error; the hub goes on
         feeder = threading.Thread(target=publish_loop, args=(frontend, stop, True), daemon=True)
         feeder.start()
-        assert wait_for(lambda: hub.counters().get("render_errors", 0) >= 1, 10), hub.counters()
-        assert hub.is_alive()
+        assert wait_for(lambda: hub.counters().get("invalid", 0) >= 4, 10), hub.counters()
+        assert hub.counters().get("render_errors", 0) == 0 and hub.is_alive()
     finally:
         stop.set()
         hub.stop()
