@@ -13,7 +13,8 @@ import pytest
 
 from kinect_occlusion.depth.calibration import CalibrationError, parse_calibration
 from kinect_occlusion.depth.device_calibration import device_calibration
-from kinect_occlusion.sources.k4a_formats import encode_color
+from kinect_occlusion.errors import SourceError
+from kinect_occlusion.sources.k4a_formats import bitmap_info_header, encode_color
 from kinect_occlusion.sources.mkv import MkvSource
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
 
@@ -66,3 +67,47 @@ def test_a_recording_whose_calibration_overflows_plays_unaligned_after_one_line(
     lines = [r.getMessage() for r in caplog.records if "align" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("inf.mkv: cannot align depth to colour: unusable"), lines
     assert len(frames) == 2 and all(f.depth.shape == (288, 320) for f in frames)
+
+
+# ---------------------------------------------------------------- colour packets
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A real 720p JPEG whose frame header (SOF0) claims ``width``×``height``."""
+    data = bytearray(GREY_720P)
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_jpeg_whose_header_claims_another_size_is_refused_before_decoding(tmp_path, caplog):
+    # Claiming 30000×30000 made OpenCV allocate and decode ~2.7 GB (10 s, 5 GB peak here) per packet;
+    # 8000×8000 keeps a regression cheap. The header is checked against the track instead.
+    liar = _jpeg_claiming(8000, 8000)
+    rec = _recording(tmp_path / "liar.mkv", json.dumps(device_calibration()), [liar, GREY_720P])
+    with caplog.at_level(logging.DEBUG, logger="kinect_occlusion.sources.mkv"), MkvSource(rec) as src:
+        frames = list(src)
+    assert [f.color is None for f in frames] == [True, False] and frames[1].color.shape == (720, 1280, 3)
+    assert all(f.depth.shape == (288, 320) for f in frames)  # the capture's depth still plays
+    assert "JPEG header says 8000×8000, the track is 1280×720" in caplog.text
+    assert "1 corrupt frame(s) skipped or incomplete (frame 0: COLOR)" in caplog.text
+
+
+def test_a_colour_track_claiming_images_larger_than_the_camera_is_refused(tmp_path):
+    # Packets of ~10 kB whose JPEG headers agree with a 9000×9000 track decoded to 243 MB each
+    side = 9000
+    rec = _recording(
+        tmp_path / "huge.mkv", json.dumps(device_calibration()), [_jpeg_claiming(side, side)] * 2
+    )
+    data = rec.read_bytes()
+    header = bitmap_info_header(1280, 720, b"MJPG", 24)  # CodecPrivate, then Video's PixelWidth/Height
+    pixels = b"\xb0\x82" + (1280).to_bytes(2, "big") + b"\xba\x82" + (720).to_bytes(2, "big")
+    assert data.count(header) == 1 and data.count(pixels) == 1
+    big = b"\xb0\x82" + side.to_bytes(2, "big") + b"\xba\x82" + side.to_bytes(2, "big")
+    rec.write_bytes(data.replace(header, bitmap_info_header(side, side, b"MJPG", 24)).replace(pixels, big))
+    with pytest.raises(SourceError) as info:
+        MkvSource(rec).open()
+    assert str(info.value) == (
+        f"{rec}: COLOR track claims 9000×9000 images, larger than any Azure Kinect mode (4096×3072)"
+        " — not a Kinect recording"
+    )
