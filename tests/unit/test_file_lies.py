@@ -10,10 +10,12 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
+from kinect_occlusion.deeplab.model import build_model, load_checkpoint, save_checkpoint
 from kinect_occlusion.depth.calibration import CalibrationError, parse_calibration
 from kinect_occlusion.depth.device_calibration import device_calibration
-from kinect_occlusion.errors import SourceError
+from kinect_occlusion.errors import CheckpointError, SourceError
 from kinect_occlusion.sources.k4a_formats import bitmap_info_header, encode_color
 from kinect_occlusion.sources.mkv import MkvSource
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
@@ -111,3 +113,44 @@ def test_a_colour_track_claiming_images_larger_than_the_camera_is_refused(tmp_pa
         f"{rec}: COLOR track claims 9000×9000 images, larger than any Azure Kinect mode (4096×3072)"
         " — not a Kinect recording"
     )
+
+
+# ---------------------------------------------------------------- DeepLab checkpoints
+
+
+@pytest.fixture(scope="module")
+def checkpoint_payload(tmp_path_factory):
+    """A real checkpoint (random weights), as the dict a hostile file would alter."""
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path_factory.mktemp("ck") / "good.pt", build_model("resnet18").eval())
+    return torch.load(path, weights_only=True)
+
+
+def _nan_weight(payload):
+    state = dict(payload["state_dict"])
+    state["decoder.classifier.weight"] = torch.full_like(state["decoder.classifier.weight"], float("nan"))
+    return {"state_dict": state}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"input_size": 10**6}, "input_size 1000000: expected an integer 32…4096"),  # 10¹² pixels a frame
+        ({"input_size": -5}, "input_size -5"),
+        ({"input_size": "512"}, "input_size '512'"),
+        ({"mean": [float("nan")] * 3}, "mean must be 3 finite numbers"),  # every pixel NaN
+        ({"mean": ["a", "b", "c"]}, "mean must be 3 finite numbers"),
+        ({"std": [0.0, 0.0, 0.0]}, "std [0.0, 0.0, 0.0] must be positive"),  # division by zero
+        ({"meta": "abc"}, "meta of type str"),
+        (_nan_weight, "weights hold NaN or infinity (decoder.classifier.weight)"),
+    ],
+)
+def test_a_checkpoint_with_the_right_keys_but_absurd_values_is_one_line(
+    tmp_path, checkpoint_payload, change, expected
+):
+    path = tmp_path / "liar.pt"
+    torch.save({**checkpoint_payload, **(change(checkpoint_payload) if callable(change) else change)}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"deeplab.checkpoint: {path} ") and expected in message and "\n" not in message
