@@ -82,11 +82,16 @@ def open_page_socket(port: int) -> socket.socket:
 
 def test_a_request_never_finished_is_closed_after_the_request_timeout(endpoints):
     with running_viewer(endpoints, request_timeout_s=1.0) as (server, port):
+        page = open_page_socket(port)
         held = [half_request(port) for _ in range(5)]
-        assert wait_for(lambda: server.connections == 5)
+        assert wait_for(lambda: server.connections == 6)
         assert wait_for(lambda: all(closed_by_server(s) for s in held), timeout=6)
-        assert server.connections == 0 and get_page(port).startswith(b"HTTP/1.1 200")
-        for sock in held:
+        assert server.connections == 1 and get_page(port).startswith(b"HTTP/1.1 200")
+        # A page streaming for longer than the timeout is not cut
+        page.settimeout(3)
+        page.recv(65536)
+        assert page.recv(65536) and server.connections == 1
+        for sock in [page, *held]:
             sock.close()
 
 
