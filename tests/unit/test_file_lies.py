@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from kinect_occlusion.errors import CheckpointError, SourceError
 from kinect_occlusion.sources.k4a_formats import bitmap_info_header, encode_color
 from kinect_occlusion.sources.mkv import MkvSource
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
+from kinect_occlusion.training.data import load_dataset
 
 DEPTH = np.full((288, 320), 1800, np.uint16)
 GREY_720P = encode_color(np.full((720, 1280, 3), 90, np.uint8), "MJPG")
@@ -154,3 +156,28 @@ def test_a_checkpoint_with_the_right_keys_but_absurd_values_is_one_line(
         load_checkpoint(path)
     message = str(info.value)
     assert message.startswith(f"deeplab.checkpoint: {path} ") and expected in message and "\n" not in message
+
+
+# ---------------------------------------------------------------- COCO run-length masks
+
+
+@pytest.mark.parametrize(
+    "counts, why",
+    [
+        ("`", "cut inside a count"),  # continuation bit on the last character
+        ("o" * 100_000 + "0", "count too long"),  # one count of 500,000 bits, built as a big int
+        ([10**30, 2], "not run lengths"),  # beyond int64
+        ([[1, 2], [3, 4]], "not a flat list"),
+    ],
+)
+def test_a_coco_rle_mask_that_lies_skips_its_annotation_only(tmp_path, counts, why):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    good = {"image_id": 1, "segmentation": {"size": [4, 4], "counts": [5, 6, 5]}}
+    bad = {"id": 7, "image_id": 1, "segmentation": {"size": [4, 4], "counts": counts}}
+    coco = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": [bad, good]}
+    (tmp_path / "data.json").write_text(json.dumps(coco))
+    ds = load_dataset(tmp_path / "data.json")
+    assert len(ds.samples) == 1 and len(ds.samples[0].instances) == 1
+    assert ds.samples[0].instances[0].rasterise(4, 4).sum() == 6
+    assert len(ds.report.skipped) == 1 and "annotation 7: RLE" in ds.report.skipped[0]
+    assert why in ds.report.skipped[0]
