@@ -1,4 +1,4 @@
-"""Paths that name a FIFO instead of a file: one clear line and exit 2, never a hang.
+"""Paths that name a FIFO instead of a file: one clear line and exit 2, never a hang; a full disk.
 
 Opening a named pipe blocks until the other end opens it: reading a config from one, or probing an
 output (recording, overlay video, log file) by opening it for writing, used to wait for ever. Real
@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,3 +61,21 @@ def test_a_fifo_for_a_config_or_an_output_is_one_line_not_a_hang(tmp_path):
     with ThreadPoolExecutor(max_workers=len(table)) as pool:
         problems = list(pool.map(lambda case: outcome(*case), table))
     assert [p for p in problems if p] == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (every write: no space left)")
+def test_a_recording_onto_a_full_disk_ends_in_one_line():
+    # Was "internal error: OSError ... (a bug: please report it)"
+    done = subprocess.run(
+        [sys.executable, "-m", "kinect_occlusion", "record", "/dev/full", "--seconds", "0.2"],
+        capture_output=True,
+        text=True,
+        timeout=HANG_S,
+        cwd=ROOT,
+    )
+    errors = [ln for ln in done.stderr.splitlines() if ": error: " in ln]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-1200:]
+    assert errors == [
+        "kinect-occlusion record: error: record /dev/full: cannot write (No space left on device) — the "
+        "recording is incomplete; free some space or record elsewhere"
+    ]
