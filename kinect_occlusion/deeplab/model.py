@@ -232,7 +232,7 @@ def load_checkpoint(
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{config_key}: {p} weights do not fit the model ({first})") from exc
-    if bad := _non_finite(model):
+    if bad := non_finite_weight(model):
         raise CheckpointError(
             f"{config_key}: {p} weights hold NaN or infinity ({bad}): a diverged training run?"
         )
@@ -275,7 +275,7 @@ def _triple(values: Any, what: str = "checkpoint mean/std") -> tuple[float, floa
     return float(values[0]), float(values[1]), float(values[2])
 
 
-def _non_finite(model: torch.nn.Module) -> str | None:
+def non_finite_weight(model: torch.nn.Module) -> str | None:
     """The first parameter or buffer holding NaN or infinity, by name; None when all are finite."""
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

@@ -17,6 +17,7 @@ from kinect_occlusion.deeplab.model import build_model, load_checkpoint, save_ch
 from kinect_occlusion.depth.calibration import CalibrationError, parse_calibration
 from kinect_occlusion.depth.device_calibration import device_calibration
 from kinect_occlusion.errors import CheckpointError, SourceError
+from kinect_occlusion.sam.partition import build_sam, build_tiny_sam
 from kinect_occlusion.sources.k4a_formats import bitmap_info_header, encode_color
 from kinect_occlusion.sources.mkv import MkvSource
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter
@@ -181,3 +182,17 @@ def test_a_coco_rle_mask_that_lies_skips_its_annotation_only(tmp_path, counts, w
     assert ds.samples[0].instances[0].rasterise(4, 4).sum() == 6
     assert len(ds.report.skipped) == 1 and "annotation 7: RLE" in ds.report.skipped[0]
     assert why in ds.report.skipped[0]
+
+
+def test_a_sam_checkpoint_with_nan_weights_is_one_line(tmp_path):
+    # Loaded silently before (a diverged fine-tune, a damaged download)
+    state = build_tiny_sam(seed=0).state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    torch.save(state, tmp_path / "sam.pth")
+    with pytest.raises(CheckpointError) as info:
+        build_sam("tiny", str(tmp_path / "sam.pth"))
+    assert (
+        str(info.value)
+        == f"SAM checkpoint {tmp_path / 'sam.pth'} holds NaN or infinity ({key}); check sam.checkpoint"
+    )
