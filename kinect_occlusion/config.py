@@ -6,6 +6,8 @@ receives only its own section.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -546,7 +548,13 @@ MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
 def _read_text(path: Path) -> str:
     """The file's text (UTF-8, at most MAX_CONFIG_BYTES); UserError with one line otherwise."""
     try:
-        with path.open("rb") as f:
+        # Non-blocking open, then only a regular file is read: a FIFO or a terminal would wait for ever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+                raise UserError(f"config {path}: {what} — name a .yaml file")
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise UserError(f"config {path}: cannot read ({exc.strerror or exc})") from None

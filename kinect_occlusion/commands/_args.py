@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from pathlib import Path
 
 from ..config import ENDPOINT_SCHEMES
@@ -40,14 +42,27 @@ def write_error(p: Path) -> str | None:
     Opening is the test, as the writer will (as root, os.access says yes to anything).
     """
     existed = p.exists()
+    if existed and (kind := special_file(p)):
+        return f"is a {kind}, not a file"
     try:
-        with p.open("ab"):
-            pass
+        # Non-blocking: opening a FIFO for writing waits for a reader, for ever
+        os.close(os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666))
     except OSError as exc:
         return str(exc.strerror or exc)
     if not existed:
         p.unlink()
     return None
+
+
+def special_file(p: Path) -> str | None:
+    """``named pipe (FIFO)`` or ``socket`` when ``p`` is one (reading or writing those can wait for ever)."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    return "socket" if stat.S_ISSOCK(mode) else None
 
 
 def probe_writable(p: Path, option: str) -> None:

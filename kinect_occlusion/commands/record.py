@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     n_frames = max(1, round(args.seconds * args.fps))
     source = build_record_source(args, color, n_frames)
     with source:
-        with K4AMkvWriter(
+        writer = K4AMkvWriter(
             args.out,
             color_mode=args.color_mode,
             depth_mode=args.depth_mode,
@@ -58,8 +58,16 @@ def run(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
             ir=args.source == "kinect",
             uid_seed=args.seed if args.source == "synthetic" else None,
-        ) as writer:
-            written = record_frames(source, writer, n_frames)
+        )
+        try:
+            with writer:
+                written = record_frames(source, writer, n_frames)
+        except OSError as exc:  # disk full, disk gone: the writer's file, the source reads none
+            raise UserError(
+                f"record {args.out}: cannot write ({exc.strerror or exc}) — the recording is incomplete; "
+                "free some space or record elsewhere",
+                exit_code=1,
+            ) from None
     log.info("recorded %d frames to %s", written, args.out)
     return 0
 

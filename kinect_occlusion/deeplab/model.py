@@ -8,6 +8,7 @@ a torchvision DeepLabV3 COCO state dict that the user already has on disk can se
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ FORMAT = "kinect-occlusion/deeplabv3plus"
 VERSION = 1
 CLASSES = ["background", "occlusion"]
 DEFAULT_INPUT_SIZE = 512
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 4096  # letterbox sides a checkpoint may ask for
 
 
 # ---------------------------------------------------------------- torchvision initialisation
@@ -223,31 +225,62 @@ def load_checkpoint(
     p = Path(path)
     payload = _read_payload(p, config_key)
     _check_payload(payload, p, config_key, expected_backbone)
+    settings = _settings(payload, f"{config_key}: {p}")
     model = build_model(payload["backbone"], payload["num_classes"], payload.get("head", "standard"))
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{config_key}: {p} weights do not fit the model ({first})") from exc
+    if bad := non_finite_weight(model):
+        raise CheckpointError(
+            f"{config_key}: {p} weights hold NaN or infinity ({bad}): a diverged training run?"
+        )
     model.eval()
     return LoadedModel(
         model=model,
         backbone=payload["backbone"],
         num_classes=int(payload["num_classes"]),
         head=model.head_name,
-        input_size=int(payload.get("input_size", DEFAULT_INPUT_SIZE)),
-        mean=_triple(payload.get("mean", IMAGENET_MEAN)),
-        std=_triple(payload.get("std", IMAGENET_STD)),
         classes=list(payload["classes"]),
-        meta=dict(payload.get("meta", {})),
+        **settings,
     )
 
 
-def _triple(values: Any) -> tuple[float, float, float]:
-    v = [float(x) for x in values]
-    if len(v) != 3:
-        raise CheckpointError(f"checkpoint mean/std must have 3 values, got {len(v)}")
-    return v[0], v[1], v[2]
+def _settings(payload: dict[str, Any], where: str) -> dict[str, Any]:
+    """input_size, mean, std and meta of a checkpoint, checked (a file may claim anything)."""
+    size = payload.get("input_size", DEFAULT_INPUT_SIZE)
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        raise CheckpointError(
+            f"{where} has input_size {size!r}: expected an integer {MIN_INPUT_SIZE}…{MAX_INPUT_SIZE}"
+        )
+    meta = payload.get("meta", {})
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where} has meta of type {type(meta).__name__}, expected a mapping")
+    mean = _triple(payload.get("mean", IMAGENET_MEAN), f"{where} mean")
+    std = _triple(payload.get("std", IMAGENET_STD), f"{where} std")
+    if min(std) <= 0:
+        raise CheckpointError(f"{where} std {list(std)} must be positive")
+    return {"input_size": size, "mean": mean, "std": std, "meta": dict(meta)}
+
+
+def _triple(values: Any, what: str = "checkpoint mean/std") -> tuple[float, float, float]:
+    """Three finite numbers; CheckpointError naming ``what`` otherwise."""
+    ok = isinstance(values, list | tuple) and len(values) == 3
+    ok = ok and all(
+        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in values
+    )
+    if not ok:
+        raise CheckpointError(f"{what} must be 3 finite numbers, got {str(values)[:80]}")
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def non_finite_weight(model: torch.nn.Module) -> str | None:
+    """The first parameter or buffer holding NaN or infinity, by name; None when all are finite."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def untrained(

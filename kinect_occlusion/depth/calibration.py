@@ -245,7 +245,7 @@ def parse_calibration(
             raise ValueError("depth camera D0 or colour camera PV0 missing")
         depth = None if depth_mode == "OFF" else _depth_intrinsics(raw_depth, depth_mode)
         color = None if color_resolution == "OFF" else _color_intrinsics(raw_color, color_resolution)
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         what = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         missing = "missing field " if isinstance(exc, KeyError) else ""
         raise CalibrationError(f"{source}: unusable calibration: {missing}{what}") from None

@@ -72,6 +72,8 @@ def build_sam(model_type: ModelType, checkpoint: str, device: str | torch.device
     """
     from segment_anything import sam_model_registry
 
+    from ..deeplab.model import non_finite_weight
+
     if model_type not in ("vit_b", "vit_l", "vit_h", "tiny"):
         raise CheckpointError(f"unknown sam.model_type {model_type!r}; expected vit_b, vit_l, vit_h or tiny")
     state = _read_state_dict(checkpoint)
@@ -84,6 +86,10 @@ def build_sam(model_type: ModelType, checkpoint: str, device: str | torch.device
             f"SAM checkpoint {checkpoint} does not match sam.model_type={model_type}; "
             "check sam.checkpoint and sam.model_type"
         ) from exc
+    if bad := non_finite_weight(sam):
+        raise CheckpointError(
+            f"SAM checkpoint {checkpoint} holds NaN or infinity ({bad}); check sam.checkpoint"
+        )
     return sam.to(device).eval()
 
 

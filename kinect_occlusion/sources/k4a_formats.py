@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import UserError
+from ..jpeg import jpeg_frame_size
 
 ColorResolution = Literal["720P", "1080P", "1440P", "1536P", "2160P", "3072P"]
 ColorFormatName = Literal["MJPG", "NV12", "YUY2", "BGRA32"]
@@ -180,6 +181,10 @@ def decode_color(data: bytes | np.ndarray, fourcc: str, width: int, height: int)
     if fourcc not in FORMAT_BY_FOURCC:
         raise ValueError(f"unsupported colour FourCC {fourcc!r}")
     if fourcc == "MJPG":
+        # The header's size first: a few bytes claiming 30000×30000 would cost gigabytes to decode
+        jpeg_h, jpeg_w, _ = jpeg_frame_size(memoryview(buf.data))
+        if (jpeg_h, jpeg_w) != (height, width):
+            raise ValueError(f"JPEG header says {jpeg_w}×{jpeg_h}, the track is {width}×{height}")
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         if bgr is None or bgr.shape[:2] != (height, width):
             raise ValueError("undecodable JPEG")

@@ -132,6 +132,8 @@ def read_layout(container, path: str | Path) -> _Layout:
             )
     if "COLOR" not in streams and "DEPTH" not in streams:
         raise SourceError(f"{path}: not an Azure Kinect recording (no COLOR or DEPTH track)")
+    for track in tracks.values():
+        _check_track_size(track, path)
     calibration = None
     for att in container.streams.attachments:
         if att.name == "calibration.json":
@@ -146,6 +148,23 @@ def read_layout(container, path: str | Path) -> _Layout:
     return _Layout(
         {n: st.index for n, st in streams.items()}, tracks, tags, calibration, offset_ns // 1000, fps
     )
+
+
+# The largest image of each track in any Azure Kinect mode (width, height)
+MAX_TRACK_SIZE = {
+    "COLOR": (max(w for w, _ in COLOR_RESOLUTIONS.values()), max(h for _, h in COLOR_RESOLUTIONS.values())),
+    "DEPTH": (max(w for w, _ in DEPTH_MODES.values()), max(h for _, h in DEPTH_MODES.values())),
+}
+
+
+def _check_track_size(track: TrackInfo, path: str | Path) -> None:
+    """SourceError when a track claims images larger than the camera makes (each would be decoded)."""
+    max_w, max_h = MAX_TRACK_SIZE.get(track.name, MAX_TRACK_SIZE["DEPTH"])
+    if track.width > max_w or track.height > max_h:
+        raise SourceError(
+            f"{path}: {track.name} track claims {track.width}×{track.height} images, larger than "
+            f"any Azure Kinect mode ({max_w}×{max_h}) — not a Kinect recording"
+        )
 
 
 def iter_groups(

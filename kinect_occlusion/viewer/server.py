@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import cast
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -39,6 +40,8 @@ SECURITY_HEADERS = {
 }
 SEND_TIMEOUT_S = 5.0
 STATS_PERIOD_S = 1.0
+MAX_CONNECTIONS = 128  # HTTP connections at once (pages, static files, WebSockets): bounds sockets and memory
+REQUEST_TIMEOUT_S = 10.0  # a connection without a whole request this long (or idle after one) is closed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,12 +57,24 @@ class ViewerServer:
         hub: the running :class:`ViewerHub`.
         token: required on every request when set (constant-time compare).
         max_clients: WebSockets served at once (more are refused with 503).
+        max_connections: TCP connections at once; more are closed as they arrive (``dropped``).
+        request_timeout_s: a connection that has not sent a whole request this long is closed.
     """
 
-    def __init__(self, hub: ViewerHub, token: str | None, max_clients: int = 16) -> None:
+    def __init__(
+        self,
+        hub: ViewerHub,
+        token: str | None,
+        max_clients: int = 16,
+        max_connections: int = MAX_CONNECTIONS,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.hub, self.token, self.max_clients = hub, token or None, max_clients
+        self.max_connections, self.request_timeout_s = max_connections, request_timeout_s
         self.sockets: set[web.WebSocketResponse] = set()
         self.refused = 0
+        self.dropped = 0  # connections closed on arrival: max_connections were open
+        self._handlers: web.Server | None = None
         self._page = _static_text("page.html")
         self._static = {name: _static_text(name) for name in STATIC}
 
@@ -191,6 +206,30 @@ class ViewerServer:
         for ws in list(self.sockets):
             await ws.close(code=1001, message=b"viewer stopping")
 
+    @property
+    def connections(self) -> int:
+        """HTTP connections open now (0 before serving)."""
+        return 0 if self._handlers is None else len(self._handlers.connections)
+
+    def protocol_factory(self, handlers: web.Server) -> Callable[[], asyncio.BaseProtocol]:
+        """``handlers``' protocol per connection while fewer than ``max_connections`` are open."""
+        self._handlers = handlers
+
+        def make() -> asyncio.BaseProtocol:
+            if len(handlers.connections) >= self.max_connections:
+                self.dropped += 1
+                return _Dropped()
+            return handlers()
+
+        return make
+
+
+class _Dropped(asyncio.Protocol):
+    """A connection over the limit: closed as soon as it is made (a reset, nothing read)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.Transport, transport).abort()
+
 
 # ----------------------------------------------------------------------------- running
 
@@ -203,18 +242,24 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Listen on ``bind:port`` until ``stop`` is set; ``on_ready(port)`` once listening."""
-    runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
+    # keepalive_timeout also runs from the connection's start: a request never finished is closed
+    runner = web.AppRunner(
+        server.app(), access_log=None, shutdown_timeout=1.0, keepalive_timeout=server.request_timeout_s
+    )
     await runner.setup()
+    listener = None
     try:
-        site = web.TCPSite(runner, bind, port)
+        assert runner.server is not None  # made by setup()
+        factory = server.protocol_factory(runner.server)
         try:
-            await site.start()
+            listener = await asyncio.get_running_loop().create_server(factory, bind, port)
         except OSError as exc:
             raise UserError(f"viewer: cannot listen on {bind}:{port} ({exc.strerror or exc})") from None
-        actual = runner.addresses[0][1]
         if on_ready is not None:
-            on_ready(actual)
+            on_ready(listener.sockets[0].getsockname()[1])
         while not stop.is_set():
             await asyncio.sleep(0.1)
     finally:
+        if listener is not None:
+            listener.close()
         await runner.cleanup()
