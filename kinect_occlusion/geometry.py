@@ -30,6 +30,7 @@ Box = tuple[int, int, int, int]  # x, y, width, height (pixels)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 4096  # letterbox sides a model may be trained for or ask for
 
 
 def clip_roi(roi: Sequence[int] | None, width: int, height: int) -> Box:

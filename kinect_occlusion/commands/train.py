@@ -79,10 +79,13 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
+    from ..geometry import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
-    # Arguments first, before the (slow) torch import
-    if args.epochs < 1 or args.batch_size < 1 or args.input_size < 32:
-        raise UserError("--epochs and --batch-size must be >= 1 and --input-size >= 32")
+    # Arguments first, before the (slow) torch import; a size a checkpoint may hold (load refuses others)
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be >= 1")
+    if not MIN_INPUT_SIZE <= args.input_size <= MAX_INPUT_SIZE:
+        raise UserError(f"--input-size must be {MIN_INPUT_SIZE}…{MAX_INPUT_SIZE} (got {args.input_size})")
     if args.workers < 0 or args.patience < 1 or not args.lr > 0 or not args.copy_paste >= 0:
         raise UserError("--workers must be >= 0, --patience >= 1, --lr > 0 and --copy-paste >= 0")
     if args.bn_momentum is not None and not 0 < args.bn_momentum <= 1:

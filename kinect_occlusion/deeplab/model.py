@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..geometry import IMAGENET_MEAN, IMAGENET_STD
+from ..geometry import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from .network import (
     ASPP_RATES,
     BACKBONES,
@@ -62,7 +62,6 @@ FORMAT = "kinect-occlusion/deeplabv3plus"
 VERSION = 1
 CLASSES = ["background", "occlusion"]
 DEFAULT_INPUT_SIZE = 512
-MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 4096  # letterbox sides a checkpoint may ask for
 
 
 # ---------------------------------------------------------------- torchvision initialisation

@@ -257,15 +257,37 @@ def load_last(path: Path, model, opt, sched, opts: TrainOptions) -> RunState:
     """Restore weights, optimizer, scheduler and RNG from last.pt; the saved RunState."""
     if not path.is_file():
         raise UserError(f"--resume: {path} does not exist (start without --resume)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    ts = (payload.get("meta") or {}).get("train_state")
-    if not ts:
-        raise UserError(f"--resume: {path} holds no training state")
-    if ts["backbone"] != opts.backbone or ts["input_size"] != opts.input_size:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holding more than plain tensors
         raise UserError(
-            f"--resume: {path} was trained with --backbone {ts['backbone']} --input-size "
-            f"{ts['input_size']}; pass the same options"
+            f"--resume: {path} is unreadable ({type(exc).__name__}); start without --resume"
+        ) from None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    ts = meta.get("train_state") if isinstance(meta, dict) else None
+    if not isinstance(ts, dict):
+        raise UserError(f"--resume: {path} holds no training state")
+    if ts.get("backbone") != opts.backbone or ts.get("input_size") != opts.input_size:
+        raise UserError(
+            f"--resume: {path} was trained with --backbone {ts.get('backbone')} --input-size "
+            f"{ts.get('input_size')}; pass the same options"
         )
+    try:
+        return _restore(payload, ts, model, opt, sched)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(
+            f"--resume: {path} does not match this run ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters (torch's run to pages)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def _restore(payload: dict, ts: dict, model, opt, sched) -> RunState:
+    """Weights, optimizer, scheduler and RNG from a last.pt payload; the saved RunState."""
     model.load_state_dict(payload["state_dict"])
     opt.load_state_dict(ts["optimizer"])
     sched.load_state_dict(ts["scheduler"])

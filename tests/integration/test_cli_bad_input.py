@@ -92,6 +92,10 @@ def cases(f: dict[str, str], tmp: Path) -> list[tuple[list[str], str]]:
         (["subscribe", *cfg, "--camera", "bad id!"], "--camera 'bad id!': a camera id is"),
         (["train", "--data", f["ls.json"], "--out", str(tmp / "r3"), "--device", "foo"], "--device foo: use"),
         (["train", "--data", f["ls.json"], "--out", str(tmp / "r4"), "--workers", "-1"], "--workers must be"),
+        (
+            ["train", "--data", f["ls.json"], "--out", str(tmp / "r5"), "--input-size", "8192"],
+            "--input-size must be 32…4096",
+        ),
         (["evaluate", "--data", f["ls.json"], "--checkpoint", DEMO, "--device", "cuda:x"], "--device cuda:x"),
         # Annotation files
         (["train", "--data", f["ls.json"], "--out", str(tmp / "run")], "0 training images"),

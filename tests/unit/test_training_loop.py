@@ -90,3 +90,30 @@ def test_ctrl_c_writes_interrupted_and_resume_restarts_the_epoch(
     assert not resumed.interrupted and [r["epoch"] for r in resumed.history] == [3, 4]
     with pytest.raises(UserError, match="backbone"):
         tr.train(options(tmp_path, epochs=5, resume=True, backbone="mobilenet_v3_large"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(b"not a torch file"), id="garbage"),
+        pytest.param(lambda p: torch.save({"meta": "no mapping"}, p), id="meta-not-a-mapping"),
+        pytest.param(lambda p: _rewrite_state(p, lambda ts: ts.pop("optimizer")), id="optimizer-missing"),
+        pytest.param(lambda p: _rewrite_state(p, lambda ts: ts.update(run={"nope": 1})), id="run-lies"),
+    ],
+)
+def test_resume_from_a_damaged_last_pt_is_one_user_error(tmp_path: Path, fast_epochs, damage) -> None:
+    ious, _ = fast_epochs
+    ious += [0.2, 0.3]
+    tr.train(options(tmp_path, epochs=2, patience=10))
+    damage(tmp_path / "run" / "last.pt")
+    with pytest.raises(UserError, match="--resume") as err:
+        tr.train(options(tmp_path, epochs=3, patience=10, resume=True))
+    assert "\n" not in str(err.value)
+
+
+def _rewrite_state(path: Path, change) -> None:
+    """Load last.pt, change its train_state in place, save it again."""
+    payload = torch.load(path, weights_only=True)
+    change(payload["meta"]["train_state"])
+    torch.save(payload, path)
