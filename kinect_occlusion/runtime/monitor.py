@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # The Status ``info`` fields the supervisor reads, with their sane ranges (the rest is only relayed)
 MAX_COUNT = 2**63 - 1
+MAX_ARRIVALS = 10_000  # per result topic: a rate over the window's newest this many (1 kHz for 10 s)
 INFO_RANGES: dict[str, tuple[float, float]] = {
     "loop_age_s": (0.0, 1e7),
     "rate_hz": (0.0, 1e6),
@@ -105,7 +106,7 @@ class StageStats:
     """Arrival times and latencies (ms) of one result topic over a sliding window."""
 
     window_s: float = 10.0
-    arrivals: deque = field(default_factory=deque)
+    arrivals: deque = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS))
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
     count: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=256))  # (epoch, frame_id) seen

@@ -21,7 +21,7 @@ from kinect_occlusion.config import Config, SamConfig
 from kinect_occlusion.fuser.pairing import OwnPartitions
 from kinect_occlusion.runtime.mask_saver import png_name
 from kinect_occlusion.runtime.metrics import PipelineMetrics
-from kinect_occlusion.runtime.monitor import StageStats
+from kinect_occlusion.runtime.monitor import MAX_ARRIVALS, StageStats
 from kinect_occlusion.runtime.recorder import OverlayRecorder
 from kinect_occlusion.runtime.remote import checked_output
 from kinect_occlusion.runtime.restarts import RestartWatch, started_us
@@ -174,6 +174,16 @@ def fused_mask(origin_us: int, sent_us: int, age_ms: float) -> m.OcclusionMask:
         partition_age_ms=age_ms,
     )
     return cast(m.OcclusionMask, m.decode(m.encode(msg, sent_us=sent_us)))
+
+
+def test_a_flood_of_results_holds_bounded_arrival_times_and_still_measures_its_rate():
+    # Arrival times were kept for the whole 10 s window, uncapped: memory grew with the sender's rate
+    stats = StageStats()
+    msg = fused_mask(origin_us=1_000_000, sent_us=1_050_000, age_ms=20.0)
+    for i in range(5 * MAX_ARRIVALS):
+        stats.add(msg, i / 5000.0)  # 5 kHz for 10 s
+    assert len(stats.arrivals) == MAX_ARRIVALS and stats.count == 5 * MAX_ARRIVALS
+    assert stats.rate() == pytest.approx(5000.0)
 
 
 def test_one_lying_timestamp_or_partition_age_cannot_poison_the_metrics_for_good():
