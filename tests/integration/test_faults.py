@@ -82,12 +82,13 @@ def test_worker_failing_on_every_frame_is_given_up_without_taking_the_daemon_dow
         runtime={"restart_backoff_s": [0.2, 0.4], "max_restarts": 2, "restart_window_s": 120},
     )
 
-    def gave_up():
+    def given_up(msg):
+        return msg.worker == "supervisor" and msg.info["workers"]["sam"]["failed"]
+
+    def gave_up():  # stops at the first supervisor Status saying so, not at the end of a 2 s window
         with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
-            for msg in collect(sub, 2):
-                if msg.worker == "supervisor" and msg.info["workers"]["sam"]["failed"]:
-                    return msg
-        return None
+            msgs = collect(sub, 2, until=lambda ms: bool(ms) and given_up(ms[-1]))
+        return msgs[-1] if msgs and given_up(msgs[-1]) else None
 
     status = wait_for(gave_up, timeout=90, interval=0.2)
     assert status is not None and status.state == "degraded"
