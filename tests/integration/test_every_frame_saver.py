@@ -82,7 +82,7 @@ def test_a_writer_slower_than_the_pipeline_with_a_tiny_queue_loses_no_mask(tmp_p
 def test_a_frame_lost_in_a_worker_frees_capture_after_one_frame_timeout(tmp_path, ipc_dir, files):
     rec = tmp_path / "rec2.mkv"
     write_recording(rec, n_frames=2)
-    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 2.0})
+    cfg = write_config(tmp_path, ipc_dir, files["model"], runtime={"frame_timeout_s": 1.0})
     out = tmp_path / "masks"
     args = ["replay", str(rec), "--config", str(cfg), "--every-frame", "--save-masks", str(out)]
     code, text = run_to_end(
@@ -91,7 +91,7 @@ def test_a_frame_lost_in_a_worker_frees_capture_after_one_frame_timeout(tmp_path
     assert code == 0, text[-3000:]
     assert [(r["frame_id"], r["result"]) for r in rows(out)] == [("0", "lost"), ("1", "lost")]
     for i in range(2):  # capture's own account: each given up after frame_timeout_s, not twice it
-        assert f"capture: frame {i} has no mask 2 s after capture: given up (lost)" in text, text[-3000:]
+        assert f"capture: frame {i} has no mask 1 s after capture: given up (lost)" in text, text[-3000:]
     assert "every frame finished (2 lost)" in text
 
 
