@@ -15,9 +15,14 @@ from kinect_occlusion import messages as m
 pytestmark = pytest.mark.slow
 
 
-def capture_states(ipc_dir, seconds: float) -> set[str]:
+def capture_states(ipc_dir, seconds: float, want: set[str]) -> set[str]:
+    """Capture's states within ``seconds``, or until one of ``want`` came."""
+
+    def states(msgs):
+        return {s.info.get("camera_state", s.state) for s in msgs if s.worker == "capture"}
+
     with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
-        return {s.info.get("camera_state", s.state) for s in collect(sub, seconds) if s.worker == "capture"}
+        return states(collect(sub, seconds, until=lambda msgs: states(msgs) & want))
 
 
 def test_missing_then_unplugged_camera_is_retried_while_the_pipeline_stays_up(tmp_path, ipc_dir):
@@ -36,7 +41,8 @@ def test_missing_then_unplugged_camera_is_retried_while_the_pipeline_stays_up(tm
     }
     proc = start(["run", "--config", str(cfg)], env=env)
     try:
-        seen = wait_for(lambda: capture_states(ipc_dir, 1.0) & {"connecting", "reconnecting"}, timeout=60)
+        missing = {"connecting", "reconnecting"}
+        seen = wait_for(lambda: capture_states(ipc_dir, 1.0, missing) & missing, timeout=60)
         assert seen, "capture never reported a missing camera"
         pids = worker_pids(ipc_dir)
 

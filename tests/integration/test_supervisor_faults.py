@@ -48,8 +48,11 @@ def supervisor_status(ipc_dir, seconds: float = 2.0) -> m.Status | None:
 
 
 def worker_state(ipc_dir, worker: str, state: str) -> bool:
-    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:
-        return any(s.worker == worker and s.state == state for s in collect(sub, 1.0))
+    def said(msgs):
+        return any(s.worker == worker and s.state == state for s in msgs)
+
+    with subscriber(ipc_dir, (m.TOPIC_STATUS,)) as sub:  # stops at the first Status saying so
+        return said(collect(sub, 1.0, until=said))
 
 
 def fused_masks_flow(ipc_dir, n: int = 3, timeout: float = 30.0) -> bool:

@@ -28,6 +28,7 @@ else:
     grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install 'kinect-occlusion[triton]'")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.shared_triton,  # its tests may use the session's shared server (triton_server.shared)
     pytest.mark.skipif(
         not ON_CI and not triton_server.available(), reason="no tritonserver: run 'make triton-venv'"
     ),
@@ -37,7 +38,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def served(request, tmp_path_factory):
     """(checkpoint, repository, running TritonServer): the session's shared server."""
-    one = triton_server.shared(request.config, tmp_path_factory)
+    one = triton_server.shared(request, tmp_path_factory)
     return one.checkpoint, one.repo, one.server
 
 
@@ -181,7 +182,13 @@ def collect_until_up(sub, proc, up: dict) -> list:
     )
 
 
-def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served, tmp_path, ipc_dir):
+def test_a_model_that_failed_to_load_recovers_by_itself_then_unloaded_mid_run_is_reported_and_resumes(
+    served, tmp_path, ipc_dir
+):
+    """One pipeline on its own explicit-mode server, two cases in turn (one start-up, not two):
+    (1) the model fails to load: reported with Triton's reason, then recovers by itself once loaded;
+    (2) the model is unloaded while the pipeline runs: a model lost after start-up used to fail
+    requests as plain ``failing``, without Triton's reason; reported, then masks resume."""
     checkpoint, repo, _ = served
     weights, aside = triton_server.broken_repo(repo, tmp_path / "repo", "deeplab")
     log = tmp_path / "t.log"
@@ -190,6 +197,7 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
     deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
     cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
     unavailable = {"state": "waiting for inference server", "inference_server": "model-unavailable"}
+    lost = {"inference_server": "model-unavailable"}
     with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
         proc = start(["run", "--config", str(cfg)])
         try:
@@ -201,40 +209,7 @@ def test_a_model_that_failed_to_load_is_reported_then_recovers_by_itself(served,
             load(server.url, "deeplab")
             up = {"state": "ready", "inference_server": "up"}
             after = collect_until_up(sub, proc, up)
-            alive = proc.poll() is None
-        finally:
-            server.stop()
-            code, out = stop(proc)
-    waiting = deeplab_status(before, **unavailable)
-    assert waiting is not None, out  # Status says why nothing comes, with Triton's reason
-    assert "NO_SUCHFILE" in waiting.info["inference_reason"], waiting.info
-    assert "inference server for deeplab: model-unavailable: UNAVAILABLE:" in shown.stdout, shown.stdout
-    assert "inference server: deeplab model-unavailable" in out, out  # the supervisor's report line
-    said = f"deeplab.triton_model: model 'deeplab' on the Triton server at {server.url} is not ready: "
-    lines = [line for line in out.splitlines() if said + "UNAVAILABLE: Internal: NoSuchFile" in line]
-    assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
-    assert fused_count(after) >= 1 and alive, out  # recovered by itself once the model loaded
-    assert deeplab_status(after, **up) is not None, out
-    pids = {x.pid for x in before + after if isinstance(x, m.Status) and x.worker == "deeplab"}
-    assert len(pids) == 1, out  # waited in one process: no restart loop
-    assert "Traceback" not in out and "giving up" not in out and code == 0, out
-
-
-def test_a_model_unloaded_while_the_pipeline_runs_is_reported_then_masks_resume(served, tmp_path, ipc_dir):
-    """A model lost after start-up used to fail requests as plain ``failing``, without Triton's reason."""
-    import shutil
-
-    checkpoint, repo, _ = served
-    shutil.copytree(repo / "deeplab", tmp_path / "repo" / "deeplab")
-    server = triton_server.TritonServer(tmp_path / "repo", tmp_path / "t.log", extra=triton_server.EXPLICIT)
-    server.start()
-    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
-    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
-    lost = {"inference_server": "model-unavailable"}
-    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
-        proc = start(["run", "--config", str(cfg)])
-        try:
-            first = collect(sub, 60, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
+            recovered = proc.poll() is None
             client = grpcclient.InferenceServerClient(server.url)
             try:
                 client.unload_model("deeplab")  # an operator unloads it while the pipeline runs
@@ -242,31 +217,48 @@ def test_a_model_unloaded_while_the_pipeline_runs_is_reported_then_masks_resume(
                 client.close()
             down = collect(sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **lost))
             load(server.url, "deeplab")
-            up = {"inference_server": "up"}
-            back = collect_until_up(sub, proc, up)
+            back = collect_until_up(sub, proc, {"inference_server": "up"})
             alive = proc.poll() is None
         finally:
             server.stop()
             code, out = stop(proc)
-    assert fused_count(first) >= 1, out
-    said = deeplab_status(down, **lost)
-    assert said is not None, out  # not plain "failing": the model is gone, and Triton's reason with it
-    reason = said.info["inference_reason"]  # Triton's: "UNLOADING" or "UNAVAILABLE: unloaded"
-    assert reason.startswith(("UNLOADING", "UNAVAILABLE")), said.info
-    assert f"model not ready: {reason}" in said.info["last_error"], said.info
+    # (1) failed to load: Status says why nothing comes, with Triton's reason
+    waiting = deeplab_status(before, **unavailable)
+    assert waiting is not None, out
+    assert "NO_SUCHFILE" in waiting.info["inference_reason"], waiting.info
+    assert "inference server for deeplab: model-unavailable: UNAVAILABLE:" in shown.stdout, shown.stdout
+    assert "inference server: deeplab model-unavailable" in out, out  # the supervisor's report line
+    said = f"deeplab.triton_model: model 'deeplab' on the Triton server at {server.url} is not ready: "
+    lines = [line for line in out.splitlines() if said + "UNAVAILABLE: Internal: NoSuchFile" in line]
+    assert len(lines) == 1 and " ERROR " in lines[0], out  # one ERROR line, not one per try
+    assert fused_count(after) >= 1 and recovered, out  # recovered by itself once the model loaded
+    assert deeplab_status(after, **up) is not None, out
+    # (2) unloaded mid-run: not plain "failing": the model is gone, and Triton's reason with it
+    said_lost = deeplab_status(down, **lost)
+    assert said_lost is not None, out
+    reason = said_lost.info["inference_reason"]  # Triton's: "UNLOADING" or "UNAVAILABLE: unloaded"
+    assert reason.startswith(("UNLOADING", "UNAVAILABLE")), said_lost.info
+    assert f"model not ready: {reason}" in said_lost.info["last_error"], said_lost.info
     assert fused_count(back) >= 1 and alive, out  # masks resume once the model is loaded again
-    assert "inference_reason" not in deeplab_status(back, **up).info, out
-    pids = {x.pid for x in first + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
-    assert len(pids) == 1 and "Traceback" not in out and code == 0, out  # no restart, no traceback
+    assert "inference_reason" not in deeplab_status(back, inference_server="up").info, out
+    # Both: waited in one process (no restart loop), no traceback
+    pids = {x.pid for x in before + after + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
+    assert len(pids) == 1, out
+    assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 
-def test_pipeline_started_while_triton_is_down_waits_then_produces(served, tmp_path, ipc_dir):
+def test_pipeline_started_while_triton_is_down_waits_produces_then_rides_out_an_outage(
+    served, tmp_path, ipc_dir
+):
+    """One pipeline, two cases in turn (one start-up, not two): started while its Triton server is
+    down, it waits and says why, then produces once the server comes up; then the server goes away
+    for 4 s and comes back on the same port: frame errors counted, never restarted, masks resume."""
     checkpoint, repo, _ = served
     port = free_port()  # nothing listens there yet
     deeplab = {"runtime": "triton", "triton_url": f"127.0.0.1:{port}", "triton_timeout_ms": 2000}
     cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
     waiting = {"state": "waiting for inference server", "inference_server": "unreachable"}
-    late = None
+    late = restarted = None
     with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
         proc = start(["run", "--config", str(cfg)])
         try:
@@ -274,50 +266,34 @@ def test_pipeline_started_while_triton_is_down_waits_then_produces(served, tmp_p
                 sub, 30, until=lambda ms: proc.poll() is not None or deeplab_status(ms, **waiting)
             )
             late = triton_server.TritonServer(repo, tmp_path / "late.log", port=port).start()
-            after = collect(sub, 30, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 2)
-            alive = proc.poll() is None
-        finally:
-            if late is not None:
-                late.stop()
-            code, out = stop(proc)
-    assert deeplab_status(before, **waiting) is not None, out  # status says why nothing comes
-    assert fused_count(after) >= 2 and alive, out  # it started producing once Triton came up
-    assert "deeplab: waiting for inference server: deeplab.triton_url: no Triton server" in out, out
-    assert "Traceback" not in out and "giving up" not in out and code == 0, out
-
-
-def test_pipeline_rides_out_a_triton_outage(served, tmp_path, ipc_dir):
-    checkpoint, repo, _ = served
-    server = triton_server.TritonServer(repo, tmp_path / "a.log").start()  # this test stops it
-    deeplab = {"runtime": "triton", "triton_url": server.url, "triton_timeout_ms": 2000}
-    cfg = write_config(tmp_path, ipc_dir, checkpoint, deeplab=deeplab, fuser={"wait_for_partition_ms": 80})
-    restarted = None
-    with subscriber(ipc_dir, (m.TOPIC_OCCLUSION, m.TOPIC_STATUS)) as sub:
-        proc = start(["run", "--config", str(cfg)])
-        try:
-            first = collect(sub, 60, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 2)
-            server.stop()
+            first = collect(sub, 30, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 2)
+            produced = proc.poll() is None
+            late.stop()
             # Down for 4 s: 25 failed frames at 15 fps (1.7 s) + restart back-off would have restarted it
             down = collect(sub, 4.0, until=lambda ms: proc.poll() is not None)
             shown = cli("status", "--config", str(cfg), "--json")
-            restarted = triton_server.TritonServer(repo, tmp_path / "b.log", port=server.port).start()
+            restarted = triton_server.TritonServer(repo, tmp_path / "b.log", port=port).start()
             back_at = time.monotonic()
             back = collect(sub, 10.0, until=lambda ms: proc.poll() is not None or fused_count(ms) >= 1)
             resumed_s = time.monotonic() - back_at
             alive = proc.poll() is None
         finally:
-            server.stop()
-            if restarted is not None:
-                restarted.stop()
+            for server in (late, restarted):
+                if server is not None:
+                    server.stop()
             code, out = stop(proc)
-    assert fused_count(first) >= 2, out
+    # Started while down: status says why nothing comes, and it produces once Triton came up
+    assert deeplab_status(before, **waiting) is not None, out
+    assert fused_count(first) >= 2 and produced, out
+    assert "deeplab: waiting for inference server: deeplab.triton_url: no Triton server" in out, out
+    # The outage: counted frame errors, status says so, resumed within 10 s
     unreachable = deeplab_status(down, inference_server="unreachable")
-    assert unreachable is not None and unreachable.info["errors"] >= 2, out  # counted frame errors
-    pids = {x.pid for x in first + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
-    assert len(pids) == 1, out  # never restarted
+    assert unreachable is not None and unreachable.info["errors"] >= 2, out
     assert json.loads(shown.stdout)["deeplab"]["inference_server"] == "unreachable", shown.stdout
-    assert fused_count(back) >= 1 and alive and resumed_s < 10.0, out  # resumed within 10 s
+    assert fused_count(back) >= 1 and alive and resumed_s < 10.0, out
     assert "deeplab: frame" in out and "RemoteError: Triton" in out, out  # one line per failure
+    pids = {x.pid for x in before + first + down + back if isinstance(x, m.Status) and x.worker == "deeplab"}
+    assert len(pids) == 1, out  # never restarted
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 

@@ -26,6 +26,7 @@ else:
     grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install 'kinect-occlusion[triton]'")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.shared_triton,  # its tests may use the session's shared server (triton_server.shared)
     pytest.mark.skipif(
         not ON_CI and not triton_server.available(), reason="no tritonserver: run 'make triton-venv'"
     ),
@@ -45,7 +46,7 @@ def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def served(request, tmp_path_factory):
     """(sam checkpoint, repository, running TritonServer): the session's shared server."""
-    one = triton_server.shared(request.config, tmp_path_factory)
+    one = triton_server.shared(request, tmp_path_factory)
     return one.sam_checkpoint, one.repo, one.server
 
 
@@ -195,15 +196,34 @@ def test_server_down_then_back_resumes_with_a_fresh_channel(served, tmp_path):
         first.stop()
 
 
-def test_pipeline_with_the_encoder_on_triton_fuses_and_rides_out_an_outage(served, tmp_path, ipc_dir):
+def test_pipeline_started_while_the_encoder_server_is_down_waits_fuses_then_rides_out_an_outage(
+    served, tmp_path, ipc_dir
+):
+    """One pipeline, two cases in turn (one start-up, not two): started while the encoder's server
+    is down, the sam worker waits (not exit 3) and says so, then partitions and fuses once it is up;
+    then the server goes away and comes back on the same port: a counted frame error, partitions
+    resume."""
+    from conftest import free_port
+
     sam_ckpt, repo, _ = served
-    server = triton_server.TritonServer(repo, tmp_path / "a.log").start()  # this test stops it
-    sam = sam_on_triton(sam_ckpt, server.url, occlusion_threshold=0.01)  # random weights: all occluded
+    port = free_port()  # nothing listens there yet
+    sam = sam_on_triton(
+        sam_ckpt, f"127.0.0.1:{port}", occlusion_threshold=0.01
+    )  # random weights: all occluded
     checkpoint = tiny_checkpoint(tmp_path / "model.pt")
     cfg = write_config(tmp_path, ipc_dir, checkpoint, sam=sam, fuser={"wait_for_partition_ms": 80})
 
-    def partitions(msgs, since: int = 0):
-        return [x for x in msgs[since:] if isinstance(x, m.Partition) and x.partitioner == "sam/tiny/triton"]
+    def partitions(msgs):
+        return [x for x in msgs if isinstance(x, m.Partition) and x.partitioner == "sam/tiny/triton"]
+
+    def waiting(msgs):
+        return any(
+            isinstance(x, m.Status)
+            and x.worker == "sam"
+            and x.state == "waiting for inference server"
+            and x.info.get("inference_server") == "unreachable"
+            for x in msgs
+        )
 
     def failed(msgs):
         return any(
@@ -219,62 +239,34 @@ def test_pipeline_with_the_encoder_on_triton_fuses_and_rides_out_an_outage(serve
     def ended():
         return proc.poll() is not None
 
+    late = restarted = None
     topics = (m.TOPIC_OCCLUSION, m.TOPIC_PARTITION, m.TOPIC_STATUS)
     with subscriber(ipc_dir, topics) as sub:
         proc = start(["run", "--config", str(cfg)])
         try:
-            msgs = collect(sub, 60, until=lambda ms: ended() or sum(fused(x) for x in ms) >= 2)
-            server.stop()
+            before = collect(sub, 30, until=lambda ms: ended() or waiting(ms))
+            late = triton_server.TritonServer(repo, tmp_path / "late.log", port=port).start()
+            msgs = collect(sub, 30, until=lambda ms: ended() or sum(fused(x) for x in ms) >= 2)
+            partitioned = proc.poll() is None
+            late.stop()
             down = collect(sub, 30, until=lambda ms: ended() or failed(ms))
-            restarted = triton_server.TritonServer(repo, tmp_path / "b.log", port=server.port).start()
+            restarted = triton_server.TritonServer(repo, tmp_path / "b.log", port=port).start()
             back = collect(sub, 30, until=lambda ms: ended() or len(partitions(ms)) >= 2)
             restarted.stop()
             alive = proc.poll() is None
         finally:
-            server.stop()
+            for server in (late, restarted):
+                if server is not None:
+                    server.stop()
             code, out = stop(proc)
-    assert len(partitions(msgs)) >= 1 and any(fused(x) for x in msgs), out
-    assert failed(down) and alive, out  # counted as a frame error; the pipeline went on
-    assert len(partitions(back)) >= 2, out  # partitions resumed once the server was back
-    assert "sam: frame" in out and "TritonEncoderError: Triton" in out, out  # one line per failure
-    assert "Traceback" not in out and "giving up" not in out and code == 0, out
-
-
-def test_pipeline_started_while_the_encoder_server_is_down_waits_then_partitions(served, tmp_path, ipc_dir):
-    from conftest import free_port
-
-    sam_ckpt, repo, _ = served
-    port = free_port()  # nothing listens there yet
-    sam = sam_on_triton(sam_ckpt, f"127.0.0.1:{port}", occlusion_threshold=0.01)  # as above
-    cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), sam=sam)
-
-    def waiting(msgs):
-        return any(
-            isinstance(x, m.Status)
-            and x.worker == "sam"
-            and x.state == "waiting for inference server"
-            and x.info.get("inference_server") == "unreachable"
-            for x in msgs
-        )
-
-    def partitions(msgs):
-        return sum(isinstance(x, m.Partition) and x.partitioner == "sam/tiny/triton" for x in msgs)
-
-    late = None
-    with subscriber(ipc_dir, (m.TOPIC_PARTITION, m.TOPIC_STATUS)) as sub:
-        proc = start(["run", "--config", str(cfg)])
-        try:
-            before = collect(sub, 30, until=lambda ms: proc.poll() is not None or waiting(ms))
-            late = triton_server.TritonServer(repo, tmp_path / "late.log", port=port).start()
-            after = collect(sub, 30, until=lambda ms: proc.poll() is not None or partitions(ms) >= 1)
-            alive = proc.poll() is None
-        finally:
-            if late is not None:
-                late.stop()
-            code, out = stop(proc)
-    assert waiting(before), out  # not exit 3: the worker waits, and says so
-    assert partitions(after) >= 1 and alive, out  # and partitions once the server is up
+    # Started while down: not exit 3, the worker waits and says so; partitions once the server is up
+    assert waiting(before), out
+    assert len(partitions(msgs)) >= 1 and any(fused(x) for x in msgs) and partitioned, out
     assert "sam: waiting for inference server: sam.triton_url: no Triton server" in out, out
+    # The outage: counted as a frame error, the pipeline went on, partitions resumed
+    assert failed(down) and alive, out
+    assert len(partitions(back)) >= 2, out
+    assert "sam: frame" in out and "TritonEncoderError: Triton" in out, out  # one line per failure
     assert "Traceback" not in out and "giving up" not in out and code == 0, out
 
 

@@ -193,9 +193,14 @@ class Served(NamedTuple):
 SERVED = pytest.StashKey[Served]()
 
 
+# The mark of a test module whose tests may use the shared server (its fixture calls ``shared``):
+# ``pytestmark = [pytest.mark.shared_triton, ...]``; ``shared`` refuses a caller without it
+MARK = "shared_triton"
+
+
 class _StopAfterLastUser:
-    """A pytest plugin: stops the shared server once the session's last test that uses it (that
-    requests a ``served`` fixture) is torn down, rather than idling to the session's end."""
+    """A pytest plugin: stops the shared server once the session's last test that may use it (one
+    marked ``shared_triton``) is torn down, rather than idling to the session's end."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config, self.last = config, None
@@ -204,7 +209,7 @@ class _StopAfterLastUser:
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None):
         result = yield
         if self.last is None:  # the run order is fixed once the first test runs
-            users = [i for i in item.session.items if "served" in getattr(i, "fixturenames", ())]
+            users = [i for i in item.session.items if i.get_closest_marker(MARK)]
             self.last = users[-1] if users else item
         if item is self.last and SERVED in self.config.stash:
             self.config.stash[SERVED].server.stop()
@@ -213,14 +218,18 @@ class _StopAfterLastUser:
         return result
 
 
-def shared(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Served:
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Served:
     """One ``export-triton --backend python`` repository (``deeplab`` and ``sam_encoder``), served
-    until the session's last test that requests a ``served`` fixture is done; tests that stop or
-    break a server start their own from ``repo``.
+    until the session's last test marked ``shared_triton`` is done; tests that stop or break a
+    server start their own from ``repo``.
 
-    The test modules' ``served`` fixtures call this; the server lives in the session's stash (a
-    fixture imported into two modules would be two fixtures, and start two servers).
+    The test modules' fixtures call this with their ``request``; the server lives in the session's
+    stash (a fixture imported into two modules would be two fixtures, and start two servers). A
+    caller outside a marked module is refused: the server could be stopped before its tests ran.
     """
+    if not request.node.get_closest_marker(MARK):
+        pytest.fail(f"{request.node.nodeid}: mark it pytest.mark.{MARK} to use the shared server", False)
+    config = request.config
     if SERVED in config.stash:
         return config.stash[SERVED]
     from harness import tiny_checkpoint
