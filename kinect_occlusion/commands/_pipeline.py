@@ -158,7 +158,12 @@ def _report_video(code: int, recorder, save_video: str | None) -> int:
     if recorder.error:
         print(f"kinect-occlusion: error: {recorder.error}", file=sys.stderr)
         return code or EXIT_VIDEO_FAILED
-    print(f"overlay video written: {save_video} ({recorder.written} frames)")
+    skipped = (
+        f"; {recorder.skipped} masks skipped: their frame was not held or of another size"
+        if recorder.skipped
+        else ""
+    )
+    print(f"overlay video written: {save_video} ({recorder.written} frames{skipped})")
     return code
 
 

@@ -17,6 +17,7 @@ from test_mask_saved import acks, mask, saver_on_bus
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Proxy, Publisher, Subscriber
 from kinect_occlusion.client import OcclusionSubscriber
+from kinect_occlusion.commands._pipeline import _report_video
 from kinect_occlusion.config import Config, SamConfig
 from kinect_occlusion.fuser.pairing import OwnPartitions
 from kinect_occlusion.runtime.mask_saver import png_name
@@ -238,7 +239,7 @@ def test_a_forged_empty_mask_no_longer_stops_a_replay_that_saves_masks(tmp_path,
         assert (tmp_path / png_name(1)).exists() and not (tmp_path / png_name(0)).exists()
 
 
-def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoints):
+def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoints, capsys):
     # Frames were held by frame_id alone and drawn with any mask: a mask of another size killed the
     # recorder thread (IndexError, a traceback), and after a capture restart (new epoch, ids from 0)
     # a mask was drawn over the old run's frame of the same id
@@ -271,6 +272,8 @@ def test_the_overlay_video_draws_a_mask_only_on_its_own_frame(tmp_path, endpoint
             assert rec.is_alive() and rec.error is None and rec.skipped == 2
         finally:
             rec.stop()
+    assert _report_video(0, rec, "overlay.mp4") == 0
+    assert "2 masks skipped" in capsys.readouterr().out  # the replay's summary line says so
 
 
 def test_coarse_masks_without_frames_never_end_the_every_frame_partition_worker(endpoints):
