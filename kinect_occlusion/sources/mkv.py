@@ -88,6 +88,10 @@ def _open(path: str | Path, header: MatroskaHeader):
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError) as exc:
         cut = cut_note(header)
+        if isinstance(exc, av.EOFError) and not cut:  # headers and tracks, then the file ends
+            raise SourceError(
+                f"{path}: no captures (the recorder stopped before its first frame) — nothing to replay"
+            ) from None
         raise SourceError(f"{path}: {cut + ', ' if cut else ''}cannot read the recording ({exc})") from None
 
 

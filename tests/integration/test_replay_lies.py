@@ -49,3 +49,18 @@ def test_max_frames_zero_names_the_option_not_the_config_file(tmp_path, ipc_dir)
     # it blamed the user's config file for an option given on the command line
     assert "--max-frames 0" in line and "config.yaml" not in line, r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_a_recording_of_no_captures_says_so(tmp_path, ipc_dir):
+    # A recorder stopped before its first capture leaves headers, tracks and calibration, no frame;
+    # the line was "cannot read the recording ([Errno 541478725] End of file: ...)"
+    rec = tmp_path / "empty.mkv"
+    with K4AMkvWriter(rec, color_mode="MJPG_720P", depth_mode="NFOV_2X2BINNED", fps=15):
+        pass
+    cfg = write_config(tmp_path, ipc_dir, None)
+    for args in (["replay", str(rec), "--config", str(cfg)], ["info", str(rec)]):
+        r = cli(*args)
+        assert r.returncode == 2, r.stdout + r.stderr
+        line = r.stderr.strip().splitlines()[-1]
+        assert "no captures" in line and "Errno" not in line, r.stderr
+        assert "Traceback" not in r.stderr + r.stdout
