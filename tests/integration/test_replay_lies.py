@@ -5,9 +5,14 @@ Real ``kinect-occlusion`` processes on real .mkv files written with the project'
 
 from __future__ import annotations
 
-import numpy as np
-from harness import cli, write_config
+import csv
+import subprocess
 
+import numpy as np
+import pytest
+from harness import cli, start, stop, write_config
+
+from kinect_occlusion.runtime.mask_saver import CSV_NAME
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter, synthetic_calibration_json
 
 
@@ -64,3 +69,36 @@ def test_a_recording_of_no_captures_says_so(tmp_path, ipc_dir):
         line = r.stderr.strip().splitlines()[-1]
         assert "no captures" in line and "Errno" not in line, r.stderr
         assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_every_frame_does_not_wait_for_masks_of_captures_without_colour(tmp_path, ipc_dir):
+    # Colour stops after 2 captures, depth goes on for 4 more. Each depth-only capture took one of
+    # capture's every-frame credits, which no mask could ever give back: the replay stalled
+    # runtime.frame_timeout_s (60 s) per in_flight captures. They are rows saying "lost" instead.
+    rng = np.random.default_rng(0)
+    rec = tmp_path / "colour stops.mkv"
+    with K4AMkvWriter(
+        rec,
+        color_mode="MJPG_720P",
+        depth_mode="NFOV_2X2BINNED",
+        fps=15,
+        calibration_json=synthetic_calibration_json(),
+    ) as w:
+        for i in range(6):
+            color = rng.integers(0, 255, (720, 1280, 3), np.uint8) if i < 2 else None
+            w.write(color, rng.integers(0, 5000, (288, 320), np.uint16), None, i * 66_667)
+    cfg = write_config(tmp_path, ipc_dir, None, camera={"depth_mode": "NFOV_2X2BINNED"})
+    out = tmp_path / "masks"
+    proc = start(["replay", str(rec), "--config", str(cfg), "--every-frame", "--save-masks", str(out)])
+    try:
+        text, _ = proc.communicate(timeout=25)
+    except subprocess.TimeoutExpired:
+        code, text = stop(proc)
+        pytest.fail(f"replay waited for masks of depth-only captures:\n{text[-2000:]}")
+    assert proc.returncode == 0, text[-2000:]
+    with (out / CSV_NAME).open(newline="") as f:
+        results = {int(r["frame_id"]): r["result"] for r in csv.DictReader(f)}
+    assert results.keys() == set(range(6))
+    assert all(results[i] in ("fused", "fallback") for i in (0, 1)), results
+    assert [results[i] for i in range(2, 6)] == ["lost"] * 4, results
+    assert "Traceback" not in text
