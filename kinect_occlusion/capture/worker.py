@@ -171,6 +171,11 @@ class CreditGate:
         self.credits.take(identity, time.monotonic(), sent_us)
 
 
+def credit_free(gate: CreditGate | None) -> bool:
+    """Whether ``gate`` lets another frame out (no gate: always)."""
+    return gate is None or gate.may_send()
+
+
 def run(rt: WorkerRuntime) -> int:
     """Stream frames until the source ends (state ``eof``) or the stop event is set."""
     pub = rt.publisher()
@@ -189,7 +194,10 @@ def run(rt: WorkerRuntime) -> int:
         sent_calibration: str | None = None
         sent_at = 0.0
         for frame in source:
-            if gate is not None and not gate.wait(lambda _: gate.may_send()):
+            # every_frame: only a capture with colour makes a mask to give its credit back (one
+            # without is a "lost" row in --save-masks, never a credit held for frame_timeout_s)
+            credit = gate if frame.color is not None else None
+            if credit is not None and not credit.wait(lambda _: credit_free(gate)):
                 break
             rt.counters.frames_in += 1
             now = time.monotonic()
@@ -197,8 +205,8 @@ def run(rt: WorkerRuntime) -> int:
             calibration = source.calibration if due else None
             sent_us = m.now_us()  # before publishing: a worker that starts after it never saw it
             publish_frame(pub, rt, frame, calibration, epoch)
-            if gate is not None:
-                gate.sent((epoch, frame.frame_id), sent_us)
+            if credit is not None:
+                credit.sent((epoch, frame.frame_id), sent_us)
             if frame.depth is not None and calibration is not None:
                 sent_calibration, sent_at = calibration, now
             rt.counters.out()

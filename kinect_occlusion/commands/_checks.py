@@ -28,9 +28,14 @@ def _source_problems(cfg: Config) -> list[str]:
     from ..sources.mkv import probe_mkv
 
     try:
-        probe_mkv(cfg.camera.mkv_path or "", count_frames=False)
+        info = probe_mkv(cfg.camera.mkv_path or "", count_frames=False)
     except UserError as exc:
         return [f"camera.mkv_path: {exc}"]
+    if not any(t.name == "COLOR" for t in info.tracks):  # the models segment colour images only
+        return [
+            f"camera.mkv_path: {info.path}: no COLOR track (recorded with the colour camera off): "
+            "nothing to segment — replay a recording with colour"
+        ]
     return []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UserError
 from ._pipeline import add_config_argument, config_from_args, run_pipeline
 
 
@@ -34,6 +35,8 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     camera: dict = {"source": "mkv", "mkv_path": str(Path(args.file).resolve())}
     if args.max_frames is not None:
+        if args.max_frames < 1:  # checked here: the config's own check would blame the config file
+            raise UserError(f"--max-frames {args.max_frames}: must be 1 or more")
         camera["max_frames"] = args.max_frames
     if args.rate is not None:
         camera["rate"] = args.rate

@@ -88,6 +88,10 @@ def _open(path: str | Path, header: MatroskaHeader):
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError) as exc:
         cut = cut_note(header)
+        if isinstance(exc, av.EOFError) and not cut:  # headers and tracks, then the file ends
+            raise SourceError(
+                f"{path}: no captures (the recorder stopped before its first frame) — nothing to replay"
+            ) from None
         raise SourceError(f"{path}: {cut + ', ' if cut else ''}cannot read the recording ({exc})") from None
 
 
@@ -260,6 +264,7 @@ class Damage:
     first_bad: list[str] = field(default_factory=list)  # "frame N: TRACK" for the first five
     last_bad: int = -1
     missing: int = 0  # captures absent between two others (gaps in the timestamps)
+    out_of_order: int = 0  # captures stamped at or before an earlier one (played, in file order)
     read_error: str | None = None  # demuxer error that ended the pass early
     frames: int = 0  # captures read
     played: int = 0  # frames yielded (a capture with nothing decodable is not)
@@ -273,10 +278,18 @@ class Damage:
                 self.first_bad.append(f"frame {index}: {track}")
 
     def see(self, ts: int, period_us: int) -> None:
-        """Count one capture at block time ``ts`` and the captures a gap before it lost."""
+        """Count one capture at block time ``ts`` and the captures a gap before it lost.
+
+        A capture stamped at or before the newest one so far is counted out of order; gaps are
+        measured from that newest one (a step back is not a gap, nor is the step forward after it).
+        """
+        self.frames += 1
+        if self.last_ts is not None and ts <= self.last_ts:
+            self.out_of_order += 1
+            return
         if self.last_ts is not None and period_us > 0 and ts - self.last_ts > 1.5 * period_us:
             self.missing += round((ts - self.last_ts) / period_us) - 1
-        self.last_ts, self.frames = ts, self.frames + 1
+        self.last_ts = ts
 
 
 def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool) -> str | None:
@@ -287,6 +300,8 @@ def describe_damage(name: str, header: MatroskaHeader, d: Damage, finished: bool
         parts.append(f"{d.bad} corrupt frame(s) skipped or incomplete ({shown})")
     if d.missing:
         parts.append(f"{d.missing} capture(s) missing (gaps in the timestamps)")
+    if d.out_of_order:
+        parts.append(f"{d.out_of_order} capture(s) out of order (timestamps going back or repeated)")
     where = f"after frame {d.frames - 1}" if d.frames else "before the first frame"
     if finished and (cut := cut_note(header)):
         parts.append(f"{cut}: stopped at byte {header.file_size} {where}")
