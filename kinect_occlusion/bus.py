@@ -117,10 +117,19 @@ def load_curve(
                 f"bus.curve: cannot read key {path} ({exc}); run 'kinect-occlusion keys generate {base}'"
             ) from None
 
-    server_pub, server_sec = read(server_key if server else server_key.replace("_secret", ""))
+    def read_secret(name: str) -> tuple[bytes, bytes]:
+        public, secret = read(name)
+        if secret is None:  # a public key under the secret's name: sockets would fail later, off-thread
+            raise UserError(
+                f"bus.curve: {base / name} holds no secret key (a public key file?); "
+                f"run 'kinect-occlusion keys generate {base}'"
+            )
+        return public, secret
+
     if not server:
-        client_pub, client_sec = read(client_key)
-        return CurveKeys(server_pub, None, client_pub, client_sec)
+        client_pub, client_sec = read_secret(client_key)
+        return CurveKeys(read(server_key.replace("_secret", ""))[0], None, client_pub, client_sec)
+    server_pub, server_sec = read_secret(server_key)
     return CurveKeys(server_pub, server_sec, None, None, load_authorized(str(base / authorized_dir)))
 
 
