@@ -273,6 +273,26 @@ class Proxy:
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
         ipc_path = _prepare_ipc(endpoint)  # may refuse the folder: before any socket exists
         sock = self._ctx.socket(kind)
+        try:
+            self._configure(sock, kind, endpoint)
+            if ipc_path is not None:
+                self._locks.append(_lock_ipc(ipc_path))
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise UserError(
+                f"bus: cannot bind {endpoint} ({exc.strerror}); is another pipeline running?"
+            ) from None
+        except BaseException:
+            # Any failure: a socket left open would keep the context's term() waiting for ever
+            sock.close(linger=0)
+            raise
+        if ipc_path is not None:
+            os.chmod(ipc_path, 0o600)
+        return sock
+
+    def _configure(self, sock: zmq.Socket, kind: int, endpoint: str) -> None:
+        """High-water marks, kernel buffers and (CURVE on tcp://) the server keys of one proxy side."""
         sock.linger = 0
         # Data is bounded by the HWM; subscriptions (XPUB in, XSUB out) must never be dropped, or a
         # publisher that connects late never learns some topics are wanted.
@@ -289,22 +309,6 @@ class Proxy:
             sock.curve_server = True
             sock.curve_secretkey = self.curve.server_secret
             sock.curve_publickey = self.curve.server_public
-        if ipc_path is not None:
-            try:
-                self._locks.append(_lock_ipc(ipc_path))
-            except UserError:
-                sock.close()
-                raise
-        try:
-            sock.bind(endpoint)
-        except zmq.ZMQError as exc:
-            sock.close()
-            raise UserError(
-                f"bus: cannot bind {endpoint} ({exc.strerror}); is another pipeline running?"
-            ) from None
-        if ipc_path is not None:
-            os.chmod(ipc_path, 0o600)
-        return sock
 
     def _run(self, xsub: zmq.Socket, xpub: zmq.Socket, control: zmq.Socket) -> None:
         try:

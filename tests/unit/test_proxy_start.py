@@ -67,3 +67,35 @@ def test_a_failed_start_with_curve_stops_its_authenticator(tmp_path, held):
     assert failure.value is not None
     assert set(threading.enumerate()) - before == set()
     bind_freely(front)
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_any_failure_configuring_a_side_is_raised_at_once_not_a_hang(monkeypatch, side):
+    # A socket made in _bind that failed before bind (e.g. a CURVE key of the wrong type: TypeError)
+    # was never closed, so start()'s clean-up waited in the context's term() for ever: `run` hung
+    import kinect_occlusion.bus as bus
+
+    real, calls = bus._bound_kernel_buffer, []
+
+    def breaks_on_the_chosen_side(*args) -> None:
+        calls.append(args)
+        if len(calls) == side + 1:
+            raise TypeError("expected bytes, got: None")
+        real(*args)
+
+    monkeypatch.setattr(bus, "_bound_kernel_buffer", breaks_on_the_chosen_side)
+    front, back, raised = tcp(), tcp(), []
+
+    def start() -> None:
+        try:
+            Proxy(front, back).start()
+        except TypeError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "Proxy.start() hung after a failure configuring a socket"
+    assert raised and "expected bytes" in str(raised[0])
+    bind_freely(front)
+    bind_freely(back)
