@@ -13,6 +13,7 @@ import pytest
 import zmq
 from conftest import free_port, wait_for
 from test_mask_saved import acks, mask, saver_on_bus
+from test_restarts import coarse, partition
 
 from kinect_occlusion import messages as m
 from kinect_occlusion.bus import MAX_DRAIN, Proxy, Publisher, Subscriber
@@ -102,33 +103,6 @@ def test_a_start_in_the_future_cannot_orphan_every_later_frame():
     assert pairs.ready(now=1.0) == []  # waits for its own partition
     pairs.add(partition(1, origin_us=later), now=1.0)
     assert [(c.frame_id, p is not None) for c, p in pairs.ready(now=1.0)] == [(1, True)]
-
-
-def coarse(frame_id: int, origin_us: int) -> m.CoarseMask:
-    prob = np.zeros((4, 4), np.uint8)
-    return m.CoarseMask(
-        camera="bed1",
-        epoch=1,
-        frame_id=frame_id,
-        ts_us=frame_id,
-        origin_us=origin_us,
-        prob=prob,
-        roi=(0, 0, 4, 4),
-    )
-
-
-def partition(frame_id: int, origin_us: int) -> m.Partition:
-    labels = np.ones((4, 4), np.int32)
-    scores = np.ones((1, 2), np.float32)
-    return m.Partition(
-        camera="bed1",
-        epoch=1,
-        frame_id=frame_id,
-        ts_us=frame_id,
-        origin_us=origin_us,
-        labels=labels,
-        scores=scores,
-    )
 
 
 @pytest.mark.parametrize(

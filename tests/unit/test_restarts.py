@@ -61,6 +61,20 @@ def coarse(frame_id: int, origin_us: int) -> m.CoarseMask:
     )
 
 
+def partition(frame_id: int, origin_us: int) -> m.Partition:
+    labels = np.ones((4, 4), np.int32)
+    scores = np.ones((1, 2), np.float32)
+    return m.Partition(
+        camera="bed1",
+        epoch=1,
+        frame_id=frame_id,
+        ts_us=frame_id,
+        origin_us=origin_us,
+        labels=labels,
+        scores=scores,
+    )
+
+
 def test_a_coarse_mask_whose_partition_died_with_the_partition_worker_goes_alone_at_once():
     pairs = OwnPartitions(wait_s=55.0)
     pairs.add(coarse(0, origin_us=1_000), now=0.0)
