@@ -100,6 +100,23 @@ def load_authorized(folder: str) -> AuthorizedKeys:
     return AuthorizedKeys(_public_keys(base / ROLE_PUBLISHERS), _public_keys(base / ROLE_SUBSCRIBERS))
 
 
+def _warn_if_shared(path: Path) -> None:
+    """A warning when a secret key file is readable or writable by others (``keys generate`` makes
+    it 0600): anyone who can read it can join the bus as that key's owner."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # reading it just worked; a race with its removal is no news here
+    if mode & 0o077:
+        log.warning(
+            "bus.curve: secret key %s is open to others (mode %03o): anyone who reads it can join the "
+            "bus as its owner; chmod 600 %s",
+            path,
+            mode & 0o777,
+            path,
+        )
+
+
 def load_curve(
     keys_dir: str, server_key: str, client_key: str, authorized_dir: str, *, server: bool
 ) -> CurveKeys:
@@ -124,6 +141,7 @@ def load_curve(
                 f"bus.curve: {base / name} holds no secret key (a public key file?); "
                 f"run 'kinect-occlusion keys generate {base}'"
             )
+        _warn_if_shared(base / name)
         return public, secret
 
     if not server:

@@ -99,3 +99,16 @@ def test_any_failure_configuring_a_side_is_raised_at_once_not_a_hang(monkeypatch
     assert raised and "expected bytes" in str(raised[0])
     bind_freely(front)
     bind_freely(back)
+
+
+@pytest.mark.parametrize("server, name", [(True, "server.key_secret"), (False, "client.key_secret")])
+def test_a_secret_key_open_to_others_is_warned_about(tmp_path, caplog, server, name):
+    generate(tmp_path, ["client"])
+    args = (str(tmp_path), "server.key_secret", "client.key_secret", "authorized")
+    with caplog.at_level("WARNING", logger="kinect_occlusion.bus"):
+        load_curve(*args, server=server)  # as generated: 0600, nothing to say
+        assert not caplog.records
+        (tmp_path / name).chmod(0o644)
+        load_curve(*args, server=server)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert name in caplog.text and "mode 644" in caplog.text and "chmod 600" in caplog.text
