@@ -1,5 +1,14 @@
 """Errors that end a command with one clear line instead of a traceback."""
 
+MAX_LINE_CHARS = 200  # one line of someone else's message (Triton's reason, torch's error) at most
+
+
+def one_line(text: object, limit: int = MAX_LINE_CHARS) -> str:
+    """The first non-blank line of ``text``, whitespace collapsed, at most ``limit`` characters
+    (a server's reason or a library's error can carry a traceback or run to pages)."""
+    first = next((line for line in str(text).splitlines() if line.strip()), "")
+    return " ".join(first.split())[:limit]
+
 
 class UserError(Exception):
     """A problem the user can fix (bad file, bad config, missing checkpoint).

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import messages as m
 from ..bus import Publisher
-from ..runtime.restarts import RestartWatch
+from ..runtime.restarts import STATUS_RCVHWM, RestartWatch
 from ..runtime.stages import BY_NAME
 from ..runtime.worker import WorkerRuntime
 from ..sources.base import Frame
@@ -35,7 +35,6 @@ CALIBRATION_EVERY_S = 2.0
 # every_frame: the workers a frame passes (a restart holds capture until ready), and those whose
 # restart loses the frames in flight to them (the fuser releases the partition worker's itself)
 FRAME_PATH, GIVE_UP_ON_RESTART = ("deeplab", "sam", "fuser"), ("deeplab", "fuser")
-STATUS_RCVHWM = 256  # heartbeats queued between two looks (every 100 ms at most while waiting)
 
 # A stored epoch at or above this is not ours (corrupt or planted): ignored
 MAX_STORED_EPOCH = 2**62
@@ -157,6 +156,10 @@ class CreditGate:
         """Whether another frame may go out: a credit free and no restarted worker still starting."""
         return self.credits.available() and self.restarts.ready(time.monotonic())
 
+    def wait_to_send(self) -> bool:
+        """Wait until another frame may go out (:meth:`may_send`); False when stopped first."""
+        return self.wait(lambda _: self.may_send())
+
     def wait(self, done) -> bool:
         """Wait (100 ms slices, ticking) until ``done(credits)``; False when stopped first."""
         self._collect(0)
@@ -169,11 +172,6 @@ class CreditGate:
 
     def sent(self, identity: tuple[int, int], sent_us: int) -> None:
         self.credits.take(identity, time.monotonic(), sent_us)
-
-
-def credit_free(gate: CreditGate | None) -> bool:
-    """Whether ``gate`` lets another frame out (no gate: always)."""
-    return gate is None or gate.may_send()
 
 
 def run(rt: WorkerRuntime) -> int:
@@ -197,7 +195,7 @@ def run(rt: WorkerRuntime) -> int:
             # every_frame: only a capture with colour makes a mask to give its credit back (one
             # without is a "lost" row in --save-masks, never a credit held for frame_timeout_s)
             credit = gate if frame.color is not None else None
-            if credit is not None and not credit.wait(lambda _: credit_free(gate)):
+            if credit is not None and not credit.wait_to_send():
                 break
             rt.counters.frames_in += 1
             now = time.monotonic()

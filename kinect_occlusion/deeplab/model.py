@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from ..geometry import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from .network import (
     ASPP_RATES,
@@ -229,7 +229,7 @@ def load_checkpoint(
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc) or type(exc).__name__
         raise CheckpointError(f"{config_key}: {p} weights do not fit the model ({first})") from exc
     if bad := non_finite_weight(model):
         raise CheckpointError(

@@ -14,7 +14,7 @@ import numpy as np
 from .. import messages as m
 from ..config import FuserConfig
 from ..geometry import fit_labels
-from ..runtime.restarts import RestartWatch
+from ..runtime.restarts import STATUS_RCVHWM, RestartWatch
 from ..runtime.worker import MAX_CAMERAS, WorkerRuntime
 from .depth import DepthFrames
 from .pairing import OwnPartitions, fallback_after_s, frame_age_s, pair
@@ -22,7 +22,6 @@ from .vote import binary_probs, fuse_superpixels, soft_vote
 
 log = logging.getLogger(__name__)
 
-STATUS_RCVHWM = 256  # every_frame: heartbeats queued between two loop passes
 DEPTH_RCVHWM = 16  # depth frames queued for the fuser between two loop passes (≥ 100 ms at 30 fps)
 
 

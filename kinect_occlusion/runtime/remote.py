@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..errors import ServiceError, UserError
+from ..errors import MAX_LINE_CHARS, ServiceError, UserError, one_line
 
 if TYPE_CHECKING:
     from .worker import WorkerRuntime
@@ -37,7 +37,7 @@ MODEL_UNAVAILABLE, MODEL_LOADING = "model-unavailable", "model-loading"
 # Status ``inference_server`` values that mean no results come from it (the supervisor reports them)
 NOT_SERVING = ("unreachable", "timing out", "failing", MODEL_UNAVAILABLE, MODEL_LOADING)
 REPEAT_S = 60.0  # the same reason's ERROR line again at most this often (a new reason: at once)
-MAX_REASON_CHARS = 200  # Triton's reason, one line, in logs and Status ``inference_reason``
+MAX_REASON_CHARS = MAX_LINE_CHARS  # Triton's reason, one line, in logs and Status ``inference_reason``
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -121,12 +121,6 @@ def checked_output(
     if arr.size and not (arr.min() >= lo and arr.max() <= hi):  # NaN fails both comparisons
         raise ValueError(f"{what}: output values outside [{lo:g}, {hi:g}] or not finite")
     return arr
-
-
-def one_line(text: str) -> str:
-    """The first line of ``text`` (Triton's reasons carry a Python traceback), at most MAX_REASON_CHARS."""
-    first = next((line for line in str(text).splitlines() if line.strip()), "")
-    return " ".join(first.split())[:MAX_REASON_CHARS]
 
 
 class RepeatFilter:

@@ -29,6 +29,9 @@ from collections import deque
 
 from .. import messages as m
 
+# Heartbeats queued on a watcher's own Status socket between two looks (capture: every 100 ms at
+# most while waiting; the fuser: every loop pass), so a burst never crowds its data out
+STATUS_RCVHWM = 256
 MAX_PIDS = 16  # pids remembered per worker (a reordered heartbeat of an old pid is no restart)
 NOT_READY = ("starting", "waiting for inference server")  # states of a worker not yet subscribed
 

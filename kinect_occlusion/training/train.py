@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..deeplab import model as dl
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..geometry import resolve_device
 from .augment import IGNORE_INDEX, OcclusionDataset
 from .data import Prepared, load_dataset, prepare_sample, split_samples
@@ -276,14 +276,8 @@ def load_last(path: Path, model, opt, sched, opts: TrainOptions) -> RunState:
         return _restore(payload, ts, model, opt, sched)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise UserError(
-            f"--resume: {path} does not match this run ({type(exc).__name__}: {_first_line(exc)})"
+            f"--resume: {path} does not match this run ({type(exc).__name__}: {one_line(exc)})"
         ) from None
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first line of ``exc``'s message, at most ``limit`` characters (torch's run to pages)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:limit] if lines else ""
 
 
 def _restore(payload: dict, ts: dict, model, opt, sched) -> RunState:
