@@ -16,25 +16,27 @@ from kinect_occlusion.runtime.mask_saver import CSV_NAME
 from kinect_occlusion.sources.mkv_writer import K4AMkvWriter, synthetic_calibration_json
 
 
-def depth_only_recording(path) -> None:
-    """Three depth captures and no COLOR track (a recording made with the colour camera off)."""
+def recording(path, captures: int, colour_until: int) -> None:
+    """``captures`` depth captures with calibration, the first ``colour_until`` with colour too
+    (0: no COLOR track at all, a recording made with the colour camera off)."""
     rng = np.random.default_rng(0)
     with K4AMkvWriter(
         path,
-        color_mode="OFF",
+        color_mode="MJPG_720P" if colour_until else "OFF",
         depth_mode="NFOV_2X2BINNED",
         fps=15,
         calibration_json=synthetic_calibration_json(),
     ) as w:
-        for i in range(3):
-            w.write(None, rng.integers(0, 5000, (288, 320), np.uint16), None, i * 66_667)
+        for i in range(captures):
+            color = rng.integers(0, 255, (720, 1280, 3), np.uint8) if i < colour_until else None
+            w.write(color, rng.integers(0, 5000, (288, 320), np.uint16), None, i * 66_667)
 
 
 def test_a_recording_without_colour_is_refused_in_one_line(tmp_path, ipc_dir):
     # It used to run the whole pipeline, publish nothing and exit 0 ("no frames"): every frame lost
     # without a word (the models segment colour images; depth alone gives them nothing to do).
     rec = tmp_path / "depth only.mkv"
-    depth_only_recording(rec)
+    recording(rec, captures=3, colour_until=0)
     cfg = write_config(tmp_path, ipc_dir, None, camera={"depth_mode": "NFOV_2X2BINNED"})
     out = tmp_path / "masks"
     r = cli("replay", str(rec), "--config", str(cfg), "--every-frame", "--save-masks", str(out))
@@ -75,18 +77,8 @@ def test_every_frame_does_not_wait_for_masks_of_captures_without_colour(tmp_path
     # Colour stops after 2 captures, depth goes on for 4 more. Each depth-only capture took one of
     # capture's every-frame credits, which no mask could ever give back: the replay stalled
     # runtime.frame_timeout_s (60 s) per in_flight captures. They are rows saying "lost" instead.
-    rng = np.random.default_rng(0)
     rec = tmp_path / "colour stops.mkv"
-    with K4AMkvWriter(
-        rec,
-        color_mode="MJPG_720P",
-        depth_mode="NFOV_2X2BINNED",
-        fps=15,
-        calibration_json=synthetic_calibration_json(),
-    ) as w:
-        for i in range(6):
-            color = rng.integers(0, 255, (720, 1280, 3), np.uint8) if i < 2 else None
-            w.write(color, rng.integers(0, 5000, (288, 320), np.uint16), None, i * 66_667)
+    recording(rec, captures=6, colour_until=2)
     cfg = write_config(tmp_path, ipc_dir, None, camera={"depth_mode": "NFOV_2X2BINNED"})
     out = tmp_path / "masks"
     proc = start(["replay", str(rec), "--config", str(cfg), "--every-frame", "--save-masks", str(out)])
