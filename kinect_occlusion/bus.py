@@ -338,7 +338,13 @@ class Proxy:
                 sock.close(linger=0)
 
     def stop(self) -> None:
-        """Stop forwarding and release both endpoints."""
+        """Stop forwarding and release both endpoints (a second call does nothing).
+
+        Returns once every session of the proxy is gone. Close this process's own sockets on the
+        proxy *after* it: one of them disconnecting while the proxy closes can abort the whole
+        process — libzmq 4.3.5 asserts (session_base.cpp:233) when a peer leaves while the proxy's
+        session toward it is half-way through a multipart message and already closing.
+        """
         if self._thread is not None:
             ctl = self._ctx.socket(zmq.PAIR)
             ctl.connect(self._control_addr)

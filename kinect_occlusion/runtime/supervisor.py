@@ -280,24 +280,8 @@ class Supervisor:
     def _run(self) -> int:
         """:meth:`run` once logging is set up: proxy, monitor, workers; what was opened is closed on
         every path (a later step that fails, a bind or the metrics port, included)."""
-        frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
-        client_keys = curve_keys(self.cfg.bus.curve, server=False)
-        with ExitStack() as closing:  # closed in reverse: metrics, workers, sockets, proxy
-            if self.role != "bedside":  # a bedside publishes to the server's proxy
-                hwm = max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm)
-                proxy = Proxy(
-                    frontend,
-                    backend,
-                    hwm=hwm,
-                    curve=curve_keys(self.cfg.bus.curve, server=True),
-                    tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
-                ).start()
-                closing.callback(proxy.stop)
-            serves = "*" if self.cfg.ward else self.cfg.camera.id
-            pub = closing.enter_context(Publisher(frontend, 16, client_keys))
-            sub = closing.enter_context(
-                Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
-            )
+        with ExitStack() as closing:  # closed in reverse: metrics, workers, proxy, our sockets
+            pub, sub = self._open_bus(closing)
             monitor = BusMonitor(
                 sub, self._message, own_pid=os.getpid(), camera=self.cfg.bus_name if self.cfg.ward else None
             )
@@ -313,6 +297,35 @@ class Supervisor:
                 pub.also_bind(self.cfg.bus.bedside_status.format(camera=self.cfg.camera.id))
             self._loop(monitor, pub)
         return self.exit_code
+
+    def _open_bus(self, closing: ExitStack) -> tuple[Publisher, Subscriber]:
+        """Our proxy (not on a bedside: it publishes to the server's) and this process's publisher
+        and subscriber on it, their closing registered on ``closing``.
+
+        The proxy stops *before* our own sockets close: a subscriber of this process disconnecting
+        while the proxy closes can abort the process (libzmq 4.3.5, session_base.cpp:233; see
+        :meth:`Proxy.stop`).
+        """
+        frontend, backend = self.cfg.bus.endpoints(self.cfg.bus_name)
+        client_keys = curve_keys(self.cfg.bus.curve, server=False)
+        proxy = None
+        if self.role != "bedside":
+            proxy = Proxy(
+                frontend,
+                backend,
+                hwm=max(self.cfg.bus.sndhwm, self.cfg.bus.rcvhwm),
+                curve=curve_keys(self.cfg.bus.curve, server=True),
+                tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
+            ).start()
+            closing.callback(proxy.stop)  # if opening our sockets fails
+        serves = "*" if self.cfg.ward else self.cfg.camera.id
+        pub = closing.enter_context(Publisher(frontend, 16, client_keys))
+        sub = closing.enter_context(
+            Subscriber(backend, serves, BusMonitor.TOPICS, rcvhwm=64, curve=client_keys)
+        )
+        if proxy is not None:
+            closing.callback(proxy.stop)  # the usual path: before our sockets (stop is idempotent)
+        return pub, sub
 
     def start_logging(self) -> str:
         """Configure this process's logging and start the children's log sink (once); its endpoint.

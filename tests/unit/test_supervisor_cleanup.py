@@ -64,3 +64,46 @@ def test_a_sink_whose_bind_fails_removes_its_folder(temp_root, monkeypatch):
     with pytest.raises(zmq.ZMQError):
         logs.LogSink([])
     assert sink_folders(temp_root) == []
+
+
+def test_the_proxy_is_gone_before_this_process_own_bus_sockets_close(endpoints, monkeypatch):
+    # libzmq 4.3.5 aborts the process (session_base.cpp:233) when a peer leaves while the proxy's
+    # session toward it is half-way through a multipart message and already closing: the supervisor
+    # closed its own subscriber just before its proxy, and a `run` stopped under traffic died of
+    # SIGABRT (CI, exit -6). tools/zmq_close_race.py shows the race; this pins the order.
+    from contextlib import ExitStack
+
+    from kinect_occlusion import bus
+
+    events: list[str] = []
+    for cls, name in ((bus.Proxy, "stop"), (bus.Subscriber, "close"), (bus.Publisher, "close")):
+        real = getattr(cls, name)
+
+        def recording(self, _real=real, _what=f"{cls.__name__}.{name}"):
+            _real(self)
+            events.append(_what)
+
+        monkeypatch.setattr(cls, name, recording)
+    front, back = endpoints
+    sup = Supervisor(Config(bus={"frontend": front, "backend": back}), threading.Event())
+    with ExitStack() as closing:
+        pub, sub = sup._open_bus(closing)
+        assert isinstance(pub, bus.Publisher) and isinstance(sub, bus.Subscriber)
+    assert events[0] == "Proxy.stop"  # returns once every session of the proxy is gone
+    assert sorted(events[1:]) == ["Proxy.stop", "Publisher.close", "Subscriber.close"]  # 2nd stop: no-op
+
+
+def test_a_bedside_opens_no_proxy_of_its_own(endpoints, monkeypatch):
+    from contextlib import ExitStack
+
+    from kinect_occlusion import bus
+
+    def refuse(self):
+        raise AssertionError("a bedside started a proxy")
+
+    monkeypatch.setattr(bus.Proxy, "start", refuse)
+    front, back = endpoints
+    sup = Supervisor(Config(bus={"frontend": front, "backend": back}), threading.Event(), role="bedside")
+    with ExitStack() as closing:
+        pub, sub = sup._open_bus(closing)
+    assert pub.sock.closed and sub.sock.closed
