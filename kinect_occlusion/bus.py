@@ -31,6 +31,8 @@ MAX_DRAIN = 1024
 DRAIN_BUDGET_S = 0.1
 # Publisher.close: time for ZeroMQ to release discarded buffers once the socket is closed
 CLOSE_RELEASE_S = 2.0
+# Proxy.stop: forwarding has stopped; how long its sockets stay open before they close
+CLOSE_QUIET_S = 0.05
 
 
 # ----------------------------------------------------------------------------- security
@@ -331,6 +333,9 @@ class Proxy:
     def _run(self, xsub: zmq.Socket, xpub: zmq.Socket, control: zmq.Socket) -> None:
         try:
             zmq.proxy_steerable(xsub, xpub, None, control)
+            # Peers that left just before stop() are let go first, while our sessions can still
+            # finish a half-sent message (see stop())
+            time.sleep(CLOSE_QUIET_S)
         except zmq.ContextTerminated:
             log.debug("proxy context terminated")
         finally:
@@ -340,10 +345,11 @@ class Proxy:
     def stop(self) -> None:
         """Stop forwarding and release both endpoints (a second call does nothing).
 
-        Returns once every session of the proxy is gone. Close this process's own sockets on the
-        proxy *after* it: one of them disconnecting while the proxy closes can abort the whole
-        process — libzmq 4.3.5 asserts (session_base.cpp:233) when a peer leaves while the proxy's
-        session toward it is half-way through a multipart message and already closing.
+        Returns once every session of the proxy is gone. libzmq 4.3.5 aborts the whole process
+        (session_base.cpp:233) when a peer leaves while the proxy's session toward it is half-way
+        through a multipart message and already closing. So the stopped proxy waits CLOSE_QUIET_S
+        before closing (peers that left just before are let go first), and a caller closes its
+        own sockets on the proxy *after* this (tools/zmq_close_race.py shows the race).
         """
         if self._thread is not None:
             ctl = self._ctx.socket(zmq.PAIR)
