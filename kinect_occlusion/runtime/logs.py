@@ -51,14 +51,17 @@ class LogFile(logging.handlers.RotatingFileHandler):
     record first checks that the path still names the open file and reopens the path otherwise
     (``copytruncate`` needs nothing: the file is open for appending). A record that cannot be
     written (full disk, folder gone) is counted; the first failure is one line on stderr, then at
-    most one per ``REPORT_EVERY_S``, never logging's traceback per record. Records still reach stderr.
+    most one per ``REPORT_EVERY_S``, never logging's traceback per record; the first success after a
+    failure said is one line too (a flapping disk: at most two lines a period). Records still reach
+    stderr.
     """
 
     def __init__(self, path: str, max_bytes: int, backups: int) -> None:
         super().__init__(path, maxBytes=max_bytes, backupCount=backups)
         self.failed = 0  # records not written to the file
         self.unsaid = 0  # failure lines stderr could not take either
-        self._failing = False
+        self.unflushed = 0  # files left behind whose buffer could not be written (records counted)
+        self._said_failing = False  # a failure was said and no success since
         self._reported_at = -math.inf
         self._ident = self._identify()
 
@@ -77,13 +80,13 @@ class LogFile(logging.handlers.RotatingFileHandler):
             now = None
         if now is not None and now == self._ident:
             return
-        stream, self.stream = self.stream, None  # closed even if its last write fails
-        try:
-            if stream is not None:
-                stream.close()
-        finally:
-            self.stream = self._open()
-            self._ident = self._identify()
+        old, self.stream = self.stream, self._open()  # the old one stays if this fails
+        self._ident = self._identify()
+        if old is not None:
+            try:
+                old.close()
+            except OSError:  # bytes it could not write (a full disk): their records are counted
+                self.unflushed += 1
 
     def doRollover(self) -> None:  # noqa: N802 (logging's name)
         super().doRollover()
@@ -97,8 +100,8 @@ class LogFile(logging.handlers.RotatingFileHandler):
             self.handleError(record)
             return
         super().emit(record)  # calls handleError on a failure
-        if self._failing and self.failed == failed:
-            self._failing = False
+        if self._said_failing and self.failed == failed:
+            self._said_failing = False
             self._say(
                 f"logging.file: writing {self.baseFilename} again ({self.failed} record(s) lost so far)"
             )
@@ -106,11 +109,10 @@ class LogFile(logging.handlers.RotatingFileHandler):
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         """Count the record; one line now and then instead of logging's traceback per record."""
         self.failed += 1
-        self._failing = True
         now = time.monotonic()
         if now - self._reported_at < REPORT_EVERY_S:
             return
-        self._reported_at = now
+        self._reported_at, self._said_failing = now, True
         why = one_line(sys.exc_info()[1] or "unknown error")
         self._say(
             f"logging.file: cannot write {self.baseFilename} ({why}); {self.failed} record(s) lost so far "

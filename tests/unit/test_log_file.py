@@ -33,3 +33,29 @@ def test_a_full_disk_is_one_line_then_at_most_one_per_period(capsys):
     handler.close()
     err = capsys.readouterr().err
     assert err.startswith("logging.file: closing /dev/full:") and err.count("\n") == 1
+
+
+def test_a_flapping_disk_is_at_most_two_lines_a_period(tmp_path, capsys):
+    path = tmp_path / "pipeline.log"
+    handler = logs.handlers(LoggingConfig(file=str(path)))[1]
+    record = logging.makeLogRecord({"name": "t", "msg": "beat", "levelno": 20, "levelname": "INFO"})
+
+    def flap(times: int) -> str:
+        """The path on /dev/full then on a new file, ``times`` over (the handler reopens each); stderr."""
+        for _ in range(times):
+            path.unlink()
+            path.symlink_to("/dev/full")
+            handler.handle(record)
+            path.unlink()
+            handler.handle(record)
+        return capsys.readouterr().err
+
+    handler.handle(record)
+    err = flap(5)
+    assert err.count("\n") == 2 and err.count("cannot write") == 1, err  # the failure, then "again"
+    assert "writing " + str(path) + " again (1 record(s) lost so far)" in err
+    handler._reported_at -= logs.REPORT_EVERY_S  # a period later: said again
+    err = flap(1)
+    assert err.count("\n") == 2 and "; 6 record(s) lost" in err and "again (6 record(s) lost" in err, err
+    assert path.read_text().count("beat") == 1  # the last file has the last record
+    handler.close()
