@@ -13,20 +13,24 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import math
+import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
 
 import msgpack
 import zmq
 
 from ..config import LoggingConfig
+from ..errors import one_line
 
 FORMAT = "%(asctime)s %(processName)-10s %(levelname)-7s %(name)s: %(message)s"
 MAX_MESSAGE_CHARS = 32_768  # a longer message (a traceback, say) is cut to this
 MAX_RECORD_BYTES = 4 * MAX_MESSAGE_CHARS + 4096
 SNDHWM = 1000  # records a child queues for the sink before it drops
+REPORT_EVERY_S = 60.0  # a log file that cannot be written is said at most this often
 LINGER_MS = 1000  # how long a closing child tries to deliver its last records
 # The fields a record carries, with their types
 FIELDS: dict[str, type] = {
@@ -40,13 +44,102 @@ FIELDS: dict[str, type] = {
 }
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """``logging.file``: rotated at ``max_bytes``, and safe under an outside rotation or a full disk.
+
+    logrotate's default renames the file while we hold it open: like ``WatchedFileHandler``, each
+    record first checks that the path still names the open file and reopens the path otherwise
+    (``copytruncate`` needs nothing: the file is open for appending). A record that cannot be
+    written (full disk, folder gone) is counted; the first failure is one line on stderr, then at
+    most one per ``REPORT_EVERY_S``, never logging's traceback per record; the first success after a
+    failure said is one line too (a flapping disk: at most two lines a period). Records still reach
+    stderr.
+    """
+
+    def __init__(self, path: str, max_bytes: int, backups: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups)
+        self.failed = 0  # records not written to the file
+        self.unsaid = 0  # failure lines stderr could not take either
+        self.unflushed = 0  # files left behind whose buffer could not be written (records counted)
+        self._said_failing = False  # a failure was said and no success since
+        self._reported_at = -math.inf
+        self._ident = self._identify()
+
+    def _identify(self) -> tuple[int, int] | None:
+        """(device, inode) of the open file."""
+        if self.stream is None:
+            return None
+        st = os.fstat(self.stream.fileno())
+        return st.st_dev, st.st_ino
+
+    def _reopen_if_moved(self) -> None:
+        try:
+            st = os.stat(self.baseFilename)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            now = None
+        if now is not None and now == self._ident:
+            return
+        old, self.stream = self.stream, self._open()  # the old one stays if this fails
+        self._ident = self._identify()
+        if old is not None:
+            try:
+                old.close()
+            except OSError:  # bytes it could not write (a full disk): their records are counted
+                self.unflushed += 1
+
+    def doRollover(self) -> None:  # noqa: N802 (logging's name)
+        super().doRollover()
+        self._ident = self._identify()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failed = self.failed
+        try:
+            self._reopen_if_moved()
+        except OSError:
+            self.handleError(record)
+            return
+        super().emit(record)  # calls handleError on a failure
+        if self._said_failing and self.failed == failed:
+            self._said_failing = False
+            self._say(
+                f"logging.file: writing {self.baseFilename} again ({self.failed} record(s) lost so far)"
+            )
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        """Count the record; one line now and then instead of logging's traceback per record."""
+        self.failed += 1
+        now = time.monotonic()
+        if now - self._reported_at < REPORT_EVERY_S:
+            return
+        self._reported_at, self._said_failing = now, True
+        why = one_line(sys.exc_info()[1] or "unknown error")
+        self._say(
+            f"logging.file: cannot write {self.baseFilename} ({why}); {self.failed} record(s) lost so far "
+            f"(records still go to stderr; said again at most every {REPORT_EVERY_S:.0f} s)"
+        )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # its last buffered records cannot be written either (full disk)
+            self._say(
+                f"logging.file: closing {self.baseFilename}: {one_line(exc)}; its last records are lost"
+            )
+
+    def _say(self, line: str) -> None:
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr itself is gone: nowhere left to say it
+            self.unsaid += 1
+
+
 def handlers(cfg: LoggingConfig) -> list[logging.Handler]:
     """stderr, plus a rotating file when ``logging.file`` is set."""
     out: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if cfg.file:
-        out.append(
-            logging.handlers.RotatingFileHandler(cfg.file, maxBytes=cfg.max_bytes, backupCount=cfg.backups)
-        )
+        out.append(LogFile(cfg.file, cfg.max_bytes, cfg.backups))
     for h in out:
         h.setFormatter(logging.Formatter(FORMAT))
     return out

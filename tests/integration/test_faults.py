@@ -1,11 +1,14 @@
 """The daemon under faults: killed workers, persistent failures, garbage on the bus, slow and
-vanished subscribers, SIGTERM. Real processes and sockets; only the camera and weights are fake."""
+vanished subscribers, its log file rotated or on a full disk, SIGTERM. Real processes and sockets;
+only the camera and weights are fake."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +47,8 @@ def shared(tmp_path_factory):
     """One daemon for the tests that leave it running (one start-up, not one per test); a test that
     stops it leaves the next one a fresh daemon. Fast hang detection (``FAULT_RUNTIME``: 3 s) for the
     hung-worker test; the other tests' workers beat every 0.25 s, so 3 s of silence is a hang there too."""
-    daemon = SharedDaemon(tmp_path_factory.mktemp("faults"), runtime=FAULT_RUNTIME)
+    tmp = tmp_path_factory.mktemp("faults")
+    daemon = SharedDaemon(tmp, runtime=FAULT_RUNTIME, logging={"file": str(tmp / "pipeline.log")})
     yield daemon
     daemon.close()
 
@@ -195,6 +199,57 @@ def test_a_hung_worker_is_killed_and_restarted(shared):
     assert masks_flow(ipc_dir)
     assert proc.poll() is None
     assert "sam looks hung" in shared.output()
+
+
+def log_lines(path) -> list[str]:
+    """The lines of the log file at ``path`` (none when it does not exist)."""
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_the_log_file_follows_logrotate_and_survives_a_full_disk(shared):
+    proc, ipc_dir = shared.get(), shared.ipc_dir
+    log = Path(shared.sections["logging"]["file"])
+    pids = worker_pids(ipc_dir)
+    assert wait_for(lambda: log_lines(log), 10)
+    try:
+        # logrotate's default (rename): records go to a new file at the configured path, a restarted
+        # worker's own records (through the log sink) too
+        os.rename(log, log.with_suffix(".log.1"))
+        os.kill(pids["sam"], signal.SIGKILL)
+        new = wait_for(lambda: (p := worker_pids(ipc_dir, 5)).get("sam") not in (None, pids["sam"]) and p, 30)
+        assert new, "sam was not restarted"
+        started = f"started sam (pid {new['sam']})"
+        assert started not in log.with_suffix(".log.1").read_text(), "records went to the renamed file"
+        assert started in log.read_text()
+        assert wait_for(lambda: any(r.split()[2:3] == ["sam"] for r in log_lines(log)), 20), log_lines(log)
+        # copytruncate: copied, then emptied in place; appending starts again at 0 (no hole of NULs)
+        shutil.copyfile(log, log.with_suffix(".log.2"))
+        os.truncate(log, 0)
+        assert wait_for(lambda: log_lines(log), 10)
+        assert not log.read_bytes().startswith(b"\0")
+        # a full disk: the path now names /dev/full (every write fails with ENOSPC)
+        said = "logging.file: cannot write"
+        before = shared.output().count(said)  # a fresh daemon's output file starts empty
+        log.unlink()
+        log.symlink_to("/dev/full")
+        assert wait_for(lambda: said in shared.output()[-20_000:], 10), shared.output()[-2000:]
+        infos = shared.output().count(" INFO ")
+        assert wait_for(lambda: shared.output().count(" INFO ") >= infos + 2, 10)  # records still on stderr
+        text = shared.output()
+        assert text.count(said) == before + 1 and "No space left on device" in text, text[-3000:]
+        assert "--- Logging error ---" not in text and "Traceback" not in text, text[-3000:]
+        # space again (the link removed): a new file at the path, and one line saying so
+        log.unlink()
+        assert wait_for(lambda: log_lines(log), 10)
+        assert "logging.file: writing" in shared.output()
+        assert proc.poll() is None
+    finally:
+        if log.is_symlink():
+            log.unlink()
 
 
 def test_sigterm_stops_every_process_within_the_bound(shared):

@@ -73,10 +73,17 @@ def test_every_frame_is_fused_identical_across_runs_and_equal_to_the_in_process_
     rec, _ = files["rec3"]
     cfg = write_config(tmp_path, ipc_dir, files["model"])
     runs = [tmp_path / "run1", tmp_path / "run2"]
-    for out in runs:
-        code, text = replay(rec, cfg, out)
+    # the second run loops: 7 frames over two loop boundaries (each pass must give the same masks)
+    for out, extra, n in zip(runs, [(), ("--loop", "--max-frames", "7")], (3, 7), strict=True):
+        code, text = replay(rec, cfg, out, *extra)
         assert code == 0, text[-3000:]
-        assert "masks written" in text and "3 fused" in text, text[-2000:]
+        assert "masks written" in text and f"{n} fused" in text and "given up" not in text, text[-2000:]
+    looped = rows(runs[1])  # one row per frame of every pass, each with its own partition
+    assert [(r["frame_id"], r["result"], r["partition_frame_id"]) for r in looped] == [
+        (str(i), "fused", str(i)) for i in range(7)
+    ]
+    stamps = [int(r["ts_us"]) for r in looped]
+    assert stamps == sorted(set(stamps)), stamps  # strictly increasing: no step back at a boundary
     table = rows(runs[0])
     assert [r["frame_id"] for r in table] == ["0", "1", "2"]
     assert {r["result"] for r in table} == {"fused"}
@@ -84,9 +91,12 @@ def test_every_frame_is_fused_identical_across_runs_and_equal_to_the_in_process_
     assert all(r["partition_age_ms"] == "0.0" and r["partitioner"] == "superpixel/seeds" for r in table)
     assert len({r["ts_us"] for r in table}) == 3 and table[0]["checkpoint"] == "model.pt"
     assert len(table[0]["checkpoint_sha256"]) == 64
-    saved = [[(out / png_name(i)).read_bytes() for i in range(3)] for out in runs]
+    saved = [
+        [(out / png_name(i)).read_bytes() for i in range(n)] for out, n in zip(runs, (3, 7), strict=True)
+    ]
     assert encode_png(np.zeros((720, 1280), np.uint8)) not in saved[0]  # masks with content
-    assert saved[0] == saved[1]  # two runs, byte for byte
+    assert len(set(saved[0])) == 3  # three different masks (so the next line can fail)
+    assert saved[1] == [saved[0][i % 3] for i in range(7)]  # two runs, every pass, byte for byte
     assert saved[0] == in_process_masks(cfg, rec)  # the in-process evaluate path, byte for byte
 
 

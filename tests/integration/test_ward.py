@@ -68,6 +68,16 @@ def server_ready(sub: Subscriber, seconds: float) -> bool:
     return ready == {"deeplab", "sam", "fuser"}
 
 
+def newest_epoch(sub: Subscriber, camera: str, seconds: float, above: int = -1) -> int | None:
+    """The epoch (capture run) of the first mask of ``camera`` newer than ``above`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        msg = sub.recv(100)
+        if isinstance(msg, m.OcclusionMask) and msg.camera == camera and msg.epoch > above:
+            return msg.epoch
+    return None
+
+
 def test_ward_three_bedsides_one_server(tmp_path, ipc_dir):
     cfg, back, keys = ward_config(tmp_path, ipc_dir)
     server = start(["run", "--role", "server", "--config", str(cfg)])
@@ -81,11 +91,6 @@ def test_ward_three_bedsides_one_server(tmp_path, ipc_dir):
             # Each bed's coarse mask pairs with its own bed's partition (per-camera fuser state)
             seen, colours = beds_seen(sub, 20, set(BEDS), fused=True)
             assert seen == set(BEDS) and colours == 0
-            # A second bedside claiming bed2 is refused with one line (exit 2)
-            dup = start(["run", "--role", "bedside", "--camera", "bed2", "--config", str(cfg)])
-            code, out = stop(dup, timeout=15) if dup.wait(15) is not None else (None, "")
-            assert code == 2 and "already published by another bedside" in out, out
-            assert out.strip().count("\n") == 0, out
             # Killing one bedside leaves the other beds' masks flowing
             os.killpg(beds["bed1"].pid, signal.SIGKILL)
             beds["bed1"].wait(10)
@@ -102,6 +107,20 @@ def test_ward_three_bedsides_one_server(tmp_path, ipc_dir):
             seen, _ = beds_seen(sub, 10, {"bed2", "bed3"})  # within 10 s of the server coming back
             assert seen == {"bed2", "bed3"}
             assert beds["bed2"].poll() is None and beds["bed3"].poll() is None
+            # bed2's supervisor SIGKILLed alone (the kernel SIGTERMs its workers) and started again at
+            # once under a new pid: accepted, its masks (a new capture run) within 30 s
+            epoch = newest_epoch(sub, "bed2", 10)
+            assert epoch is not None
+            os.kill(beds["bed2"].pid, signal.SIGKILL)
+            beds["bed2"].wait(10)
+            procs.append(start(["run", "--role", "bedside", "--camera", "bed2", "--config", str(cfg)]))
+            assert newest_epoch(sub, "bed2", 30, above=epoch) is not None, f"exit {procs[-1].poll()}"
+            # A second live bedside claiming bed2 is still refused with one line (exit 2)
+            dup = start(["run", "--role", "bedside", "--camera", "bed2", "--config", str(cfg)])
+            code, out = stop(dup, timeout=15) if dup.wait(15) is not None else (None, "")
+            assert code == 2 and "already published by another bedside" in out, out
+            assert out.strip().count("\n") == 0, out
+            assert procs[-1].poll() is None
     finally:
         outs = [stop(p) for p in procs]
     bed2_out = outs[2][1]
