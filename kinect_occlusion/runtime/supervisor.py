@@ -23,7 +23,7 @@ from .. import messages as m
 from ..bus import Proxy, Publisher, Subscriber, curve_keys
 from ..config import Config, RuntimeConfig
 from . import logs
-from .child import child_entry
+from .child import child_entry, sigint_ignored_by_children
 from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
 from .stages import ESSENTIAL, SOURCE, for_role, start_order, stop_order
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from .metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
+
+# A pause this long between two checks of the workers was the supervisor's own (SIGSTOP, a
+# suspended VM, a starved host; its loop runs every ~0.1 s): heartbeat deadlines move by it
+SELF_GAP_S = 1.0
 
 
 def hang_reason(hb: Heartbeats, now: float, rt: RuntimeConfig) -> str | None:
@@ -106,6 +110,7 @@ class Supervisor:
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
+        self.checked_at: float | None = None  # monotonic time of the last _check
         self.server_up = True  # bedside: whether the server's bus answers (logged on change)
         # A ward config names its cameras in 'cameras' only (the child validates it again)
         self._not_dumped = {"camera"} if cfg.cameras is not None else None
@@ -124,7 +129,8 @@ class Supervisor:
             ),
             daemon=False,
         )
-        h.process.start()
+        with sigint_ignored_by_children():
+            h.process.start()
         h.started_at = time.monotonic()
         h.restart_at, h.killing = None, False
         monitor.expect(h.name, h.process.pid or 0, h.started_at)
@@ -136,6 +142,9 @@ class Supervisor:
         if h.name == SOURCE and code == EXIT_OK:
             log.info("capture finished (end of source); draining the pipeline")
             h.finished, self.eof_at = True, now
+            return
+        if self.stop.is_set():  # stopping: an exit now is no failure, and nothing restarts
+            log.info("%s exited with code %s while stopping", h.name, code)
             return
         if code == EXIT_STARTUP:
             self.fatal = f"{h.name} could not start (see the error above)"
@@ -164,6 +173,7 @@ class Supervisor:
 
     def _check(self, monitor: BusMonitor) -> None:
         now = time.monotonic()
+        self._forgive_own_gap(monitor, now)
         for h in self.handles.values():
             if h.process is not None and not h.process.is_alive():
                 self._on_exit(h, h.process.exitcode or 0, now)
@@ -177,6 +187,19 @@ class Supervisor:
             elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
                 h.restarts += 1
                 self._spawn(h, monitor)
+
+    def _forgive_own_gap(self, monitor: BusMonitor, now: float) -> None:
+        """After a pause of this process (not of its workers), heartbeats are judged from now on:
+        without this, every worker was declared hung and killed when a stopped supervisor resumed."""
+        gap = 0.0 if self.checked_at is None else now - self.checked_at
+        self.checked_at = now
+        if gap > SELF_GAP_S:
+            log.warning(
+                "the supervisor did not run for %.1f s (stopped, suspended or starved): "
+                "worker heartbeat deadlines moved by as much",
+                gap,
+            )
+            monitor.forgive_gap(gap, now)
 
     def _bus_answers(self, monitor: BusMonitor, now: float) -> bool:
         """Whether heartbeats can be judged: always with our own proxy; on a bedside, while the

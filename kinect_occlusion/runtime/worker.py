@@ -45,8 +45,10 @@ MAX_CAMERAS = 64  # per-camera counters kept by one worker (ids come from the bu
 FAULT_ENV = "KINECT_OCCLUSION_FAULT"
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
-    """Set ``stop`` on SIGINT and SIGTERM (main thread only).
+def install_stop_handlers(
+    stop: threading.Event, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> None:
+    """Set ``stop`` on ``signals`` (default SIGINT and SIGTERM; main thread only).
 
     The handler only writes a byte to a pipe; a relay thread sets ``stop``. A handler that set the
     event itself could interrupt the main thread while it holds the event's lock (in ``stop.wait``,
@@ -64,8 +66,8 @@ def install_stop_handlers(stop: threading.Event) -> None:
     def handler(signum: int, _frame: object) -> None:
         os.write(write_fd, b"\0")
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in signals:
+        signal.signal(signum, handler)
 
 
 def injected_fault(worker: str) -> str | None:
@@ -366,7 +368,7 @@ def worker_main(
 ) -> int:
     """Run one worker in the current process: signals, heartbeat, exit code."""
     stop = threading.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, (signal.SIGTERM,))  # SIGINT is the supervisor's (child_entry)
     rt = WorkerRuntime(name, cfg, stop, parent_pid)
     rt.start_heartbeat()
     try:

@@ -1,0 +1,134 @@
+"""Signals at awkward moments, on real processes: Ctrl-C to the whole process group while workers
+start, SIGINT then SIGTERM at once, SIGTERM during a restart back-off, the supervisor stopped
+(SIGSTOP) longer than the hang timeout. Each ends in an ordered stop with the documented exit code
+(0), no traceback, no worker left, and the ipc endpoints free for the next ``run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from harness import Daemons, SharedDaemon, alive, collect, stop, subscriber, worker_pids
+
+pytestmark = pytest.mark.slow
+
+# 3 s of silence is a hang; a crashed worker waits 2 s before its restart (time to signal the
+# supervisor during the back-off)
+RUNTIME = {"hang_timeout_s": 3.0, "restart_backoff_s": [2.0, 4.0], "shutdown_timeout_s": 3.0}
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started (its workers and multiprocessing's resource tracker)."""
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids |= {int(k) for k in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            continue
+    return kids
+
+
+def all_gone(pids) -> bool:
+    return wait_for(lambda: not any(alive(p) for p in pids), 5.0)
+
+
+def masks_flow(ipc_dir, n: int = 3, timeout: float = 20.0) -> bool:
+    with subscriber(ipc_dir) as sub:
+        return len(collect(sub, timeout, until=lambda msgs: len(msgs) >= n)) >= n
+
+
+def ended(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
+    """Exit code and output of a daemon that was signalled (killed, and the test failed, if it hangs)."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the daemon did not stop within {timeout} s:\n{proc.communicate()[0][-3000:]}")
+    return proc.returncode, out
+
+
+def test_ctrl_c_while_workers_start_then_sigint_and_sigterm_at_once(tmp_path, ipc_dir):
+    """Ctrl-C reaches the whole process group: workers still importing got KeyboardInterrupt
+    tracebacks and the supervisor logged their exits as crashes to restart. Now workers ignore
+    SIGINT (the supervisor stops them, in order). The next run on the same config starts (the ipc
+    endpoints were released) and stops cleanly on SIGINT and SIGTERM sent back to back."""
+    daemons = Daemons(tmp_path, ipc_dir)
+    try:
+        proc = daemons.launch(runtime=RUNTIME)
+        assert wait_for(lambda: len(children(proc.pid)) >= 3, 30), "no worker started"
+        kids = children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        code, out = ended(proc)
+        assert code == 0, out
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+        assert "restarting in" not in out, out
+        assert all_gone(kids), f"left running: {[k for k in kids if alive(k)]}"
+
+        again = daemons.launch(runtime=RUNTIME)
+        pids = worker_pids(ipc_dir)
+        assert set(pids) == {"capture", "deeplab", "sam", "fuser"}, pids
+        os.kill(again.pid, signal.SIGINT)
+        os.kill(again.pid, signal.SIGTERM)
+        code, out = ended(again)
+        assert code == 0, out
+        assert "Traceback" not in out and "did not stop in time" not in out, out
+        assert all_gone(pids.values())
+    finally:
+        daemons.stop_all()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    daemon = SharedDaemon(tmp_path_factory.mktemp("signals"), runtime=RUNTIME)
+    yield daemon
+    daemon.close()
+
+
+def test_a_stopped_supervisor_resumed_kills_no_worker(shared):
+    """SIGSTOP of the supervisor for longer than the hang timeout: on SIGCONT every worker was
+    declared hung and killed (the silence was the supervisor's); now their deadlines move by the gap."""
+    proc, ipc_dir = shared.get(), shared.ipc_dir
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(RUNTIME["hang_timeout_s"] + 1.5)  # the pause itself is the fault under test
+    os.kill(proc.pid, signal.SIGCONT)
+    assert wait_for(lambda: "the supervisor did not run for" in shared.output(), 10)
+    assert masks_flow(ipc_dir), "no masks after the supervisor resumed"
+    assert worker_pids(ipc_dir) == pids, "a worker was replaced after the supervisor's own pause"
+    assert "looks hung" not in shared.output(), shared.output()
+
+
+def test_a_stopped_worker_is_still_caught_when_the_supervisor_paused_too(shared):
+    proc, ipc_dir = shared.get(), shared.ipc_dir
+    pids = worker_pids(ipc_dir)
+    os.kill(pids["sam"], signal.SIGSTOP)
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(RUNTIME["hang_timeout_s"] + 1.0)
+    os.kill(proc.pid, signal.SIGCONT)
+    new = wait_for(lambda: (p := worker_pids(ipc_dir, 5)).get("sam") not in (None, pids["sam"]) and p, 30)
+    assert new, "the stopped sam worker was not replaced"
+    assert not alive(pids["sam"])
+    assert all(new[w] == pids[w] for w in ("capture", "deeplab", "fuser"))
+    assert shared.output().count("looks hung") == 1, shared.output()
+
+
+def test_sigterm_during_a_restart_back_off_restarts_nothing(shared):
+    """Last on the shared daemon: a worker killed, the supervisor stopped while it waits 2 s to
+    restart it: exit 0, nothing started after the signal, no process left."""
+    proc, ipc_dir = shared.get(), shared.ipc_dir
+    pids = worker_pids(ipc_dir)
+    os.kill(pids["deeplab"], signal.SIGKILL)
+    assert wait_for(lambda: "deeplab exited with code -9; restarting in" in shared.output(), 10)
+    kids = children(proc.pid)
+    mark = len(shared.output())
+    code, _ = stop(proc)
+    after = shared.output()[mark:]
+    assert code == 0, shared.output()
+    assert "started deeplab" not in after and "Traceback" not in after, after
+    assert all_gone(kids | set(pids.values()))
