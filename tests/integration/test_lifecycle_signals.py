@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import wait_for
-from harness import Daemons, SharedDaemon, alive, collect, stop, subscriber, worker_pids
+from harness import (
+    Daemons,
+    SharedDaemon,
+    alive,
+    cli,
+    collect,
+    stop,
+    subscriber,
+    tiny_checkpoint,
+    worker_pids,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -132,3 +144,31 @@ def test_sigterm_during_a_restart_back_off_restarts_nothing(shared):
     assert code == 0, shared.output()
     assert "started deeplab" not in after and "Traceback" not in after, after
     assert all_gone(kids | set(pids.values()))
+
+
+PORT_USERS = {
+    "frontend": lambda port: {"bus": {"frontend": f"tcp://127.0.0.1:{port}"}},
+    "backend": lambda port: {"bus": {"backend": f"tcp://127.0.0.1:{port}"}},
+    "metrics": lambda port: {"metrics": {"prometheus_port": port}},
+    "viewer": lambda port: {"viewer": {"enabled": True, "port": port}},
+}
+
+
+@pytest.mark.parametrize("user", PORT_USERS)
+def test_a_port_held_by_a_plain_listener_is_one_line_and_exit_2(tmp_path, ipc_dir, user):
+    """A tcp port taken by something that is not ZeroMQ (a plain listening socket); the metrics port
+    raised an internal error (exit 70) after the proxy had bound."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        sections = {"deeplab": {"runtime": "torch"}, **PORT_USERS[user](port)}
+        cfg = write_config(tmp_path, ipc_dir, tiny_checkpoint(tmp_path / "model.pt"), **sections)
+        result = cli("run", "--config", str(cfg))
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert result.returncode == 2, result.stderr
+        assert len(errors) == 1 and f":{port}" in errors[0], result.stderr
+        assert "Traceback" not in result.stderr and "started " not in result.stderr, result.stderr
+        held.settimeout(1.0)  # the port is still the plain listener's: a client reaches it
+        with socket.create_connection(("127.0.0.1", port), 1.0):
+            held.accept()[0].close()
