@@ -3,7 +3,9 @@
 Exit codes (defined in :mod:`.worker`): 0 clean stop (end of file or SIGINT/SIGTERM), 3 a worker
 could not start (config, checkpoint, recording), 4 a worker kept failing and was given up: at once
 when it was capture, deeplab or fuser (no mask can be produced any more); when it was the partition
-worker the pipeline runs on degraded (coarse masks only) and exits 4 when stopped.
+worker the pipeline runs on degraded (coarse masks only) and exits 4 when stopped; 5 a socket file
+of its ipc:// bus was removed (nothing new could connect: an ordered stop, so a service manager
+restarts it and it binds again).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .child import child_entry, sigint_ignored_by_children
 from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
 from .stages import ESSENTIAL, SOURCE, for_role, start_order, stop_order
-from .worker import EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
+from .worker import EXIT_BUS_LOST, EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
 
 if TYPE_CHECKING:
     from .metrics import PipelineMetrics
@@ -110,6 +112,7 @@ class Supervisor:
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
+        self.proxy: Proxy | None = None  # ours (not on a bedside), once bound
         self.checked_at: float | None = None  # monotonic time of the last _check
         self.server_up = True  # bedside: whether the server's bus answers (logged on change)
         # A ward config names its cameras in 'cameras' only (the child validates it again)
@@ -340,6 +343,7 @@ class Supervisor:
                 curve=curve_keys(self.cfg.bus.curve, server=True),
                 tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
             ).start()
+            self.proxy = proxy
             closing.callback(proxy.stop)  # if opening our sockets fails
         serves = "*" if self.cfg.ward else self.cfg.camera.id
         pub = closing.enter_context(Publisher(frontend, 16, client_keys))
@@ -384,6 +388,17 @@ class Supervisor:
             ):
                 return
 
+    def _check_endpoints(self) -> None:
+        """Stop with EXIT_BUS_LOST when an ipc:// socket file of our proxy was removed (a cleaner of
+        /tmp, an operator): subscribers and restarted workers could no longer connect, silently."""
+        lost = self.proxy.lost_endpoints() if self.proxy is not None else []
+        if lost and self.fatal is None:
+            self.fatal = (
+                f"the bus socket file {lost[0]} was removed or replaced: nothing new can connect; "
+                f"exit code {EXIT_BUS_LOST} (restart to bind it again)"
+            )
+            self.exit_code = EXIT_BUS_LOST
+
     def _warn_degraded(self, handles: Iterable[Handle]) -> None:
         """The DEGRADED line of each of ``handles``: once when given up, then every report interval."""
         for h in handles:
@@ -403,6 +418,7 @@ class Supervisor:
             self._check(monitor)
             now = time.monotonic()
             if now >= next_beat:
+                self._check_endpoints()
                 self._publish_status(pub, beat, monitor)
                 beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
             if now >= next_report:

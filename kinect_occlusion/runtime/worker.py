@@ -26,6 +26,7 @@ EXIT_OK = 0  # clean stop, end of the recording
 EXIT_ERROR = 1  # a worker crashed (restarted with back-off)
 EXIT_STARTUP = 3  # could not start: config, checkpoint, recording
 EXIT_GAVE_UP = 4  # worker: failing frame after frame; pipeline: a worker was given up
+EXIT_BUS_LOST = 5  # pipeline: a socket file of its ipc:// bus was removed under it (restart to rebind)
 
 # Linux prctl option: the signal a process gets when its parent dies
 PR_SET_PDEATHSIG = 1

@@ -6,6 +6,7 @@ start, SIGINT then SIGTERM at once, SIGTERM during a restart back-off, the super
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -131,7 +132,7 @@ def test_a_stopped_worker_is_still_caught_when_the_supervisor_paused_too(shared)
 
 
 def test_sigterm_during_a_restart_back_off_restarts_nothing(shared):
-    """Last on the shared daemon: a worker killed, the supervisor stopped while it waits 2 s to
+    """Last but one on the shared daemon: a worker killed, the supervisor stopped while it waits 2 s to
     restart it: exit 0, nothing started after the signal, no process left."""
     proc, ipc_dir = shared.get(), shared.ipc_dir
     pids = worker_pids(ipc_dir)
@@ -144,6 +145,29 @@ def test_sigterm_during_a_restart_back_off_restarts_nothing(shared):
     assert code == 0, shared.output()
     assert "started deeplab" not in after and "Traceback" not in after, after
     assert all_gone(kids | set(pids.values()))
+
+
+def test_the_ipc_folder_removed_under_a_running_daemon_stops_it_with_code_5(shared):
+    """Before: the pipeline ran on, but nothing new could connect (status, apps, a restarted worker)
+    and a second pipeline could bind the same paths. Now: one error line, ordered stop, exit 5 (a
+    service manager restarts it) and the next run binds again."""
+    proc, ipc_dir = shared.get(), shared.ipc_dir  # a fresh daemon: the test above stopped its own
+    pids = worker_pids(ipc_dir)
+    assert masks_flow(ipc_dir)
+    kids = children(proc.pid)
+    shutil.rmtree(ipc_dir)
+    try:
+        code = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the daemon ran on without its ipc folder:\n{shared.output()[-2000:]}")
+    out = shared.output()
+    assert code == 5, out
+    assert out.count("ERROR") == 1 and f"{ipc_dir}/" in out and "was removed" in out, out
+    assert "Traceback" not in out, out
+    assert all_gone(kids | set(pids.values()))
+    again = shared.get()
+    assert set(worker_pids(ipc_dir)) == {"capture", "deeplab", "sam", "fuser"}, shared.output()
+    assert stop(again)[0] == 0, shared.output()
 
 
 PORT_USERS = {
