@@ -24,8 +24,10 @@ def sigint_ignored_by_children() -> Iterator[None]:
     """Start children inside this block (main thread): they are born ignoring SIGINT (an ignored
     signal stays ignored across the spawn's exec, a blocked mask does not), so a Ctrl-C to the
     terminal's process group cannot interrupt one still importing (a KeyboardInterrupt traceback,
-    an exit the supervisor took for a crash). SIGINT is blocked meanwhile, so one for this process
-    stays pending and reaches its own handler when the block ends."""
+    an exit the supervisor took for a crash). SIGINT is blocked in this thread meanwhile; one for
+    this process can still be taken by another of its threads and lost while ignored: a window of
+    the start() call (milliseconds), where before the whole of a child's imports (seconds) was one.
+    """
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
