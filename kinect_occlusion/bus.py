@@ -254,6 +254,7 @@ class Proxy:
         self._control_addr = f"inproc://proxy-control-{id(self)}"
         self._auth: Any = None
         self._locks: list[int] = []
+        self._ipc_files: dict[str, tuple[int, int]] = {}  # socket path → (device, inode) once bound
 
     def start(self) -> Proxy:
         """Bind both sides (raising UserError if an endpoint cannot be bound) and start forwarding.
@@ -309,7 +310,23 @@ class Proxy:
             raise
         if ipc_path is not None:
             os.chmod(ipc_path, 0o600)
+            st = os.stat(ipc_path)
+            self._ipc_files[ipc_path] = (st.st_dev, st.st_ino)
         return sock
+
+    def lost_endpoints(self) -> list[str]:
+        """The ipc:// socket files this proxy bound that are gone or replaced by another file (its
+        folder or the files removed under a running pipeline): nothing new can connect there."""
+        lost = []
+        for path, ident in self._ipc_files.items():
+            try:
+                st = os.stat(path)
+            except OSError:
+                lost.append(path)
+                continue
+            if (st.st_dev, st.st_ino) != ident:
+                lost.append(path)
+        return lost
 
     def _configure(self, sock: zmq.Socket, kind: int, endpoint: str) -> None:
         """High-water marks, kernel buffers and (CURVE on tcp://) the server keys of one proxy side."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..config import Config
 from ..errors import UserError
@@ -16,6 +19,24 @@ from .worker import EXIT_ERROR, EXIT_STARTUP, die_with_parent, worker_main
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """Start children inside this block (main thread): they are born ignoring SIGINT (an ignored
+    signal stays ignored across the spawn's exec, a blocked mask does not), so a Ctrl-C to the
+    terminal's process group cannot interrupt one still importing (a KeyboardInterrupt traceback,
+    an exit the supervisor took for a crash). SIGINT is blocked in this thread meanwhile; one for
+    this process can still be taken by another of its threads and lost while ignored: a window of
+    the start() call (milliseconds), where before the whole of a child's imports (seconds) was one.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def child_entry(name: str, cfg_json: str, log_endpoint: str | None, parent_pid: int | None = None) -> None:
     """Run worker ``name`` with the config serialised by the supervisor; exit with its code.
 
@@ -23,6 +44,9 @@ def child_entry(name: str, cfg_json: str, log_endpoint: str | None, parent_pid: 
     dies with ``parent_pid`` (default: the process that started it): SIGTERM from Linux
     when it goes, and a liveness check in the heartbeat loop elsewhere.
     """
+    # The supervisor alone stops its workers (SIGTERM, in order): SIGINT stays ignored (it was
+    # from the spawn on, see sigint_ignored_by_children; this covers any other starter)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_pid = os.getppid() if parent_pid is None else parent_pid
     if not die_with_parent(parent_pid):
         sys.exit(EXIT_ERROR)  # the supervisor died while this process started

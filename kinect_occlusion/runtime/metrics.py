@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import messages as m
+from ..errors import UserError
 from .monitor import numbers_problem
 from .worker import MAX_CAMERAS
 
@@ -92,7 +93,13 @@ class PipelineMetrics:
             ["camera"],
             registry=self.registry,
         )
-        self.server: Any = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self.server: Any = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:  # the port held by anything else: one line, nothing started yet
+            why = exc.strerror or exc
+            raise UserError(
+                f"metrics: cannot listen on {host}:{port} ({why}); set metrics.prometheus_port"
+            ) from None
 
     def _label(self, camera: str) -> str | None:
         """``camera`` as a label value (a server labels each bed), None past ``MAX_CAMERAS`` of them."""

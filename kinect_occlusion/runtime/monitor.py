@@ -100,6 +100,16 @@ class Heartbeats:
         elif self.computing_since is None:
             self.computing_since = now
 
+    def forgive_gap(self, gap_s: float, now: float) -> None:
+        """The supervisor itself did not run for ``gap_s`` up to ``now`` (SIGSTOP, a suspended VM, a
+        starved host): move every time measured before it forward by the gap, as if the gap had
+        not been, so a worker's silence is judged from when its heartbeats could be heard again."""
+        self.started_at = min(self.started_at + gap_s, now)
+        self.last_at = None if self.last_at is None else min(self.last_at + gap_s, now)
+        self.loop_at = None if self.loop_at is None else min(self.loop_at + gap_s, now)
+        if self.computing_since is not None:
+            self.computing_since = min(self.computing_since + gap_s, now)
+
 
 @dataclass
 class StageStats:
@@ -215,6 +225,13 @@ class BusMonitor:
         self.rejected += 1
         level = logging.WARNING if self.rejected <= 3 else logging.DEBUG
         log.log(level, "dropped a Status for %.40r: %s (%d dropped)", st.worker, why, self.rejected)
+
+    def forgive_gap(self, gap_s: float, now: float) -> None:
+        """The supervisor did not run for ``gap_s`` up to ``now``: see :meth:`Heartbeats.forgive_gap`."""
+        for hb in self.beats.values():
+            hb.forgive_gap(gap_s, now)
+        if self.last_arrival is not None:
+            self.last_arrival = min(self.last_arrival + gap_s, now)
 
     def poll(self, timeout_ms: int = 100) -> None:
         """Take in whatever arrived within ``timeout_ms``."""

@@ -3,7 +3,9 @@
 Exit codes (defined in :mod:`.worker`): 0 clean stop (end of file or SIGINT/SIGTERM), 3 a worker
 could not start (config, checkpoint, recording), 4 a worker kept failing and was given up: at once
 when it was capture, deeplab or fuser (no mask can be produced any more); when it was the partition
-worker the pipeline runs on degraded (coarse masks only) and exits 4 when stopped.
+worker the pipeline runs on degraded (coarse masks only) and exits 4 when stopped; 5 a socket file
+of its ipc:// bus was removed (nothing new could connect: an ordered stop, so a service manager
+restarts it and it binds again).
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ from .. import messages as m
 from ..bus import Proxy, Publisher, Subscriber, curve_keys
 from ..config import Config, RuntimeConfig
 from . import logs
-from .child import child_entry
+from .child import child_entry, sigint_ignored_by_children
 from .monitor import BusMonitor, Heartbeats
 from .restart import RestartPolicy
 from .stages import ESSENTIAL, SOURCE, for_role, start_order, stop_order
-from .worker import EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
+from .worker import EXIT_BUS_LOST, EXIT_GAVE_UP, EXIT_OK, EXIT_STARTUP
 
 if TYPE_CHECKING:
     from .metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
+
+# A pause this long between two checks of the workers was the supervisor's own (SIGSTOP, a
+# suspended VM, a starved host; its loop runs every ~0.1 s): heartbeat deadlines move by it
+SELF_GAP_S = 1.0
 
 
 def hang_reason(hb: Heartbeats, now: float, rt: RuntimeConfig) -> str | None:
@@ -106,6 +112,8 @@ class Supervisor:
         self.exit_code = EXIT_OK
         self.eof_at: float | None = None
         self.fatal: str | None = None
+        self.proxy: Proxy | None = None  # ours (not on a bedside), once bound
+        self.checked_at: float | None = None  # monotonic time of the last _check
         self.server_up = True  # bedside: whether the server's bus answers (logged on change)
         # A ward config names its cameras in 'cameras' only (the child validates it again)
         self._not_dumped = {"camera"} if cfg.cameras is not None else None
@@ -124,7 +132,8 @@ class Supervisor:
             ),
             daemon=False,
         )
-        h.process.start()
+        with sigint_ignored_by_children():
+            h.process.start()
         h.started_at = time.monotonic()
         h.restart_at, h.killing = None, False
         monitor.expect(h.name, h.process.pid or 0, h.started_at)
@@ -136,6 +145,9 @@ class Supervisor:
         if h.name == SOURCE and code == EXIT_OK:
             log.info("capture finished (end of source); draining the pipeline")
             h.finished, self.eof_at = True, now
+            return
+        if self.stop.is_set():  # stopping: an exit now is no failure, and nothing restarts
+            log.info("%s exited with code %s while stopping", h.name, code)
             return
         if code == EXIT_STARTUP:
             self.fatal = f"{h.name} could not start (see the error above)"
@@ -164,6 +176,7 @@ class Supervisor:
 
     def _check(self, monitor: BusMonitor) -> None:
         now = time.monotonic()
+        self._forgive_own_gap(monitor, now)
         for h in self.handles.values():
             if h.process is not None and not h.process.is_alive():
                 self._on_exit(h, h.process.exitcode or 0, now)
@@ -177,6 +190,19 @@ class Supervisor:
             elif h.restart_at is not None and now >= h.restart_at and not self.stop.is_set():
                 h.restarts += 1
                 self._spawn(h, monitor)
+
+    def _forgive_own_gap(self, monitor: BusMonitor, now: float) -> None:
+        """After a pause of this process (not of its workers), heartbeats are judged from now on:
+        without this, every worker was declared hung and killed when a stopped supervisor resumed."""
+        gap = 0.0 if self.checked_at is None else now - self.checked_at
+        self.checked_at = now
+        if gap > SELF_GAP_S:
+            log.warning(
+                "the supervisor did not run for %.1f s (stopped, suspended or starved): "
+                "worker heartbeat deadlines moved by as much",
+                gap,
+            )
+            monitor.forgive_gap(gap, now)
 
     def _bus_answers(self, monitor: BusMonitor, now: float) -> bool:
         """Whether heartbeats can be judged: always with our own proxy; on a bedside, while the
@@ -317,6 +343,7 @@ class Supervisor:
                 curve=curve_keys(self.cfg.bus.curve, server=True),
                 tcp_buffer_kb=self.cfg.bus.tcp_buffer_kb,
             ).start()
+            self.proxy = proxy
             closing.callback(proxy.stop)  # if opening our sockets fails
         serves = "*" if self.cfg.ward else self.cfg.camera.id
         pub = closing.enter_context(Publisher(frontend, 16, client_keys))
@@ -361,6 +388,17 @@ class Supervisor:
             ):
                 return
 
+    def _check_endpoints(self) -> None:
+        """Stop with EXIT_BUS_LOST when an ipc:// socket file of our proxy was removed (a cleaner of
+        /tmp, an operator): subscribers and restarted workers could no longer connect, silently."""
+        lost = self.proxy.lost_endpoints() if self.proxy is not None else []
+        if lost and self.fatal is None:
+            self.fatal = (
+                f"the bus socket file {lost[0]} was removed or replaced: nothing new can connect; "
+                f"exit code {EXIT_BUS_LOST} (restart to bind it again)"
+            )
+            self.exit_code = EXIT_BUS_LOST
+
     def _warn_degraded(self, handles: Iterable[Handle]) -> None:
         """The DEGRADED line of each of ``handles``: once when given up, then every report interval."""
         for h in handles:
@@ -380,6 +418,7 @@ class Supervisor:
             self._check(monitor)
             now = time.monotonic()
             if now >= next_beat:
+                self._check_endpoints()
                 self._publish_status(pub, beat, monitor)
                 beat, next_beat = beat + 1, now + self.cfg.runtime.heartbeat_s
             if now >= next_report:

@@ -26,6 +26,7 @@ EXIT_OK = 0  # clean stop, end of the recording
 EXIT_ERROR = 1  # a worker crashed (restarted with back-off)
 EXIT_STARTUP = 3  # could not start: config, checkpoint, recording
 EXIT_GAVE_UP = 4  # worker: failing frame after frame; pipeline: a worker was given up
+EXIT_BUS_LOST = 5  # pipeline: a socket file of its ipc:// bus was removed under it (restart to rebind)
 
 # Linux prctl option: the signal a process gets when its parent dies
 PR_SET_PDEATHSIG = 1
@@ -45,8 +46,10 @@ MAX_CAMERAS = 64  # per-camera counters kept by one worker (ids come from the bu
 FAULT_ENV = "KINECT_OCCLUSION_FAULT"
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
-    """Set ``stop`` on SIGINT and SIGTERM (main thread only).
+def install_stop_handlers(
+    stop: threading.Event, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> None:
+    """Set ``stop`` on ``signals`` (default SIGINT and SIGTERM; main thread only).
 
     The handler only writes a byte to a pipe; a relay thread sets ``stop``. A handler that set the
     event itself could interrupt the main thread while it holds the event's lock (in ``stop.wait``,
@@ -64,8 +67,8 @@ def install_stop_handlers(stop: threading.Event) -> None:
     def handler(signum: int, _frame: object) -> None:
         os.write(write_fd, b"\0")
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in signals:
+        signal.signal(signum, handler)
 
 
 def injected_fault(worker: str) -> str | None:
@@ -366,7 +369,7 @@ def worker_main(
 ) -> int:
     """Run one worker in the current process: signals, heartbeat, exit code."""
     stop = threading.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, (signal.SIGTERM,))  # SIGINT is the supervisor's (child_entry)
     rt = WorkerRuntime(name, cfg, stop, parent_pid)
     rt.start_heartbeat()
     try:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import signal
 import socket
 import threading
 from collections.abc import Sequence
@@ -107,7 +108,7 @@ def viewer_child(
     logs.setup_child(log_to[1], log_to[0])
     os.nice(NICENESS)
     stop = threading.Event()
-    install_stop_handlers(stop)
+    install_stop_handlers(stop, (signal.SIGTERM,))  # SIGINT stays ignored: the daemon stops it
     threading.Thread(target=_exit_with_parent, args=(stop, os.getppid()), daemon=True).start()
     try:
         run_viewer([endpoint], camera, settings, stop, curve)
@@ -125,10 +126,13 @@ def start_viewer_process(
     import_aiohttp()
     if settings.port:
         check_port_free(settings.bind, settings.port)
+    from ..runtime.child import sigint_ignored_by_children
+
     proc = mp.get_context("spawn").Process(
         target=viewer_child, name="viewer", args=(endpoint, camera, settings, curve, log_to), daemon=True
     )
-    proc.start()
+    with sigint_ignored_by_children():  # a Ctrl-C to the process group is the daemon's to handle
+        proc.start()
     log.info("started viewer (pid %d)", proc.pid)
     return proc
 
