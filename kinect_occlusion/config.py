@@ -235,6 +235,11 @@ class DeepLabConfig(_Section):
     channels_last: bool = Field(True, description="channels-last memory format.")
     compile: bool = Field(False, description="torch.compile the model (slow start-up).")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch default).")
+    onnx_cache: str | None = Field(
+        "auto",
+        description="Folder keeping the checkpoint's ONNX export (runtime onnx) so a start or restart "
+        "skips torch; auto: $XDG_CACHE_HOME/kinect-occlusion/onnx (~/.cache/...); null: export each start.",
+    )
     max_batch: int = Field(
         8, ge=1, le=64, description="Most frames (the newest of each camera) in one forward pass."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
@@ -13,6 +14,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_of_this_run():
+    """deeplab.onnx_cache ``auto`` in one folder for the whole run, not the user's ~/.cache: the
+    first pipeline exports the test checkpoint, the others (and their restarts) reuse it, as a
+    bedside's restarts do. Tests of the cache itself name their own folder."""
+    folder = tempfile.mkdtemp(prefix="ko-cache-")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = folder
+    yield Path(folder)
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..geometry import normalise
 from .model import LoadedModel
-from .predict import postprocess, predict_batch, preprocess
+from .onnx_runtime import INPUT_NAME, OPSET, OUTPUT_NAME, ModelCard, OnnxRunner
+
+__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxCoarsePredictor", "export_bytes", "export_onnx"]
 
 log = logging.getLogger(__name__)
-
-OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "image", "occlusion_prob"
 
 
 class _ProbabilityHead(nn.Module):
@@ -70,24 +64,8 @@ def export_onnx(
     return path
 
 
-def _session(model_bytes: bytes, threads: int) -> Any:
-    """An onnxruntime CPU session (``threads`` 0: onnxruntime's default)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise UserError(
-            "deeplab.runtime: onnx needs onnxruntime — pip install 'kinect-occlusion[onnx]' "
-            "or set deeplab.runtime: torch"
-        ) from exc
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-class OnnxCoarsePredictor:
-    """``CoarsePredictor`` twin running on onnxruntime (CPU).
+class OnnxCoarsePredictor(OnnxRunner):
+    """``CoarsePredictor`` twin running on onnxruntime (CPU), from a loaded checkpoint.
 
     Args:
         loaded: the model; exported in memory at construction unless ``onnx_path`` is given.
@@ -97,31 +75,15 @@ class OnnxCoarsePredictor:
 
     def __init__(self, loaded: LoadedModel, onnx_path: str | Path | None = None, threads: int = 0) -> None:
         self.loaded = loaded
-        self.size = loaded.input_size
-        if onnx_path is not None:
-            data = Path(onnx_path).read_bytes()
-        else:
-            buf = io.BytesIO()
-            export_onnx(loaded, buf)
-            data = buf.getvalue()
-        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        self.session = _session(data, threads)
+        super().__init__(
+            export_bytes(loaded) if onnx_path is None else Path(onnx_path).read_bytes(),
+            ModelCard.of(loaded),
+            threads,
+        )
 
-    def forward(self, canvas: np.ndarray) -> np.ndarray:
-        """Occlusion probability (S×S float32) for one letterboxed uint8 canvas."""
-        return self.forward_batch(canvas[None])[0]
 
-    def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
-        """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3)."""
-        x = np.stack([normalise(c, self.loaded.mean, self.loaded.std) for c in canvases])
-        (prob,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
-        return np.asarray(prob, np.float32)
-
-    def predict_batch(self, items: Sequence[tuple[np.ndarray, Sequence[int] | None]]) -> list[np.ndarray]:
-        """``predict`` for several (rgb, roi) pairs in one session run."""
-        return predict_batch(self.forward_batch, self.size, items)
-
-    def predict(self, rgb: np.ndarray, roi: Sequence[int] | None = None) -> np.ndarray:
-        """(H, W) float32 occlusion probability in [0, 1]; 0 outside the ROI (as ``CoarsePredictor``)."""
-        canvas, t, box = preprocess(rgb, roi, self.size)
-        return postprocess(self.forward(canvas), t, box, rgb.shape[:2])
+def export_bytes(loaded: LoadedModel) -> bytes:
+    """``export_onnx`` into memory: the graph's bytes."""
+    buf = io.BytesIO()
+    export_onnx(loaded, buf)
+    return buf.getvalue()

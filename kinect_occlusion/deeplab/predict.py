@@ -8,12 +8,14 @@ probability into a full-frame map (0 outside the ROI).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..geometry import Box, LetterboxTransform, clip_roi, letterbox, resolve_device, unletterbox
-from .model import LoadedModel
+
+if TYPE_CHECKING:  # the pure functions here serve onnxruntime workers that never import torch
+    from .model import LoadedModel
 
 
 def check_rgb(rgb: np.ndarray) -> None:
@@ -82,6 +84,8 @@ class CoarsePredictor:
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
+        import torch
+
         self.loaded = loaded
         self.size = loaded.input_size
         self.device = resolve_device(device, "deeplab.device")
@@ -100,6 +104,8 @@ class CoarsePredictor:
 
     def forward_batch(self, canvases: np.ndarray) -> np.ndarray:
         """Occlusion probabilities (N×S×S float32) for N letterboxed uint8 canvases (N×S×S×3)."""
+        import torch
+
         x = torch.from_numpy(canvases).to(self.device).permute(0, 3, 1, 2).float()
         # Normalise (mean/std are scaled to 0–255) and match the model's dtype and layout
         x = ((x - self.mean) / self.std).to(self.dtype).contiguous(memory_format=self.memory_format)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,8 +16,16 @@ from ..geometry import Box
 from ..runtime.remote import WAITING, report_failure, report_served, wait_until_reachable
 from ..runtime.worker import WorkerRuntime, deterministic_kernels
 from .batching import BatchAssembler
+from .onnx_cache import cache_key, lookup, store
+from .onnx_runtime import ModelCard, OnnxRunner
 
 log = logging.getLogger(__name__)
+
+
+def cuda_possible() -> bool:
+    """Whether this host has an NVIDIA device node at all (without one, CUDA cannot be used: torch
+    need not be imported to ask)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def choose_runtime(runtime: str, device: str) -> str:
@@ -23,9 +34,11 @@ def choose_runtime(runtime: str, device: str) -> str:
         return runtime
     import importlib.util
 
-    import torch
+    on_cuda = device == "cuda"
+    if device == "auto" and cuda_possible():
+        import torch
 
-    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        on_cuda = torch.cuda.is_available()
     chosen = "torch" if on_cuda or importlib.util.find_spec("onnxruntime") is None else "onnx"
     log.info("deeplab runtime: %s (deeplab.runtime=auto, %s)", chosen, "CUDA" if on_cuda else "CPU only")
     return chosen
@@ -33,8 +46,6 @@ def choose_runtime(runtime: str, device: str) -> str:
 
 def load_model(dl: DeepLabConfig):
     """Load the checkpoint the ``deeplab`` section names, once (CheckpointError: one clear line)."""
-    from pathlib import Path
-
     from .model import build_deeplab
 
     have_checkpoint = dl.checkpoint is not None and Path(dl.checkpoint).is_file()
@@ -65,21 +76,58 @@ def warm_up(predictor, size: int) -> None:
     predictor.predict(np.zeros((size, size, 3), np.uint8), None)
 
 
-def build_predictor(dl: DeepLabConfig):
-    """The coarse predictor the ``deeplab`` section names, and its checkpoint (not for Triton:
-    the worker waits for that server with ``triton_predictor``)."""
-    loaded = load_model(dl)
+def build_predictor(dl: DeepLabConfig) -> tuple[Any, ModelCard]:
+    """The coarse predictor the ``deeplab`` section names, warmed-up on Triton, and its checkpoint's
+    card (the worker itself waits for a Triton server with ``triton_predictor``)."""
     if dl.runtime == "triton":
-        return triton_predictor(dl, loaded), loaded
+        loaded = load_model(dl)
+        return triton_predictor(dl, loaded), ModelCard.of(loaded)
     if choose_runtime(dl.runtime, dl.device) == "onnx":
-        from .onnx_export import OnnxCoarsePredictor
-
-        return OnnxCoarsePredictor(loaded, threads=dl.threads), loaded
+        return onnx_predictor(dl)
     from .predict import CoarsePredictor
 
-    return CoarsePredictor(
+    loaded = load_model(dl)
+    predictor = CoarsePredictor(
         loaded, device=dl.device, half=dl.half, channels_last=dl.channels_last, compile=dl.compile
-    ), loaded
+    )
+    return predictor, ModelCard.of(loaded)
+
+
+def onnx_predictor(dl: DeepLabConfig) -> tuple[OnnxRunner, ModelCard]:
+    """The checkpoint on onnxruntime: its export from ``deeplab.onnx_cache`` when kept there (no
+    torch at all), else exported now (torch) and kept for the next start."""
+    folder, key = cache_entry(dl)
+    hit = lookup(folder, key) if folder is not None and key is not None else None
+    if hit is not None and key is not None and dl.backbone in (None, hit[1].backbone):
+        try:
+            runner = OnnxRunner(hit[0], hit[1], dl.threads)
+            log.info("deeplab: ONNX export of %s from %s", dl.checkpoint, folder)
+            return runner, hit[1]
+        except Exception as exc:  # a graph onnxruntime refuses is a miss: exported again below
+            log.warning("deeplab.onnx_cache: entry %s unusable (%s): exporting again", key[:12], exc)
+    from .onnx_export import export_bytes
+
+    loaded = load_model(dl)
+    graph, card = export_bytes(loaded), ModelCard.of(loaded)
+    if folder is not None and key is not None:
+        store(folder, key, graph, card)
+    return OnnxRunner(graph, card, dl.threads), card
+
+
+def cache_entry(dl: DeepLabConfig) -> tuple[Path | None, str | None]:
+    """(folder, key) of the checkpoint's export in ``deeplab.onnx_cache``; Nones when off or when
+    there is no checkpoint file (untrained weights are not kept)."""
+    if not dl.onnx_cache or dl.checkpoint is None or not Path(dl.checkpoint).is_file():
+        return None, None
+    if dl.onnx_cache == "auto":
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        folder = Path(base) / "kinect-occlusion" / "onnx"
+    else:
+        folder = Path(dl.onnx_cache).expanduser()
+    try:
+        return folder, cache_key(Path(dl.checkpoint))
+    except OSError:  # unreadable now: load_model says why in one line
+        return None, None
 
 
 def to_uint8(prob: np.ndarray) -> np.ndarray:
@@ -161,12 +209,12 @@ def start_predictor(rt: WorkerRuntime, dl: DeepLabConfig):
     """(predictor, checkpoint), warmed up; with ``runtime: triton`` waiting for the server while it
     cannot be reached (None when stopped meanwhile). A wrong model on a reachable server: UserError."""
     if dl.runtime != "triton":
-        predictor, loaded = build_predictor(dl)
-        warm_up(predictor, loaded.input_size)
-        return predictor, loaded
+        predictor, card = build_predictor(dl)
+        warm_up(predictor, card.input_size)
+        return predictor, card
     loaded = load_model(dl)
     predictor = wait_until_reachable(rt, lambda: triton_predictor(dl, loaded), f"Triton {dl.triton_url}")
-    return (predictor, loaded) if predictor is not None else None
+    return (predictor, ModelCard.of(loaded)) if predictor is not None else None
 
 
 def run(rt: WorkerRuntime) -> int:
@@ -175,10 +223,9 @@ def run(rt: WorkerRuntime) -> int:
     started = start_predictor(rt, dl)
     if started is None:
         return 0
-    predictor, loaded = started
-    trained = loaded.meta.get("trained", True) is not False
-    model_name = f"deeplabv3plus-{loaded.backbone}" + ("" if trained else "-untrained")
-    rt.info.update(model=model_name, trained=trained)
+    predictor, card = started
+    model_name = f"deeplabv3plus-{card.backbone}" + ("" if card.trained else "-untrained")
+    rt.info.update(model=model_name, trained=card.trained)
     sub, pub = rt.subscriber([m.TOPIC_COLOR]), rt.publisher()
     batcher: BatchAssembler[m.ColorFrame] = BatchAssembler(dl.max_batch, dl.batch_deadline_ms / 1000.0)
     rt.tick("ready")
