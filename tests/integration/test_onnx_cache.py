@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 
@@ -27,12 +28,23 @@ print("torch imported" if "torch" in sys.modules else "no torch", card.backbone,
 """
 
 
-@pytest.fixture
-def setup(tmp_path):
-    ckpt = tiny_checkpoint(tmp_path / "model.pt")
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """One export for the module: (checkpoint, its cache folder, a frame, that frame's mask)."""
+    folder = tmp_path_factory.mktemp("pristine")
+    ckpt = tiny_checkpoint(folder / "model.pt")
     rgb = np.random.default_rng(0).integers(0, 256, (48, 80, 3), np.uint8)
+    predictor, _ = build_predictor(config(ckpt, folder / "cache"))  # exports (torch) and keeps it
+    return ckpt, folder / "cache", rgb, predictor.predict(rgb, None)
+
+
+@pytest.fixture
+def setup(pristine, tmp_path):
+    """(checkpoint, a copy of the pristine cache folder, the frame, its mask) for one test."""
+    ckpt, folder, rgb, expected = pristine
+    shutil.copytree(folder, tmp_path / "cache")
     np.save(tmp_path / "rgb.npy", rgb)
-    return ckpt, tmp_path / "cache", rgb
+    return ckpt, tmp_path / "cache", rgb, expected
 
 
 def config(ckpt, folder, **kw) -> DeepLabConfig:
@@ -44,22 +56,21 @@ def entry(folder, ckpt):
     return folder / f"{key}.json", folder / f"{key}.onnx"
 
 
-def test_a_second_start_runs_the_kept_export_without_torch(setup, tmp_path):
-    ckpt, folder, rgb = setup
-    predictor, card = build_predictor(config(ckpt, folder))  # exports (torch) and keeps it
-    expected = predictor.predict(rgb, None)
+def test_a_second_start_runs_the_kept_export_without_torch(pristine, tmp_path):
+    ckpt, folder, rgb, expected = pristine  # the first start exported and kept it
     card_file, graph = entry(folder, ckpt)
     assert card_file.is_file() and graph.is_file()
     assert (folder.stat().st_mode & 0o777) == 0o700
+    np.save(tmp_path / "rgb.npy", rgb)
     args = [str(ckpt), str(folder), str(tmp_path / "out.npy"), str(tmp_path / "rgb.npy")]
     done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["no", "torch", card.backbone, str(card.input_size)]
+    assert done.stdout.split() == ["no", "torch", "resnet18", "64"]
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)  # the same graph, bit for bit
 
 
-def test_another_checkpoint_is_another_entry(setup, tmp_path):
-    ckpt, _, _ = setup
+def test_another_checkpoint_is_another_entry(pristine, tmp_path):
+    ckpt = pristine[0]
     other = tmp_path / "other.pt"
     data = bytearray(ckpt.read_bytes())
     data[-1] ^= 1
@@ -78,9 +89,8 @@ LIES = {
 
 @pytest.mark.parametrize("lie", sorted(LIES))
 def test_an_entry_that_lies_is_exported_again_and_replaced(setup, lie, caplog):
-    ckpt, folder, rgb = setup
+    ckpt, folder, rgb, expected = setup
     dl = config(ckpt, folder, backbone="resnet18")
-    expected = build_predictor(dl)[0].predict(rgb, None)
     card_file, graph = entry(folder, ckpt)
     card = json.loads(card_file.read_text())
     LIES[lie](card, graph)
@@ -96,8 +106,7 @@ def test_an_entry_that_lies_is_exported_again_and_replaced(setup, lie, caplog):
 
 
 def test_a_folder_others_can_write_is_never_read(setup, caplog):
-    ckpt, folder, rgb = setup
-    build_predictor(config(ckpt, folder))
+    ckpt, folder, rgb, _ = setup
     folder.chmod(0o777)
     with caplog.at_level(logging.WARNING):
         assert lookup(folder, cache_key(ckpt)) is None
@@ -106,8 +115,8 @@ def test_a_folder_others_can_write_is_never_read(setup, caplog):
     assert predictor.predict(rgb, None).shape == rgb.shape[:2]
 
 
-def test_null_keeps_nothing_and_auto_keeps_it_under_xdg_cache_home(setup, tmp_path, monkeypatch):
-    ckpt, _, _ = setup
+def test_null_keeps_nothing_and_auto_keeps_it_under_xdg_cache_home(pristine, tmp_path, monkeypatch):
+    ckpt = pristine[0]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     build_predictor(DeepLabConfig(checkpoint=str(ckpt), onnx_cache=None, runtime="onnx"))
     assert not (tmp_path / "xdg").exists()
