@@ -191,19 +191,23 @@ def _prepare_ipc(endpoint: str) -> str | None:
         st = path.parent.stat()
     except OSError as exc:
         raise UserError(f"bus: cannot create the folder of {endpoint} ({exc.strerror or exc})") from None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+    why = open_to_others(st)
+    if why is not None:
         raise UserError(
-            f"bus: folder {path.parent} of {endpoint} is {_who_can_write(st)} — use a private folder "
+            f"bus: folder {path.parent} of {endpoint} is {why} — use a private folder "
             f"(mkdir -m 700) or 'chmod go-w {path.parent}' if it is yours and holds nothing else"
         )
     return str(path)
 
 
-def _who_can_write(st: os.stat_result) -> str:
-    """Why another user could write into a folder, for the refusal line."""
+def open_to_others(st: os.stat_result) -> str | None:
+    """Why another user could write into the folder ``st`` describes (for a refusal line); None
+    when it is ours and closed to group and others."""
     if st.st_uid != os.geteuid():
         return f"owned by another user (uid {st.st_uid})"
-    return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
+    if st.st_mode & 0o022:
+        return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
+    return None
 
 
 def _lock_ipc(path: str) -> int:

@@ -8,7 +8,6 @@ a torchvision DeepLabV3 COCO state dict that the user already has on disk can se
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, one_line
-from ..geometry import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from ..geometry import IMAGENET_MEAN, IMAGENET_STD
 from .network import (
     ASPP_RATES,
     BACKBONES,
@@ -29,6 +28,8 @@ from .network import (
     build_model,
     count_parameters,
 )
+from .settings import DEFAULT_INPUT_SIZE
+from .settings import checked_settings as _settings
 
 __all__ = [
     "ASPP_RATES",
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 FORMAT = "kinect-occlusion/deeplabv3plus"
 VERSION = 1
 CLASSES = ["background", "occlusion"]
-DEFAULT_INPUT_SIZE = 512
 
 
 # ---------------------------------------------------------------- torchvision initialisation
@@ -244,34 +244,6 @@ def load_checkpoint(
         classes=list(payload["classes"]),
         **settings,
     )
-
-
-def _settings(payload: dict[str, Any], where: str) -> dict[str, Any]:
-    """input_size, mean, std and meta of a checkpoint, checked (a file may claim anything)."""
-    size = payload.get("input_size", DEFAULT_INPUT_SIZE)
-    if isinstance(size, bool) or not isinstance(size, int) or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
-        raise CheckpointError(
-            f"{where} has input_size {size!r}: expected an integer {MIN_INPUT_SIZE}…{MAX_INPUT_SIZE}"
-        )
-    meta = payload.get("meta", {})
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{where} has meta of type {type(meta).__name__}, expected a mapping")
-    mean = _triple(payload.get("mean", IMAGENET_MEAN), f"{where} mean")
-    std = _triple(payload.get("std", IMAGENET_STD), f"{where} std")
-    if min(std) <= 0:
-        raise CheckpointError(f"{where} std {list(std)} must be positive")
-    return {"input_size": size, "mean": mean, "std": std, "meta": dict(meta)}
-
-
-def _triple(values: Any, what: str = "checkpoint mean/std") -> tuple[float, float, float]:
-    """Three finite numbers; CheckpointError naming ``what`` otherwise."""
-    ok = isinstance(values, list | tuple) and len(values) == 3
-    ok = ok and all(
-        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in values
-    )
-    if not ok:
-        raise CheckpointError(f"{what} must be 3 finite numbers, got {str(values)[:80]}")
-    return float(values[0]), float(values[1]), float(values[2])
 
 
 def non_finite_weight(model: torch.nn.Module) -> str | None:

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
+from ..bus import open_to_others
 from .onnx_runtime import OPSET, ModelCard
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,7 @@ def private_folder(folder: Path) -> str | None:
         st = folder.stat()
     except OSError as exc:
         return f"cannot read it ({exc.strerror or exc})"
-    if st.st_uid != os.geteuid():
-        return f"owned by another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
-        return f"group/world-writable (mode {st.st_mode & 0o7777:04o})"
-    return None
+    return open_to_others(st)  # the rule of the bus's ipc folders
 
 
 def lookup(folder: Path, key: str) -> tuple[bytes, ModelCard] | None:

@@ -7,7 +7,6 @@ size, normalisation, name), so a worker whose export is cached (``onnx_cache``) 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..geometry import MAX_INPUT_SIZE, MIN_INPUT_SIZE, normalise
+from ..errors import CheckpointError, UserError
+from ..geometry import normalise
 from .predict import postprocess, predict_batch, preprocess
+from .settings import checked_settings
 
 if TYPE_CHECKING:
     from .model import LoadedModel
@@ -49,26 +49,28 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, data: Any) -> ModelCard:
-        """A card read back from a file (ValueError on anything out of bounds: the file is untrusted)."""
+        """A card read back from a file (ValueError on anything out of bounds: the file is untrusted).
+
+        Input size, mean and std follow a checkpoint's rule (``settings.checked_settings``); a card
+        must name each of them (no default) and, as written, hold floats.
+        """
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        backbone, size = data.get("backbone"), data.get("input_size")
-        mean, std = data.get("mean"), data.get("std")
+        missing = [k for k in ("backbone", "input_size", "mean", "std") if k not in data]
+        if missing:
+            raise ValueError(f"no {missing[0]}")
+        try:
+            checked = checked_settings(data, "card")
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
+        if not all(type(v) is float for v in (*data["mean"], *data["std"])):
+            raise ValueError("mean/std must be floats")
+        backbone, trained = data["backbone"], data.get("trained", True)
         if not isinstance(backbone, str) or not 0 < len(backbone) <= MAX_NAME:
             raise ValueError("backbone")
-        if type(size) is not int or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
-            raise ValueError("input_size")
-        for name, values in (("mean", mean), ("std", std)):
-            if not isinstance(values, list) or len(values) != 3:
-                raise ValueError(name)
-            if not all(type(v) is float and math.isfinite(v) for v in values):
-                raise ValueError(name)
-        if not isinstance(std, list) or not all(v > 0 for v in std):
-            raise ValueError("std")
-        trained = data.get("trained", True)
         if not isinstance(trained, bool):
             raise ValueError("trained")
-        return cls(backbone, size, tuple(mean), tuple(std), trained)  # type: ignore[arg-type]
+        return cls(backbone, checked["input_size"], checked["mean"], checked["std"], trained)
 
     def to_json(self) -> dict[str, Any]:
         return {
